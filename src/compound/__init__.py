@@ -1,0 +1,3 @@
+"""compound: containers and virtual machines from one Compose file."""
+
+__version__ = "0.1.0"

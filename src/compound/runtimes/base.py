@@ -1,0 +1,162 @@
+"""The one driver interface that containers and VMs both implement.
+
+Modelled on Nomad's DriverPlugin: the reconciler asks a driver to create,
+start, stop, remove, inspect, read logs, exec, stats and wait; it never
+knows which runtime it talks to. A runtime states what it can do in
+``Capabilities`` instead of faking what it cannot.
+
+Every instance, whatever its runtime, is a Docker container carrying the
+labels below (a VM is a QEMU process inside a launcher container), so the
+actual state of a project is always one label query against the engine.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from compound.spec.model import Project, Service
+
+LABEL_PREFIX = "io.compound"
+LABEL_PROJECT = f"{LABEL_PREFIX}.project"
+LABEL_SERVICE = f"{LABEL_PREFIX}.service"
+LABEL_NUMBER = f"{LABEL_PREFIX}.number"  # replica index, 1-based
+LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
+LABEL_RUNTIME = f"{LABEL_PREFIX}.runtime"  # container | vm
+LABEL_ONEOFF = f"{LABEL_PREFIX}.oneoff"  # "true" for `compound run`
+LABEL_VERSION = f"{LABEL_PREFIX}.version"
+LABEL_NETWORK = f"{LABEL_PREFIX}.network"  # key of a project network
+LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # key of a project volume
+LABEL_IMAGE_ID = f"{LABEL_PREFIX}.image-id"  # resolved image id the instance was made from
+
+# Report progress of long steps: (service, message).
+ProgressFn = Callable[[str, str], None]
+
+
+def _no_progress(service: str, message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    exec: bool = True
+    logs: bool = True
+    stats: bool = True
+    pause: bool = True
+    native_healthcheck: bool = True  # the engine runs the healthcheck itself
+    console: bool = False  # a separate kernel console exists (VMs)
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    target: int
+    protocol: str
+    host_ip: str
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What the engine says about one instance right now."""
+
+    id: str
+    name: str
+    project: str
+    service: str
+    number: int
+    runtime: str  # container | vm
+    status: str  # created, running, paused, restarting, exited, dead, removing
+    health: str | None  # None (no healthcheck), starting, healthy, unhealthy
+    exit_code: int | None
+    config_hash: str
+    image: str
+    image_id: str
+    oneoff: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    ports: tuple[PortBinding, ...] = ()
+    networks: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    # runtime-specific facts shown by `ps` (kernel version, accel, boot time)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("running", "restarting", "paused")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    service: str
+    instance: str
+    text: str
+    stream: str = "stdout"
+    timestamp: str | None = None
+
+
+class Driver(abc.ABC):
+    """A runtime that turns a Service into running instances."""
+
+    name: str
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    def prepare(self, project: Project, service: Service, progress: ProgressFn = _no_progress) -> str:
+        """Make sure what the service runs from exists (image pulled or built,
+        base disk exported). Returns the image id. Idempotent."""
+
+    @abc.abstractmethod
+    def create(self, project: Project, service: Service, number: int, config_hash: str) -> Instance:
+        """Create (not start) instance ``number`` of ``service``."""
+
+    @abc.abstractmethod
+    def start(self, instance: Instance) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self, instance: Instance, grace: float | None = None) -> None:
+        """Ask the instance to stop; kill it after ``grace`` seconds."""
+
+    @abc.abstractmethod
+    def kill(self, instance: Instance, signal: str = "SIGKILL") -> None: ...
+
+    @abc.abstractmethod
+    def remove(self, instance: Instance, volumes: bool = False) -> None:
+        """Remove a stopped instance and what it alone owned (anonymous volumes
+        with ``volumes``, a VM's overlay always)."""
+
+    @abc.abstractmethod
+    def inspect(self, instance_id: str) -> Instance: ...
+
+    @abc.abstractmethod
+    def logs(
+        self,
+        instance: Instance,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: str | None = None,
+    ) -> Iterator[LogLine]: ...
+
+    @abc.abstractmethod
+    def exec(
+        self,
+        instance: Instance,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: dict[str, str] | None = None,
+        tty: bool = False,
+        interactive: bool = False,
+    ) -> int:
+        """Run a command inside the instance, wired to our stdio; its exit code."""
+
+    @abc.abstractmethod
+    def stats(self, instance: Instance) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def wait(self, instance: Instance, timeout: float | None = None) -> int:
+        """Block until the instance exits; its exit code."""

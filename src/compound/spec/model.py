@@ -1,0 +1,312 @@
+"""The typed, immutable model of a resolved Compose project.
+
+The loader turns files into a normalised dict (long syntax everywhere,
+durations in seconds, sizes in bytes, interpolation done, extends and
+profiles applied) and then into these models. Everything downstream
+(advisor, planner, runtimes) reads only these, never raw YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- service parts ---------------------------------------------------------
+
+
+class BuildSpec(Frozen):
+    context: str  # absolute path
+    dockerfile: str = "Dockerfile"  # relative to context, as in Compose
+    dockerfile_inline: str | None = None
+    args: dict[str, str] = Field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    network: str | None = None
+    no_cache: bool = False
+    pull: bool = False
+    shm_size: int | None = None  # bytes
+    extra_hosts: dict[str, str] = Field(default_factory=dict)
+
+
+class PortSpec(Frozen):
+    """One container port; short-syntax ranges are expanded to one per port."""
+
+    target: int
+    published: str | None = None  # "8080", "8080-8090" (engine picks), or None (random)
+    host_ip: str | None = None
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+    mode: Literal["host", "ingress"] = "ingress"
+    name: str | None = None
+    app_protocol: str | None = None
+
+
+class ServiceNetwork(Frozen):
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    priority: int = 0
+    mac_address: str | None = None
+
+
+class VolumeMount(Frozen):
+    type: Literal["volume", "bind", "tmpfs", "npipe", "cluster"]
+    source: str | None = None  # volume key (project-level), absolute host path, or None
+    target: str
+    read_only: bool = False
+    consistency: str | None = None
+    # bind options
+    create_host_path: bool = True
+    propagation: str | None = None
+    selinux: str | None = None
+    # volume options
+    nocopy: bool = False
+    subpath: str | None = None
+    # tmpfs options
+    tmpfs_size: int | None = None  # bytes
+    tmpfs_mode: int | None = None
+
+
+class Dependency(Frozen):
+    condition: Literal["service_started", "service_healthy", "service_completed_successfully"] = (
+        "service_started"
+    )
+    restart: bool = False
+    required: bool = True
+
+
+class Healthcheck(Frozen):
+    test: tuple[str, ...] | None = None  # ("CMD", ...), ("CMD-SHELL", "..."), ("NONE",)
+    interval: float | None = None  # seconds
+    timeout: float | None = None
+    retries: int | None = None
+    start_period: float | None = None
+    start_interval: float | None = None
+    disable: bool = False
+
+
+class Resources(Frozen):
+    cpus: float | None = None
+    memory: int | None = None  # bytes
+    pids: int | None = None
+    devices: tuple[dict[str, Any], ...] = ()  # generic device requests (GPU), kept verbatim
+
+
+class DeployResources(Frozen):
+    limits: Resources = Field(default_factory=Resources)
+    reservations: Resources = Field(default_factory=Resources)
+
+
+class UpdateConfig(Frozen):
+    parallelism: int = 1
+    delay: float = 0.0  # seconds
+    failure_action: Literal["continue", "rollback", "pause"] = "pause"
+    monitor: float = 0.0  # seconds
+    max_failure_ratio: float = 0.0
+    order: Literal["start-first", "stop-first"] = "stop-first"
+
+
+class RestartPolicy(Frozen):
+    condition: Literal["none", "on-failure", "any"] = "any"
+    delay: float | None = None
+    max_attempts: int | None = None
+    window: float | None = None
+
+
+class Placement(Frozen):
+    constraints: tuple[str, ...] = ()
+    preferences: tuple[dict[str, str], ...] = ()
+    max_replicas_per_node: int | None = None
+
+
+class Deploy(Frozen):
+    mode: Literal["replicated", "global"] = "replicated"
+    replicas: int | None = None
+    resources: DeployResources = Field(default_factory=DeployResources)
+    update_config: UpdateConfig | None = None
+    rollback_config: UpdateConfig | None = None
+    restart_policy: RestartPolicy | None = None
+    placement: Placement = Field(default_factory=Placement)
+    labels: dict[str, str] = Field(default_factory=dict)
+    endpoint_mode: str | None = None
+
+
+class Ulimit(Frozen):
+    soft: int
+    hard: int
+
+
+class FileReference(Frozen):
+    """A service's use of a top-level secret or config."""
+
+    source: str
+    target: str  # absolute path in the container (secrets default /run/secrets/<source>)
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = None
+
+
+class Logging(Frozen):
+    driver: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class VMOptions(Frozen):
+    memory: int | None = None  # bytes; None = sensible default for the image
+    vcpus: int | None = None
+    kernel: str | None = None  # absolute path to a guest kernel
+    kernel_args: str | None = None
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+
+
+class XCompound(Frozen):
+    """The service-level ``x-compound`` extension."""
+
+    runtime: Literal["container", "vm", "auto"] = "container"
+    vm: VMOptions = Field(default_factory=VMOptions)
+    hints: dict[str, Any] = Field(default_factory=dict)  # validated by the advisor
+
+
+class Service(Frozen):
+    name: str
+    image: str | None = None
+    build: BuildSpec | None = None
+    pull_policy: Literal["always", "never", "missing", "build", "if_not_present"] | None = None
+    platform: str | None = None
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    environment: dict[str, str | None] = Field(default_factory=dict)  # env_file merged in
+    ports: tuple[PortSpec, ...] = ()
+    expose: tuple[str, ...] = ()
+    networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # project network keys
+    network_mode: str | None = None  # host, none, service:x, container:x
+    volumes: tuple[VolumeMount, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    depends_on: dict[str, Dependency] = Field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    restart: str | None = None  # no, always, on-failure[:N], unless-stopped
+    deploy: Deploy = Field(default_factory=Deploy)
+    scale: int | None = None
+    cpus: float | None = None
+    cpu_shares: int | None = None
+    cpuset: str | None = None
+    mem_limit: int | None = None  # bytes
+    mem_reservation: int | None = None
+    memswap_limit: int | None = None
+    shm_size: int | None = None
+    pids_limit: int | None = None
+    user: str | None = None
+    working_dir: str | None = None
+    hostname: str | None = None
+    domainname: str | None = None
+    container_name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    read_only: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    devices: tuple[str, ...] = ()  # "host:container[:perms]"
+    security_opt: tuple[str, ...] = ()
+    ulimits: dict[str, Ulimit] = Field(default_factory=dict)
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    init: bool | None = None
+    stop_signal: str | None = None
+    stop_grace_period: float | None = None  # seconds
+    secrets: tuple[FileReference, ...] = ()
+    configs: tuple[FileReference, ...] = ()
+    logging: Logging | None = None
+    tty: bool = False
+    stdin_open: bool = False
+    extra_hosts: dict[str, str] = Field(default_factory=dict)
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    ipc: str | None = None
+    pid: str | None = None
+    userns_mode: str | None = None
+    group_add: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    profiles: tuple[str, ...] = ()
+    x_compound: XCompound = Field(default_factory=XCompound)
+    extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
+
+    @property
+    def replicas(self) -> int:
+        """Instances wanted: deploy.replicas, else scale, else 1."""
+        if self.deploy.replicas is not None:
+            return self.deploy.replicas
+        if self.scale is not None:
+            return self.scale
+        return 1
+
+    @property
+    def runtime(self) -> str:
+        return self.x_compound.runtime
+
+    def config_hash(self) -> str:
+        """Hash of everything that, when changed, means the instances must be
+        recreated. Replica count is excluded: scaling is not a recreate."""
+        data = self.model_dump(mode="json", exclude={"scale", "profiles"})
+        data["deploy"].pop("replicas", None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --- top-level resources ---------------------------------------------------
+
+
+class Network(Frozen):
+    key: str  # the key in the file
+    name: str  # the engine name ({project}_{key} unless `name:` or external)
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    external: bool = False
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    ipam: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Volume(Frozen):
+    key: str
+    name: str  # engine name ({project}_{key} unless `name:` or external)
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    external: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class FileObject(Frozen):
+    """A top-level secret or config."""
+
+    key: str
+    name: str
+    file: str | None = None  # absolute path
+    environment: str | None = None  # name of the variable holding the content
+    content: str | None = None  # inline content (configs)
+    external: bool = False
+
+
+class Project(Frozen):
+    name: str
+    working_dir: str  # absolute: the directory of the first compose file
+    files: tuple[str, ...]  # absolute paths of the compose files, in merge order
+    services: dict[str, Service]
+    networks: dict[str, Network] = Field(default_factory=dict)
+    volumes: dict[str, Volume] = Field(default_factory=dict)
+    secrets: dict[str, FileObject] = Field(default_factory=dict)
+    configs: dict[str, FileObject] = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict)  # resolved variables used
+    extensions: dict[str, Any] = Field(default_factory=dict)  # top-level x-* keys
+    disabled_services: tuple[str, ...] = ()  # excluded by profiles
+
+    def service(self, name: str) -> Service:
+        return self.services[name]
