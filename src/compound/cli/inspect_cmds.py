@@ -1,0 +1,279 @@
+"""Read-only commands: ps, logs, top, images, events, config, history, version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.table import Table
+
+from compound import __version__
+from compound.cli.context import AppContext
+from compound.cli.logs_view import follow_logs
+from compound.cli.render import print_json
+from compound.engine import engine_version
+from compound.errors import UsageError
+from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance
+from compound.spec import to_compose_dict
+
+Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _ctx(ctx: typer.Context) -> AppContext:
+    obj = ctx.obj
+    assert isinstance(obj, AppContext)
+    return obj
+
+
+def instance_row(inst: Instance) -> dict[str, Any]:
+    ports = [
+        f"{p.host_ip}:{p.host_port}->{p.target}/{p.protocol}" if p.host_port else f"{p.target}/{p.protocol}"
+        for p in inst.ports
+    ]
+    d = inst.details
+    return {
+        "name": inst.name,
+        "service": inst.service,
+        "number": inst.number,
+        "runtime": inst.runtime,
+        "kernel": d.get("kernel", "shared"),
+        "accel": d.get("accel", "-"),
+        "boot_time": d.get("boot_time"),
+        "image": inst.image,
+        "status": inst.status,
+        "health": inst.health,
+        "exit_code": inst.exit_code,
+        "started_at": inst.started_at,
+        "ports": ports,
+        "id": inst.id,
+    }
+
+
+def _status_text(row: dict[str, Any]) -> str:
+    status = str(row["status"])
+    if row["health"]:
+        status += f" ({row['health']})"
+    if row["status"] == "exited":
+        status += f" ({row['exit_code']})"
+    return status
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def ps(
+        ctx: typer.Context,
+        services: Services = None,
+        all_: Annotated[bool, typer.Option("--all", "-a", help="Include stopped instances.")] = False,
+        json_out: JsonOpt = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
+        services_only: Annotated[bool, typer.Option("--services", help="Only service names.")] = False,
+    ) -> None:
+        """List the project's instances: which runtime and kernel each runs on."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [], quiet=True)
+        names = session.check_services(services or [])
+        rows = [instance_row(i) for i in session.instances(names, include_stopped=all_)]
+        if json_out:
+            print_json(rows)
+            return
+        if quiet:
+            for r in rows:
+                app_ctx.out.print(r["id"], markup=False)
+            return
+        if services_only:
+            for s in sorted({r["service"] for r in rows}):
+                app_ctx.out.print(s, markup=False)
+            return
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("NAME", "SERVICE", "RUNTIME", "KERNEL", "ACCEL", "IMAGE", "STATUS", "PORTS"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["service"], r["runtime"], str(r["kernel"]), str(r["accel"]),
+                          r["image"], _status_text(r), ", ".join(r["ports"]))
+        app_ctx.out.print(table)
+
+    @app.command()
+    def logs(
+        ctx: typer.Context,
+        services: Services = None,
+        follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+        tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end, or 'all'.")] = "all",
+        timestamps: Annotated[bool, typer.Option("--timestamps", "-t")] = False,
+        since: Annotated[str | None, typer.Option("--since")] = None,
+        no_color: Annotated[bool, typer.Option("--no-color")] = False,
+        no_log_prefix: Annotated[bool, typer.Option("--no-log-prefix")] = False,
+    ) -> None:
+        """Show the output of the services' instances."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [], quiet=True)
+        names = session.check_services(services or [])
+        if tail != "all" and not tail.isdigit():
+            raise UsageError(f"--tail {tail!r}: expected a number or 'all'")
+        try:
+            follow_logs(app_ctx, session, names, follow=follow,
+                        tail=None if tail == "all" else int(tail), timestamps=timestamps,
+                        since=since, prefix=not no_log_prefix, colour=not no_color)
+        except KeyboardInterrupt:
+            return
+
+    @app.command()
+    def top(ctx: typer.Context, services: Services = None) -> None:
+        """Show the processes running in each instance."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [], quiet=True)
+        names = session.check_services(services or [])
+        for inst in session.instances(names, include_stopped=False):
+            if inst.runtime != "container":
+                app_ctx.out.print(f"{inst.name} ({inst.runtime}): processes are inside the guest;"
+                                  " use `compound exec` with ps", markup=False)
+                continue
+            data = session.client.api.top(inst.id)
+            table = Table(title=inst.name, box=None, header_style="bold", title_justify="left")
+            for title in data.get("Titles", []):
+                table.add_column(title)
+            for proc in data.get("Processes", []) or []:
+                table.add_row(*[str(x) for x in proc])
+            app_ctx.out.print(table)
+
+    @app.command()
+    def images(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
+        """List the images used by the project's instances."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [], quiet=True)
+        names = session.check_services(services or [])
+        rows = []
+        for inst in session.instances(names):
+            try:
+                img = session.client.images.get(inst.image_id or inst.image)
+                size = int(img.attrs.get("Size", 0))
+                tags = img.tags
+            except Exception:  # image removed after the container was made
+                size, tags = 0, []
+            rows.append({"instance": inst.name, "image": inst.image, "id": inst.image_id,
+                         "tags": tags, "size": size})
+        if json_out:
+            print_json(rows)
+            return
+        table = Table(box=None, header_style="bold")
+        for col in ("INSTANCE", "IMAGE", "ID", "SIZE"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["instance"], r["image"], str(r["id"]).removeprefix("sha256:")[:12],
+                          f"{r['size'] / 1e6:.1f}MB")
+        app_ctx.out.print(table)
+
+    @app.command()
+    def events(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
+        """Stream the engine's events for the project's instances."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [], quiet=True)
+        names = set(session.check_services(services or []))
+        filters = {"label": [f"{LABEL_PROJECT}={session.project.name}"]}
+        stream = session.client.events(decode=True, filters=filters)
+        try:
+            for ev in stream:
+                attrs = ev.get("Actor", {}).get("Attributes", {})
+                svc = attrs.get(LABEL_SERVICE, "")
+                if names and svc not in names:
+                    continue
+                when = dt.datetime.fromtimestamp(ev.get("timeNano", 0) / 1e9, tz=dt.UTC)
+                row = {"time": when.isoformat(), "type": ev.get("Type"), "action": ev.get("Action"),
+                       "service": svc, "id": ev.get("id"), "name": attrs.get("name")}
+                if json_out:
+                    print(json.dumps(row), flush=True)
+                else:
+                    app_ctx.out.print(f"{row['time']} {row['type']} {row['action']} "
+                                      f"{row['name']} ({svc})", markup=False)
+        except KeyboardInterrupt:
+            return
+        finally:
+            stream.close()
+
+    @app.command()
+    def config(
+        ctx: typer.Context,
+        json_out: JsonOpt = False,
+        services_only: Annotated[bool, typer.Option("--services", help="Service names only.")] = False,
+        volumes_only: Annotated[bool, typer.Option("--volumes", help="Volume names only.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only validate.")] = False,
+        hashes: Annotated[bool, typer.Option("--hash", help="Config hash of each service.")] = False,
+    ) -> None:
+        """Validate and print the resolved, normalised Compose file."""
+        app_ctx = _ctx(ctx)
+        project = app_ctx.load().project
+        if quiet:
+            return
+        if services_only:
+            for name in sorted(project.services):
+                app_ctx.out.print(name, markup=False)
+            return
+        if volumes_only:
+            for name in sorted(project.volumes):
+                app_ctx.out.print(name, markup=False)
+            return
+        if hashes:
+            for name, svc in sorted(project.services.items()):
+                app_ctx.out.print(f"{name} {svc.config_hash()}", markup=False)
+            return
+        data = to_compose_dict(project)
+        if json_out:
+            print_json(data)
+        else:
+            print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), end="")
+
+    @app.command()
+    def history(
+        ctx: typer.Context,
+        json_out: JsonOpt = False,
+        limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+    ) -> None:
+        """The project's revisions: every `up`, its plan and outcome."""
+        app_ctx = _ctx(ctx)
+        project = app_ctx.load(quiet=True).project
+        revisions = app_ctx.store.history(project.name, limit)
+        live = app_ctx.store.live(project.name)
+        if json_out:
+            print_json([{**r.summary(), "live": live is not None and r.number == live.number}
+                        for r in revisions])
+            return
+        if not revisions:
+            app_ctx.out.print(f"no revisions recorded for project {project.name}", markup=False)
+            return
+        table = Table(box=None, header_style="bold")
+        for col in ("REV", "WHEN", "COMMAND", "OUTCOME", "CHANGES", "RUNTIMES"):
+            table.add_column(col)
+        for r in revisions:
+            when = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S")
+            changes = ", ".join(f"{s['service']}: {s['summary']}" for s in r.plan.get("services", [])
+                                if s.get("summary") != "unchanged") or "none"
+            runtimes = ", ".join(f"{k}={v.get('runtime')}" for k, v in sorted(r.decisions.items()))
+            mark = " (live)" if live and r.number == live.number else ""
+            table.add_row(f"{r.number}{mark}", when, r.command, r.outcome, changes, runtimes)
+        app_ctx.out.print(table)
+
+    @app.command()
+    def version(
+        ctx: typer.Context,
+        short: Annotated[bool, typer.Option("--short")] = False,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Show compound's version (and the engine's, when one answers)."""
+        app_ctx = _ctx(ctx)
+        if short:
+            app_ctx.out.print(__version__, markup=False)
+            return
+        info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
+        try:
+            info["engine"] = engine_version(app_ctx.client)
+        except Exception as exc:  # version must work without an engine
+            info["engine"] = f"unavailable ({exc})"
+        if json_out:
+            print_json(info)
+        else:
+            for k, v in info.items():
+                app_ctx.out.print(f"{k}: {v}", markup=False)

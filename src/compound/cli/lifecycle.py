@@ -1,0 +1,319 @@
+"""up, down, start, stop, restart, kill, rm, pull, build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
+
+import typer
+
+from compound.cli.context import AppContext
+from compound.cli.logs_view import follow_logs
+from compound.cli.render import LiveProgress, print_json
+from compound.errors import CompoundError, UsageError
+from compound.planner.diff import Plan, UpOptions
+from compound.reconcile.session import Session
+from compound.runtimes.base import Instance
+from compound.spec.model import Service
+
+Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", "-t", help="Seconds to wait before killing.")
+]
+
+
+def _ctx(ctx: typer.Context) -> AppContext:
+    obj = ctx.obj
+    assert isinstance(obj, AppContext)
+    return obj
+
+
+def _parse_scale(values: list[str] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values or []:
+        name, _, num = v.partition("=")
+        if not name or not num.isdigit():
+            raise UsageError(f"--scale {v!r}: expected SERVICE=NUMBER")
+        out[name] = int(num)
+    return out
+
+
+def print_plan(app: AppContext, plan: Plan) -> None:
+    out = app.out
+    out.print(f"Plan for project [bold]{plan.project}[/]:")
+    for r in plan.resources:
+        if r.action == "create":
+            out.print(f"  create   {r.kind} {r.name}")
+    for sp in plan.services:
+        for step in sp.steps:
+            if step.action != "keep":
+                out.print(f"  {step.describe()}", markup=False)
+    if plan.remove_orphans:
+        for o in plan.orphans:
+            out.print(f"  remove   {o.name}: orphan", markup=False)
+    if not plan.changed:
+        out.print("  nothing to do: every service is up to date")
+    for note in plan.notes:
+        out.print(f"  note: {note}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(
+        ctx: typer.Context,
+        services: Services = None,
+        detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+        wait: Annotated[
+            bool, typer.Option("--wait", help="Wait until services are running/healthy.")
+        ] = False,
+        wait_timeout: Annotated[
+            float, typer.Option("--wait-timeout", help="Seconds --wait and dependencies may take.")
+        ] = 300.0,
+        no_deps: Annotated[bool, typer.Option("--no-deps", help="Don't start linked services.")] = False,
+        force_recreate: Annotated[bool, typer.Option("--force-recreate")] = False,
+        no_recreate: Annotated[bool, typer.Option("--no-recreate")] = False,
+        remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+        build: Annotated[bool, typer.Option("--build", help="Build images before starting.")] = False,
+        scale: Annotated[list[str] | None, typer.Option("--scale", help="SERVICE=NUM")] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Print the plan and change nothing.")
+        ] = False,
+        json_out: Annotated[bool, typer.Option("--json", help="Print plan and outcome as JSON.")] = False,
+        timeout: Timeout = None,
+    ) -> None:
+        """Create and start the services: change only what differs from the file."""
+        app_ctx = _ctx(ctx)
+        if force_recreate and no_recreate:
+            raise UsageError("--force-recreate and --no-recreate cannot be combined")
+        names = services or []
+        session = app_ctx.session(names)
+        opts = UpOptions(
+            services=tuple(names),
+            no_deps=no_deps,
+            force_recreate=force_recreate,
+            no_recreate=no_recreate,
+            remove_orphans=remove_orphans,
+            scale=_parse_scale(scale),
+        )
+        if build:
+            _build(app_ctx, session, [n for n in names or session.project.services
+                                      if session.project.services[n].build is not None])
+        if dry_run:
+            plan = session.up(opts, dry_run=True).plan
+            if json_out:
+                print_json(plan.to_json())
+            else:
+                print_plan(app_ctx, plan)
+            return
+        mode = "quiet" if json_out else app_ctx.opts.progress
+        with LiveProgress(app_ctx.err, "Running", mode) as progress:
+            outcome = session.up(opts, progress=progress, dependency_timeout=wait_timeout)
+            if wait:
+                session.wait_running([sp.service for sp in outcome.plan.services], wait_timeout,
+                                     progress)
+        if json_out:
+            print_json({"revision": outcome.revision, "plan": outcome.plan.to_json(),
+                        "result": outcome.result.to_json() if outcome.result else None})
+        for note in outcome.plan.notes:
+            app_ctx.err.print(f"note: {note}", markup=False)
+        if detach or wait or json_out:
+            return
+        selected = [sp.service for sp in outcome.plan.services]
+        app_ctx.err.print("Attaching to logs; press Ctrl-C to stop the services.", markup=False)
+        try:
+            follow_logs(app_ctx, session, selected, follow=True, tail=None, timestamps=False,
+                        until_all_exit=True)
+        except KeyboardInterrupt:
+            app_ctx.err.print("Gracefully stopping… (press Ctrl-C again to force)", markup=False)
+            _act(app_ctx, session, selected, "Stopped",
+                 lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None
+                                                   else _grace(s, i)))
+
+    @app.command()
+    def down(
+        ctx: typer.Context,
+        volumes: Annotated[
+            bool, typer.Option("--volumes", "-v", help="Also remove named volumes.")
+        ] = False,
+        remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+        timeout: Timeout = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Stop and remove the project's instances and networks (and volumes with -v)."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session()
+        mode = "quiet" if json_out else app_ctx.opts.progress
+        with LiveProgress(app_ctx.err, "Running", mode) as progress:
+            removed = session.down(volumes=volumes, remove_orphans=remove_orphans,
+                                   timeout=timeout, progress=progress)
+        if json_out:
+            print_json(removed)
+
+    @app.command()
+    def start(ctx: typer.Context, services: Services = None) -> None:
+        """Start existing stopped instances."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+        _act(app_ctx, session, services, "Started", lambda s, i: s.driver_for(i).start(i),
+             only=lambda i: not i.running)
+
+    @app.command()
+    def stop(ctx: typer.Context, services: Services = None, timeout: Timeout = None) -> None:
+        """Stop running instances without removing them."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+        _act(app_ctx, session, services, "Stopped",
+             lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None else _grace(s, i)),
+             only=lambda i: i.running, reverse=True)
+
+    @app.command()
+    def restart(ctx: typer.Context, services: Services = None, timeout: Timeout = None) -> None:
+        """Restart instances (stop, then start)."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+
+        def bounce(s: Session, i: Instance) -> None:
+            d = s.driver_for(i)
+            d.stop(i, timeout if timeout is not None else _grace(s, i))
+            d.start(i)
+
+        _act(app_ctx, session, services, "Restarted", bounce)
+
+    @app.command()
+    def kill(
+        ctx: typer.Context,
+        services: Services = None,
+        signal: Annotated[str, typer.Option("--signal", "-s")] = "SIGKILL",
+    ) -> None:
+        """Send a signal to running instances."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+        _act(app_ctx, session, services, "Killed", lambda s, i: s.driver_for(i).kill(i, signal),
+             only=lambda i: i.running)
+
+    @app.command()
+    def rm(
+        ctx: typer.Context,
+        services: Services = None,
+        force: Annotated[bool, typer.Option("--force", "-f", help="Don't ask.")] = False,
+        stop_first: Annotated[bool, typer.Option("--stop", "-s", help="Stop first.")] = False,
+        volumes: Annotated[
+            bool, typer.Option("--volumes", "-v", help="Remove anonymous volumes.")
+        ] = False,
+    ) -> None:
+        """Remove stopped instances."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+        if stop_first:
+            _act(app_ctx, session, services, "Stopped",
+                 lambda s, i: s.driver_for(i).stop(i, _grace(s, i)), only=lambda i: i.running)
+        targets = [i for i in _instances(session, services) if not i.running]
+        if not targets:
+            app_ctx.err.print("No stopped instances to remove")
+            return
+        if not force:
+            names = ", ".join(i.name for i in targets)
+            if not typer.confirm(f"Going to remove {names}. Are you sure?", default=False):
+                return
+        _act(app_ctx, session, services, "Removed",
+             lambda s, i: s.driver_for(i).remove(i, volumes=volumes), only=lambda i: not i.running)
+
+    @app.command()
+    def pull(
+        ctx: typer.Context,
+        services: Services = None,
+        ignore_pull_failures: Annotated[bool, typer.Option("--ignore-pull-failures")] = False,
+    ) -> None:
+        """Pull the images of services (fails fast when no registry answers)."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+        names = session.check_services(services or sorted(session.project.services))
+        targets = [n for n in names if session.project.services[n].image]
+        _prepare_all(app_ctx, session, targets, "Pulled", "always", ignore_pull_failures)
+
+    @app.command()
+    def build(ctx: typer.Context, services: Services = None) -> None:
+        """Build the images of services that have a build section."""
+        app_ctx = _ctx(ctx)
+        session = app_ctx.session(services or [])
+        names = session.check_services(services or sorted(session.project.services))
+        _build(app_ctx, session, [n for n in names if session.project.services[n].build])
+
+
+def _build(app_ctx: AppContext, session: Session, names: list[str]) -> None:
+    if not names:
+        app_ctx.err.print("No services to build")
+        return
+    _prepare_all(app_ctx, session, names, "Built", "build", False)
+
+
+def _prepare_all(
+    app_ctx: AppContext,
+    session: Session,
+    names: list[str],
+    verb: str,
+    policy: str,
+    ignore_failures: bool,
+) -> None:
+    failures: dict[str, str] = {}
+    with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
+
+        def one(name: str) -> None:
+            svc: Service = session.project.services[name].model_copy(update={"pull_policy": policy})
+            driver = session.drivers.get(svc.runtime) or session.drivers["container"]
+            try:
+                image_id = driver.prepare(
+                    session.project, svc, lambda _s, m: progress.update(name, "Working", m)
+                )
+                progress.update(name, verb, image_id[:19], done=True)
+            except CompoundError as exc:
+                progress.fail(name, exc.message)
+                failures[name] = exc.render()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(one, names))
+    if failures and not ignore_failures:
+        first = next(iter(failures.values()))
+        raise CompoundError(f"{len(failures)} of {len(names)} failed; first: {first}")
+
+
+def _instances(session: Session, services: list[str] | None) -> list[Instance]:
+    names = session.check_services(services or [])
+    return session.instances(names)
+
+
+def _grace(session: Session, inst: Instance) -> float | None:
+    svc = session.project.services.get(inst.service)
+    return svc.stop_grace_period if svc else None
+
+
+def _act(
+    app_ctx: AppContext,
+    session: Session,
+    services: list[str] | None,
+    verb: str,
+    action: Callable[[Session, Instance], None],
+    *,
+    only: Callable[[Instance], bool] = lambda i: True,
+    reverse: bool = False,
+) -> None:
+    targets = [i for i in _instances(session, services) if only(i)]
+    if reverse:
+        targets.reverse()
+    errors: list[str] = []
+    with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
+
+        def one(inst: Instance) -> None:
+            progress.update(inst.name, "Working")
+            try:
+                action(session, inst)
+                progress.update(inst.name, verb, done=True)
+            except CompoundError as exc:
+                progress.fail(inst.name, exc.message)
+                errors.append(f"{inst.name}: {exc.message}")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(one, targets))
+    if errors:
+        raise CompoundError("; ".join(errors))

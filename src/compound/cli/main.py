@@ -1,0 +1,120 @@
+"""The `compound` command: global options, command registration, error policy.
+
+Exit codes: 0 ok, 1 a CompoundError (bad file, engine refused, service
+failed), 2 a usage error, 130 interrupted; commands like `exec` and
+`run` exit with the code of what they ran. No traceback reaches a user
+for anything they can cause.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import click
+import typer
+
+from compound import __version__
+from compound.cli import inspect_cmds, lifecycle, oneoff
+from compound.cli.context import AppContext, GlobalOptions
+from compound.errors import CompoundError
+
+app = typer.Typer(
+    name="compound",
+    help="Run Compose applications whose services are containers and virtual machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="Compose file (repeatable, merged in order)."),
+    ] = None,
+    project_name: Annotated[
+        str | None, typer.Option("--project-name", "-p", help="Project name.")
+    ] = None,
+    project_directory: Annotated[
+        str | None, typer.Option("--project-directory", help="Base directory for relative paths.")
+    ] = None,
+    env_file: Annotated[
+        list[str] | None, typer.Option("--env-file", help="Environment file (replaces .env).")
+    ] = None,
+    profile: Annotated[
+        list[str] | None, typer.Option("--profile", help="Activate a profile (repeatable).")
+    ] = None,
+    progress: Annotated[
+        str, typer.Option("--progress", help="Progress output: auto, tty, plain or quiet.")
+    ] = "auto",
+) -> None:
+    if progress not in ("auto", "tty", "plain", "quiet"):
+        raise typer.BadParameter("must be one of auto, tty, plain, quiet", param_hint="--progress")
+    ctx.obj = AppContext(
+        GlobalOptions(
+            files=list(file or []),
+            project_name=project_name,
+            project_directory=project_directory,
+            env_files=list(env_file or []),
+            profiles=list(profile or []),
+            progress=progress,
+        )
+    )
+
+
+lifecycle.register(app)
+oneoff.register(app)
+inspect_cmds.register(app)
+
+
+def _register_optional() -> None:
+    # command groups delivered by their own modules; absent ones are simply not offered
+    try:
+        from compound.cli import advise_cmd
+    except ImportError:
+        return
+    advise_cmd.register(app)
+
+
+_register_optional()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the exit code (tests call this directly)."""
+    err = AppContext(GlobalOptions()).err
+    try:
+        rv = app(args=list(argv) if argv is not None else None, prog_name="compound",
+                 standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except CompoundError as exc:
+        err.print(f"[bold red]error:[/] {_escape(exc.render())}")
+        return exc.exit_code
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+def version_string() -> str:
+    return f"compound version {__version__}"

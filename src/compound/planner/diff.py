@@ -1,0 +1,268 @@
+"""What `up` must change: desired project vs the instances the engine reports.
+
+Pure: it reads facts handed to it and returns a Plan; it never calls the
+engine, so `up --dry-run` prints exactly what `up` would do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from compound.planner.graph import dependencies, start_levels, with_dependencies
+from compound.runtimes.base import Instance
+from compound.spec.model import Project, Service
+
+StepAction = Literal["create", "recreate", "start", "restart", "remove", "keep"]
+
+
+def desired_hash(service: Service, image_id: str | None) -> str:
+    """Config hash plus the image the tag points at now: a rebuilt or
+    re-imported image under the same tag is a change, as in Compose."""
+    return hashlib.sha256(f"{service.config_hash()}:{image_id or ''}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Step:
+    action: StepAction
+    service: str
+    number: int
+    reason: str
+    instance: Instance | None = None  # the existing instance it acts on
+
+    def describe(self) -> str:
+        name = self.instance.name if self.instance else f"{self.service} #{self.number}"
+        return f"{self.action:<8} {name}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ResourceStep:
+    kind: Literal["network", "volume"]
+    key: str
+    name: str
+    action: Literal["create", "exists", "external"]
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    service: str
+    runtime: str
+    config_hash: str
+    replicas: int
+    steps: tuple[Step, ...]
+    depends_on: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return any(s.action != "keep" for s in self.steps)
+
+    @property
+    def summary(self) -> str:
+        actions = {s.action for s in self.steps} - {"keep"}
+        if not actions:
+            return "unchanged"
+        return ", ".join(sorted(actions))
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    resources: tuple[ResourceStep, ...]
+    services: tuple[ServicePlan, ...]  # in dependency order
+    orphans: tuple[Instance, ...] = ()
+    remove_orphans: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        return (
+            any(r.action == "create" for r in self.resources)
+            or any(s.changed for s in self.services)
+            or (self.remove_orphans and bool(self.orphans))
+        )
+
+    def for_service(self, name: str) -> ServicePlan:
+        for sp in self.services:
+            if sp.service == name:
+                return sp
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "changed": self.changed,
+            "resources": [
+                {"kind": r.kind, "key": r.key, "name": r.name, "action": r.action}
+                for r in self.resources
+            ],
+            "services": [
+                {
+                    "service": sp.service,
+                    "runtime": sp.runtime,
+                    "replicas": sp.replicas,
+                    "summary": sp.summary,
+                    "steps": [
+                        {
+                            "action": s.action,
+                            "number": s.number,
+                            "instance": s.instance.name if s.instance else None,
+                            "reason": s.reason,
+                        }
+                        for s in sp.steps
+                    ],
+                }
+                for sp in self.services
+            ],
+            "orphans": [o.name for o in self.orphans],
+            "remove_orphans": self.remove_orphans,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    services: tuple[str, ...] = ()  # empty: all enabled services
+    no_deps: bool = False
+    force_recreate: bool = False
+    no_recreate: bool = False
+    remove_orphans: bool = False
+    scale: Mapping[str, int] = field(default_factory=dict)
+
+
+def selected_services(project: Project, opts: UpOptions) -> list[str]:
+    if not opts.services:
+        names: Iterable[str] = project.services
+    elif opts.no_deps:
+        names = opts.services
+    else:
+        names = with_dependencies(project, opts.services)
+    return [n for level in start_levels(project, set(names)) for n in level]
+
+
+def make_plan(
+    project: Project,
+    actual: Iterable[Instance],
+    *,
+    image_ids: Mapping[str, str | None],
+    existing_networks: Iterable[str] = (),
+    existing_volumes: Iterable[str] = (),
+    runtimes: Mapping[str, str] | None = None,
+    opts: UpOptions | None = None,
+) -> Plan:
+    """Compute the plan. ``actual`` holds this project's instances (any state);
+    ``runtimes`` gives the decided runtime per service (for runtime: auto)."""
+    opts = opts or UpOptions()
+    runtimes = runtimes or {}
+    order = selected_services(project, opts)
+    by_service: dict[str, list[Instance]] = {}
+    orphans: list[Instance] = []
+    for inst in actual:
+        if inst.oneoff:
+            continue
+        if inst.service in project.services:
+            by_service.setdefault(inst.service, []).append(inst)
+        elif inst.service not in project.disabled_services:
+            orphans.append(inst)
+
+    resources = _resource_steps(project, order, set(existing_networks), set(existing_volumes))
+    plans: list[ServicePlan] = []
+    recreated: set[str] = set()
+    for name in order:
+        svc = project.services[name]
+        replicas = opts.scale.get(name, svc.replicas)
+        want_hash = desired_hash(svc, image_ids.get(name))
+        runtime = runtimes.get(name, svc.runtime)
+        steps = _service_steps(
+            svc, by_service.get(name, []), replicas, want_hash, runtime, opts, recreated
+        )
+        if any(s.action in ("create", "recreate") for s in steps):
+            recreated.add(name)
+        plans.append(
+            ServicePlan(
+                service=name,
+                runtime=runtime,
+                config_hash=want_hash,
+                replicas=replicas,
+                steps=tuple(steps),
+                depends_on=tuple(sorted(dependencies(svc) & set(order))),
+            )
+        )
+    notes: list[str] = []
+    if orphans and not opts.remove_orphans:
+        names = ", ".join(sorted({o.service for o in orphans}))
+        notes.append(
+            f"found orphan instances for services not in the file ({names});"
+            " run with --remove-orphans to remove them"
+        )
+    return Plan(
+        project=project.name,
+        resources=tuple(resources),
+        services=tuple(plans),
+        orphans=tuple(sorted(orphans, key=lambda i: i.name)),
+        remove_orphans=opts.remove_orphans,
+        notes=tuple(notes),
+    )
+
+
+def _resource_steps(
+    project: Project, order: list[str], have_networks: set[str], have_volumes: set[str]
+) -> list[ResourceStep]:
+    used_networks = {k for n in order for k in project.services[n].networks}
+    used_volumes = {
+        m.source
+        for n in order
+        for m in project.services[n].volumes
+        if m.type == "volume" and m.source
+    }
+    steps: list[ResourceStep] = []
+    for key in sorted(used_networks):
+        net = project.networks[key]
+        action = "external" if net.external else ("exists" if net.name in have_networks else "create")
+        steps.append(ResourceStep("network", key, net.name, action))
+    for key in sorted(used_volumes):
+        vol = project.volumes.get(key)
+        if vol is None:  # anonymous-by-path volumes are not project resources
+            continue
+        action = "external" if vol.external else ("exists" if vol.name in have_volumes else "create")
+        steps.append(ResourceStep("volume", key, vol.name, action))
+    return steps
+
+
+def _service_steps(
+    svc: Service,
+    have: list[Instance],
+    replicas: int,
+    want_hash: str,
+    runtime: str,
+    opts: UpOptions,
+    recreated: set[str],
+) -> list[Step]:
+    steps: list[Step] = []
+    by_number: dict[int, Instance] = {}
+    for inst in sorted(have, key=lambda i: (i.number, i.name)):
+        if inst.number in by_number or inst.number > replicas:
+            steps.append(Step("remove", svc.name, inst.number, "scaled down", inst))
+        else:
+            by_number[inst.number] = inst
+    restart_for = sorted(d for d, dep in svc.depends_on.items() if dep.restart and d in recreated)
+    for number in range(1, replicas + 1):
+        inst = by_number.get(number)
+        if inst is None:
+            steps.append(Step("create", svc.name, number, "missing"))
+            continue
+        stale = inst.config_hash != want_hash or inst.runtime != runtime
+        if opts.force_recreate:
+            steps.append(Step("recreate", svc.name, number, "--force-recreate", inst))
+        elif stale and not opts.no_recreate:
+            why = "runtime changed" if inst.runtime != runtime else "configuration changed"
+            steps.append(Step("recreate", svc.name, number, why, inst))
+        elif not inst.running:
+            steps.append(Step("start", svc.name, number, f"is {inst.status}", inst))
+        elif restart_for:
+            why = "dependency recreated: " + ", ".join(restart_for)
+            steps.append(Step("restart", svc.name, number, why, inst))
+        else:
+            steps.append(Step("keep", svc.name, number, "up to date", inst))
+    return steps

@@ -1,0 +1,294 @@
+"""Execute a Plan against the engines.
+
+Each service runs in its own thread: it prepares its image at once (so
+pulls and builds overlap), then waits for its dependencies' conditions,
+then performs its steps. A failure stops only the services that depend on
+the failed one; everything else still converges. The result says exactly
+which services are done, which failed and which were not started, so the
+next ``up`` (which re-reads the engine) can finish the job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from compound.errors import CompoundError, ServiceError
+from compound.planner.diff import Plan, ServicePlan, Step
+from compound.reconcile.progress import NullProgress, Progress
+from compound.runtimes.base import Driver, Instance
+from compound.spec.model import Project
+
+POLL = 0.25
+
+
+@dataclass
+class ApplyResult:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    not_started: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.not_started and not self.interrupted
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "done": sorted(self.done),
+            "failed": self.failed,
+            "not_started": self.not_started,
+            "interrupted": self.interrupted,
+        }
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _DependencyFailed(Exception):
+    pass
+
+
+@dataclass
+class _ServiceState:
+    finished: threading.Event = field(default_factory=threading.Event)
+    ok: bool = False
+    instances: list[Instance] = field(default_factory=list)
+
+
+class Applier:
+    def __init__(
+        self,
+        project: Project,
+        plan: Plan,
+        drivers: Mapping[str, Driver],
+        *,
+        ensure_resources: Callable[[Plan, Progress], None],
+        progress: Progress | None = None,
+        dependency_timeout: float = 300.0,
+        max_workers: int = 16,
+    ) -> None:
+        self.project = project
+        self.plan = plan
+        self.drivers = drivers
+        self.ensure_resources = ensure_resources
+        self.progress = progress or NullProgress()
+        self.dependency_timeout = dependency_timeout
+        self.max_workers = max_workers
+        self._cancel = threading.Event()
+        self._states = {sp.service: _ServiceState() for sp in plan.services}
+        self._lock = threading.Lock()
+        self.result = ApplyResult()
+
+    def run(self) -> ApplyResult:
+        try:
+            self._remove_orphans()
+            self.ensure_resources(self.plan, self.progress)
+        except CompoundError as exc:
+            for sp in self.plan.services:
+                self.result.not_started[sp.service] = f"project resources failed: {exc.message}"
+            raise
+        workers = max(1, min(self.max_workers, len(self.plan.services)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="up")
+        futures = [pool.submit(self._run_service, sp) for sp in self.plan.services]
+        try:
+            for fut in futures:
+                while not fut.done():
+                    time.sleep(0.05)  # short sleeps keep Ctrl-C responsive
+        except KeyboardInterrupt:
+            self._cancel.set()
+            self.result.interrupted = True
+            self.progress.note("interrupted: finishing calls in flight, starting nothing new")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return self.result
+
+    def driver_for(self, runtime: str) -> Driver:
+        return self.drivers[runtime]
+
+    # --- one service ------------------------------------------------------
+
+    def _run_service(self, sp: ServicePlan) -> None:
+        state = self._states[sp.service]
+        name = sp.service
+        try:
+            if not sp.changed:
+                state.instances = [s.instance for s in sp.steps if s.instance]
+                self.progress.update(name, "Running", "unchanged", done=True)
+                self._record(name, ok=True)
+                return
+            driver = self.driver_for(sp.runtime)
+            needs_image = any(s.action in ("create", "recreate") for s in sp.steps)
+            if needs_image:
+                self.progress.update(name, "Preparing", "image")
+                driver.prepare(self.project, self.project.services[name], self._progress_for(name))
+            self._wait_for_dependencies(sp)
+            self._check_cancel()
+            for step in sp.steps:
+                self._check_cancel()
+                inst = self._do_step(driver, sp, step)
+                if inst is not None:
+                    state.instances.append(inst)
+            self.progress.update(name, "Started", sp.summary, done=True)
+            self._record(name, ok=True)
+        except _Cancelled:
+            self._record(name, ok=False, not_started="interrupted")
+        except _DependencyFailed as exc:
+            self.progress.fail(name, str(exc))
+            self._record(name, ok=False, not_started=str(exc))
+        except CompoundError as exc:
+            self.progress.fail(name, exc.message)
+            self._record(name, ok=False, failed=exc.message)
+        except Exception as exc:  # an engine or library surprise must not kill the others
+            self.progress.fail(name, f"{type(exc).__name__}: {exc}")
+            self._record(name, ok=False, failed=f"{type(exc).__name__}: {exc}")
+        finally:
+            state.finished.set()
+
+    def _record(
+        self, name: str, *, ok: bool, failed: str | None = None, not_started: str | None = None
+    ) -> None:
+        with self._lock:
+            self._states[name].ok = ok
+            if ok:
+                self.result.done.append(name)
+            elif failed is not None:
+                self.result.failed[name] = failed
+            else:
+                self.result.not_started[name] = not_started or "not started"
+
+    def _progress_for(self, service: str) -> Callable[[str, str], None]:
+        def report(_svc: str, message: str) -> None:
+            self.progress.update(service, "Preparing", message)
+
+        return report
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise _Cancelled()
+
+    def _do_step(self, driver: Driver, sp: ServicePlan, step: Step) -> Instance | None:
+        name = sp.service
+        svc = self.project.services[name]
+        old = step.instance
+        if step.action == "keep":
+            return old
+        if step.action == "remove":
+            assert old is not None
+            self.progress.update(name, "Removing", old.name)
+            self._driver_of(old, driver).stop(old, svc.stop_grace_period)
+            self._driver_of(old, driver).remove(old, volumes=True)
+            return None
+        if step.action == "start":
+            assert old is not None
+            self.progress.update(name, "Starting", old.name)
+            driver.start(old)
+            return driver.inspect(old.id)
+        if step.action == "restart":
+            assert old is not None
+            self.progress.update(name, "Restarting", old.name)
+            driver.stop(old, svc.stop_grace_period)
+            driver.start(old)
+            return driver.inspect(old.id)
+        if step.action == "recreate":
+            assert old is not None
+            self.progress.update(name, "Recreating", old.name)
+            old_driver = self._driver_of(old, driver)
+            old_driver.stop(old, svc.stop_grace_period)
+            old_driver.remove(old, volumes=False)
+        else:
+            self.progress.update(name, "Creating", f"#{step.number}")
+        inst = driver.create(self.project, svc, step.number, sp.config_hash)
+        self.progress.update(name, "Starting", inst.name)
+        driver.start(inst)
+        return driver.inspect(inst.id)
+
+    def _driver_of(self, inst: Instance, default: Driver) -> Driver:
+        # an instance being replaced may belong to the other runtime
+        return self.drivers.get(inst.runtime, default)
+
+    # --- dependency conditions ----------------------------------------------
+
+    def _wait_for_dependencies(self, sp: ServicePlan) -> None:
+        svc = self.project.services[sp.service]
+        for dep_name in sp.depends_on:
+            dep = svc.depends_on.get(dep_name)
+            condition = dep.condition if dep else "service_started"
+            required = dep.required if dep else True
+            state = self._states[dep_name]
+            self.progress.update(sp.service, "Waiting", f"for {dep_name} ({condition})")
+            while not state.finished.wait(POLL):
+                self._check_cancel()
+            if not state.ok:
+                if not required:
+                    self.progress.note(f"{sp.service}: optional dependency {dep_name} is not up")
+                    continue
+                raise _DependencyFailed(f"dependency {dep_name!r} failed")
+            try:
+                self._wait_condition(dep_name, condition, state.instances)
+            except ServiceError as exc:
+                if not required:
+                    self.progress.note(f"{sp.service}: optional dependency: {exc.message}")
+                    continue
+                raise _DependencyFailed(exc.message) from exc
+
+    def _wait_condition(self, dep: str, condition: str, instances: list[Instance]) -> None:
+        if condition == "service_started" or not instances:
+            return
+        deadline = time.monotonic() + self.dependency_timeout
+        dep_plan = self.plan.for_service(dep)
+        driver = self.driver_for(dep_plan.runtime)
+        # health comes from the engine, so an image's own HEALTHCHECK counts too
+        pending = {i.id for i in instances}
+        while pending:
+            self._check_cancel()
+            for iid in list(pending):
+                cur = driver.inspect(iid)
+                if condition == "service_healthy":
+                    if cur.health == "healthy":
+                        pending.discard(iid)
+                    elif cur.health is None:
+                        raise ServiceError(
+                            dep,
+                            "has no healthcheck, so it can never become healthy",
+                            hint="add a healthcheck, or use condition: service_started",
+                        )
+                    elif cur.health == "unhealthy":
+                        raise ServiceError(dep, f"{cur.name} is unhealthy")
+                    elif not cur.running:
+                        raise ServiceError(
+                            dep, f"{cur.name} exited (code {cur.exit_code}) before becoming healthy"
+                        )
+                else:  # service_completed_successfully
+                    if cur.running:
+                        continue
+                    if cur.exit_code == 0:
+                        pending.discard(iid)
+                    else:
+                        raise ServiceError(
+                            dep, f"{cur.name} did not complete successfully (exit {cur.exit_code})"
+                        )
+            if pending:
+                if time.monotonic() > deadline:
+                    raise ServiceError(
+                        dep,
+                        f"not {condition.removeprefix('service_').replace('_', ' ')}"
+                        f" after {self.dependency_timeout:.0f}s",
+                    )
+                time.sleep(POLL)
+
+    # --- orphans -----------------------------------------------------------
+
+    def _remove_orphans(self) -> None:
+        if not (self.plan.remove_orphans and self.plan.orphans):
+            return
+        for inst in self.plan.orphans:
+            driver = self.drivers.get(inst.runtime) or next(iter(self.drivers.values()))
+            self.progress.update(inst.service, "Removing", f"orphan {inst.name}")
+            driver.stop(inst, None)
+            driver.remove(inst, volumes=True)
+            self.progress.update(inst.service, "Removed", f"orphan {inst.name}", done=True)

@@ -1,0 +1,282 @@
+"""One project against one engine: the operations the CLI commands call.
+
+Reads actual state from the engine every time (never from the store),
+plans, records the revision, applies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+
+from compound.errors import ApplyError, NotSupportedError, ServiceError, UsageError
+from compound.planner.diff import Plan, UpOptions, make_plan, selected_services
+from compound.planner.graph import start_levels
+from compound.reconcile.apply import Applier, ApplyResult
+from compound.reconcile.progress import NullProgress, Progress
+from compound.runtimes import docker as engine_resources
+from compound.runtimes.base import Driver, Instance
+from compound.runtimes.docker import ContainerDriver
+from compound.spec.model import Project
+from compound.state.store import Store
+
+SUPPORTED_RUNTIMES = ("container",)
+
+
+@dataclass
+class UpOutcome:
+    plan: Plan
+    result: ApplyResult | None  # None for a dry run or an unchanged project
+    revision: int | None
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+
+class Session:
+    def __init__(
+        self,
+        project: Project,
+        client: docker.DockerClient,
+        store: Store | None = None,
+        drivers: Mapping[str, Driver] | None = None,
+    ) -> None:
+        self.project = project
+        self.client = client
+        self._store = store
+        self.drivers: dict[str, Driver] = dict(drivers or {"container": ContainerDriver(client)})
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store()
+        return self._store
+
+    # --- reading actual state -------------------------------------------------
+
+    def instances(
+        self, services: Iterable[str] = (), *, include_stopped: bool = True, oneoff: bool = False
+    ) -> list[Instance]:
+        wanted = set(services)
+        found = engine_resources.list_instances(
+            self.client, self.project.name, include_stopped=include_stopped, oneoff=oneoff
+        )
+        return [i for i in found if not wanted or i.service in wanted]
+
+    def driver_for(self, inst: Instance) -> Driver:
+        try:
+            return self.drivers[inst.runtime]
+        except KeyError:
+            raise NotSupportedError(
+                f"{inst.name} runs on the {inst.runtime!r} runtime, which this build cannot manage"
+            ) from None
+
+    def check_services(self, names: Iterable[str]) -> list[str]:
+        names = list(names)
+        unknown = [n for n in names if n not in self.project.services]
+        if unknown:
+            disabled = [n for n in unknown if n in self.project.disabled_services]
+            if disabled:
+                raise UsageError(
+                    f"service(s) {', '.join(disabled)} are disabled by profiles",
+                    hint="activate their profile with --profile",
+                )
+            raise UsageError(
+                f"no such service: {', '.join(unknown)}",
+                hint="services in this project: " + ", ".join(sorted(self.project.services)),
+            )
+        return names
+
+    # --- up -------------------------------------------------------------------------
+
+    def runtimes(self, services: Iterable[str]) -> dict[str, str]:
+        decided: dict[str, str] = {}
+        unsupported: dict[str, str] = {}
+        for name in services:
+            runtime = self.project.services[name].runtime
+            if runtime not in self.drivers:
+                unsupported[name] = runtime
+            decided[name] = runtime
+        if unsupported:
+            listed = ", ".join(f"{s} (runtime: {r})" for s, r in sorted(unsupported.items()))
+            raise NotSupportedError(
+                f"not yet supported: {listed}",
+                hint="use x-compound.runtime: container for now",
+            )
+        return decided
+
+    def plan_up(self, opts: UpOptions) -> Plan:
+        self.check_services(opts.services)
+        order = selected_services(self.project, opts)
+        runtimes = self.runtimes(order)
+        image_ids = {n: self._local_image_id(n) for n in order}
+        nets, vols = engine_resources.project_resources(self.client, self.project.name)
+        return make_plan(
+            self.project,
+            self.instances(),
+            image_ids=image_ids,
+            existing_networks=nets,
+            existing_volumes=vols,
+            runtimes=runtimes,
+            opts=opts,
+        )
+
+    def _local_image_id(self, service: str) -> str | None:
+        svc = self.project.services[service]
+        ref = svc.image or f"{self.project.name}-{service}"
+        try:
+            return str(self.client.images.get(ref).id)
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError:
+            return None
+
+    def up(
+        self,
+        opts: UpOptions,
+        *,
+        progress: Progress | None = None,
+        dry_run: bool = False,
+        command: str = "up",
+        dependency_timeout: float = 300.0,
+    ) -> UpOutcome:
+        progress = progress or NullProgress()
+        self.store.mark_abandoned(self.project.name)
+        plan = self.plan_up(opts)
+        # images are resolved after prepare (pull/build); a second plan pass
+        # would only matter for tags that moved during this very up.
+        if dry_run:
+            return UpOutcome(plan=plan, result=None, revision=None)
+        decisions = {sp.service: {"runtime": sp.runtime, "why": "declared"} for sp in plan.services}
+        revision = self.store.begin(
+            self.project.name, command, redacted_model(self.project), plan.to_json(), decisions
+        )
+        applier = Applier(
+            self.project,
+            plan,
+            self.drivers,
+            ensure_resources=self._ensure_resources,
+            progress=progress,
+            dependency_timeout=dependency_timeout,
+        )
+        outcome = "failed"
+        try:
+            result = applier.run()
+            outcome = "succeeded" if result.ok else ("interrupted" if result.interrupted else "failed")
+        finally:
+            self.store.finish(self.project.name, revision, outcome, applier.result.to_json())
+        if not result.ok:
+            raise ApplyError(
+                "up interrupted" if result.interrupted else "up did not finish",
+                done=result.done,
+                failed=result.failed,
+                not_started=[f"{k} ({v})" for k, v in result.not_started.items()],
+                hint="fix the cause and run `compound up` again: it continues from what is running",
+            )
+        return UpOutcome(plan=plan, result=result, revision=revision, decisions=decisions)
+
+    def _ensure_resources(self, plan: Plan, progress: Progress) -> None:
+        for step in plan.resources:
+            label = f"{step.kind} {step.name}"
+            if step.kind == "network":
+                created = engine_resources.ensure_network(
+                    self.client, self.project, self.project.networks[step.key]
+                )
+            else:
+                created = engine_resources.ensure_volume(
+                    self.client, self.project, self.project.volumes[step.key]
+                )
+            if created:
+                progress.update(label, "Created", done=True)
+
+    def wait_running(self, services: Sequence[str], timeout: float, progress: Progress) -> None:
+        """`up --wait`: every instance running, and healthy where it has a healthcheck."""
+        deadline = time.monotonic() + timeout
+        pending = {i.id: i for i in self.instances(services) if not i.oneoff}
+        while pending:
+            for iid, inst in list(pending.items()):
+                cur = self.driver_for(inst).inspect(iid)
+                if cur.status == "exited" and cur.exit_code == 0 and cur.health is None:
+                    pending.pop(iid)  # a one-shot task that completed
+                elif not cur.running:
+                    raise ServiceError(cur.service, f"{cur.name} is {cur.status} (exit {cur.exit_code})")
+                elif cur.health == "unhealthy":
+                    raise ServiceError(cur.service, f"{cur.name} is unhealthy")
+                elif cur.health in (None, "healthy"):
+                    pending.pop(iid)
+                    progress.update(cur.service, "Healthy" if cur.health else "Running", done=True)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(sorted(i.name for i in pending.values()))
+                raise ServiceError(
+                    next(iter(pending.values())).service,
+                    f"not healthy after {timeout:.0f}s: {names}",
+                )
+            time.sleep(0.25)
+
+    # --- down and friends -------------------------------------------------------------
+
+    def down(
+        self,
+        *,
+        volumes: bool = False,
+        remove_orphans: bool = False,
+        timeout: float | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, list[str]]:
+        progress = progress or NullProgress()
+        removed: dict[str, list[str]] = {"instances": [], "networks": [], "volumes": []}
+        instances = self.instances(oneoff=True) + self.instances()
+        known = set(self.project.services) | set(self.project.disabled_services)
+        levels = start_levels(self.project)
+        # stop dependents before their dependencies: reverse start order
+        order = {name: i for i, level in enumerate(levels) for name in level}
+        targets = [i for i in instances if i.service in known or remove_orphans or i.oneoff]
+        groups: dict[int, list[Instance]] = {}
+        for inst in targets:
+            groups.setdefault(order.get(inst.service, len(levels)), []).append(inst)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def take_down(inst: Instance) -> None:
+            svc = self.project.services.get(inst.service)
+            grace = timeout if timeout is not None else (svc.stop_grace_period if svc else None)
+            progress.update(inst.name, "Stopping")
+            driver = self.driver_for(inst)
+            driver.stop(inst, grace)
+            driver.remove(inst, volumes=volumes)
+            progress.update(inst.name, "Removed", done=True)
+
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="down") as pool:
+            for level in sorted(groups, reverse=True):
+                list(pool.map(take_down, groups[level]))
+                removed["instances"].extend(i.name for i in groups[level])
+        leftovers = [i.name for i in instances if i not in targets]
+        if leftovers:
+            progress.note(
+                "left running (not in this file): "
+                + ", ".join(leftovers)
+                + "; use --remove-orphans to remove them"
+            )
+        for name in engine_resources.remove_networks(self.client, self.project.name):
+            removed["networks"].append(name)
+            progress.update(f"network {name}", "Removed", done=True)
+        if volumes:
+            for name in engine_resources.remove_volumes(self.client, self.project.name):
+                removed["volumes"].append(name)
+                progress.update(f"volume {name}", "Removed", done=True)
+        return removed
+
+
+def redacted_model(project: Project) -> dict[str, Any]:
+    """The model for the store, without secret material from the environment."""
+    data = project.model_dump(mode="json")
+    for section in ("secrets", "configs"):
+        for obj in data.get(section, {}).values():
+            if obj.get("environment") and obj.get("content") is not None:
+                obj["content"] = "<redacted>"
+    env = data.get("environment", {})
+    for key in list(env):
+        if any(w in key.upper() for w in ("PASSWORD", "SECRET", "TOKEN", "KEY")):
+            env[key] = "<redacted>"
+    return data
