@@ -1,0 +1,98 @@
+# compound — developer and CI entry points.  `make help` lists the targets.
+#
+# Every target is idempotent and nearly free when there is nothing to do:
+#   deps    one dpkg-query; apt-get runs only for missing packages
+#   venv    pip runs only when pyproject.toml is newer than .venv/.installed
+#   engine  one `docker version`
+#   images  one `docker image inspect` per image (recipe label cache)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+# Debian 12 packages compound, its tests, images and benchmarks need.
+#   docker.io iptables apparmor  Docker Engine (20.10) and what it needs at run time
+#   busybox-static               local/busybox image, VM initramfs
+#   mmdebstrap gpg mount         local/python image (Debian rootfs without a registry)
+#   e2fsprogs cpio xz-utils zstd VM disk images (mkfs.ext4 -d) and initramfs
+#   qemu-system-x86 qemu-utils   VM runtime, qemu-img
+#   docker-compose wrk           benchmark peer (1.29) and HTTP load generator
+#   python3 python3-venv         .venv (ensurepip) on a stock Debian python
+#   ca-certificates procps make  https to PyPI, pgrep, make itself
+#   curl                         the demo talks HTTP to the example
+APT_PACKAGES := \
+	docker.io iptables apparmor \
+	busybox-static \
+	mmdebstrap gpg mount \
+	e2fsprogs cpio xz-utils zstd \
+	qemu-system-x86 qemu-utils \
+	docker-compose wrk \
+	python3 python3-venv \
+	ca-certificates procps make curl
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+export DEBIAN_FRONTEND := noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help deps venv engine images test demo bench lint clean
+
+help:
+	@echo "make deps     install missing Debian packages ($(words $(APT_PACKAGES)) listed in APT_PACKAGES)"
+	@echo "make venv     create $(VENV) and pip install -e '.[dev]' (again only when pyproject.toml changes)"
+	@echo "make engine   start the Docker Engine unless it answers (scripts/ensure-engine.sh)"
+	@echo "make images   build local/busybox:latest and local/python:3 (images/build.sh all; cached)"
+	@echo "make test     deps venv engine images, then $(VENV)/bin/pytest \$$PYTEST_ARGS"
+	@echo "make demo     deps venv engine images, then bash examples/demo.sh"
+	@echo "make bench    deps venv engine images, then $(VENV)/bin/python bench/run.py \$$BENCH_ARGS"
+	@echo "make lint     ruff check, ruff format --check, mypy"
+	@echo "make clean    remove $(VENV) (images and caches stay)"
+
+deps:
+	@bash scripts/install-deps.sh $(APT_PACKAGES)
+
+venv: $(VENV_STAMP)
+	@:
+
+# Order-only on deps: deps must have run (python3-venv), but is no reason to reinstall.
+$(VENV_STAMP): pyproject.toml | deps
+	@if ! $(VENV)/bin/python -c '' >/dev/null 2>&1; then \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "compound needs Python >= 3.11, $(PYTHON) is " + sys.version.split()[0])'; \
+	  echo "[venv] creating $(VENV) with $$($(PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])')"; \
+	  rm -rf $(VENV); \
+	  $(PYTHON) -m venv $(VENV); \
+	  $(VENV)/bin/python -m pip install -q --upgrade pip; \
+	fi
+	@echo "[venv] pip install -e '.[dev]'"
+	@$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+engine: | deps
+	@bash scripts/ensure-engine.sh
+
+images: | engine
+	@bash images/build.sh all
+
+test: deps venv engine images
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: deps venv engine images
+	@if [[ ! -f examples/demo.sh ]]; then echo "examples/demo.sh does not exist yet" >&2; exit 1; fi
+	bash examples/demo.sh
+
+bench: deps venv engine images
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV)
