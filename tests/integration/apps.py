@@ -27,7 +27,7 @@ class App:
         return self.dir / "compose.yaml"
 
     def write(self, body: str, env: Mapping[str, str] | None = None) -> None:
-        self.file.write_text(textwrap.dedent(body))
+        self.file.write_text(textwrap.dedent(body).lstrip("\n"))
         if env is not None:
             self.env = dict(env)
 

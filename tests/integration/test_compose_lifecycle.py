@@ -6,7 +6,6 @@ import json
 import socket
 import time
 import urllib.request
-from pathlib import Path
 
 import docker
 import pytest
@@ -54,12 +53,12 @@ def test_multi_service_app_with_networks_volumes_and_healthchecks(app: App) -> N
             networks: [back]
           db:
             image: local/busybox:latest
-            command: ["sh", "-c", "nc -lk -p 5432 -e echo pong"]
+            command: ["sh", "-c", "nc -ll -p 5432 -e echo pong"]
             networks:
               back:
                 aliases: [database]
             healthcheck:
-              test: ["CMD-SHELL", "nc -z 127.0.0.1 5432"]
+              test: ["CMD-SHELL", "nc 127.0.0.1 5432 </dev/null | grep -q pong"]
               interval: 1s
               retries: 20
           probe:
@@ -86,9 +85,13 @@ def test_multi_service_app_with_networks_volumes_and_healthchecks(app: App) -> N
     assert {r["runtime"] for r in rows} == {"container"}
     # named volume survives down without -v, and is gone with -v
     app.ok("down")
-    vols = [v.name for v in app.client.volumes.list(filters={"label": f"{LABEL_PROJECT}={app.name}"})]
+    vols = [
+        v.name for v in app.client.volumes.list(filters={"label": f"{LABEL_PROJECT}={app.name}"})
+    ]
     assert vols == [f"{app.name}_site"]
-    assert not app.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"})
+    assert not app.client.containers.list(
+        all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}
+    )
     assert not app.client.networks.list(filters={"label": f"{LABEL_PROJECT}={app.name}"})
     app.ok("down", "-v")
     assert not app.client.volumes.list(filters={"label": f"{LABEL_PROJECT}={app.name}"})
@@ -113,7 +116,10 @@ def test_reconcile_recreates_only_the_changed_service(app: App) -> None:
     assert plan["changed"] is False
     app.write(body.format(v="2"))
     plan = json.loads(app.ok("up", "-d", "--dry-run", "--json"))
-    assert {s["service"]: s["summary"] for s in plan["services"]} == {"a": "recreate", "b": "unchanged"}
+    assert {s["service"]: s["summary"] for s in plan["services"]} == {
+        "a": "recreate",
+        "b": "unchanged",
+    }
     app.ok("up", "-d")
     after = {r["service"]: r["id"] for r in json.loads(app.ok("ps", "--json"))}
     assert after["b"] == before["b"]
@@ -125,9 +131,10 @@ def test_reconcile_recreates_only_the_changed_service(app: App) -> None:
     assert history[0]["live"] is True
 
 
-def test_replicas_scale_and_secrets(app: App, tmp_path: Path) -> None:
-    (tmp_path / "token.txt").write_text("s3cret-file\n")
-    app.write("""
+def test_replicas_scale_and_secrets(app: App) -> None:
+    (app.dir / "token.txt").write_text("s3cret-file\n")
+    app.write(
+        """
         services:
           worker:
             image: local/busybox:latest
@@ -141,12 +148,15 @@ def test_replicas_scale_and_secrets(app: App, tmp_path: Path) -> None:
         secrets:
           token: {file: ./token.txt}
           fromenv: {environment: DEMO_SECRET}
-        """, env={"DEMO_SECRET": "s3cret-env"})
+        """,
+        env={"DEMO_SECRET": "s3cret-env"},
+    )
     app.ok("up", "-d")
     rows = json.loads(app.ok("ps", "--json"))
     assert sorted(r["number"] for r in rows) == [1, 2, 3]
-    code, out = app.run("exec", "-T", "--index", "2", "worker", "cat", "/run/secrets/token",
-                        "/run/secrets/other")
+    code, out = app.run(
+        "exec", "-T", "--index", "2", "worker", "cat", "/run/secrets/token", "/run/secrets/other"
+    )
     assert code == 0 and "s3cret-file" in out and "s3cret-env" in out
     app.ok("up", "-d", "--scale", "worker=1")
     assert len(json.loads(app.ok("ps", "--json"))) == 1
@@ -227,8 +237,12 @@ def test_down_removes_only_this_project(app: App, other_app: App) -> None:
             """)
         a.ok("up", "-d")
     app.ok("down")
-    assert not app.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"})
-    survivors = other_app.client.containers.list(filters={"label": f"{LABEL_PROJECT}={other_app.name}"})
+    assert not app.client.containers.list(
+        all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}
+    )
+    survivors = other_app.client.containers.list(
+        filters={"label": f"{LABEL_PROJECT}={other_app.name}"}
+    )
     assert len(survivors) == 1
 
 
@@ -255,7 +269,10 @@ def test_stop_start_restart_kill_rm_logs(app: App) -> None:
         services:
           talker:
             image: local/busybox:latest
-            command: ["sh", "-c", "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 0.2; done"]
+            command:
+              - sh
+              - -c
+              - "echo started; trap 'echo bye; exit 0' TERM; while :; do sleep 0.2; done"
             stop_grace_period: 5s
         """)
     app.ok("up", "-d")
@@ -283,7 +300,9 @@ def test_run_rm_returns_exit_code(app: App) -> None:
         """)
     code, out = app.run("run", "--rm", "-T", "tool", "sh", "-c", "echo $GREETING; exit 7")
     assert code == 7 and "hi" in out
-    assert app.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}) == []
+    assert (
+        app.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}) == []
+    )
 
 
 def test_profiles_and_config(app: App) -> None:

@@ -17,7 +17,8 @@ def service(name: str, **kw: Any) -> Service:
     deps = kw.pop("depends", None)
     if deps:
         kw["depends_on"] = {
-            d: Dependency(condition=c) for d, c in (x if isinstance(x, tuple) else (x, "service_started") for x in deps)
+            d: Dependency(condition=c)
+            for d, c in (x if isinstance(x, tuple) else (x, "service_started") for x in deps)
         }
     return Service(name=name, **kw)
 
@@ -32,7 +33,9 @@ def project(*services: Service, name: str = "demo") -> Project:
     )
 
 
-def instance(svc: str, number: int = 1, *, hash_: str = "h", status: str = "running", **kw: Any) -> Instance:
+def instance(
+    svc: str, number: int = 1, *, hash_: str = "h", status: str = "running", **kw: Any
+) -> Instance:
     return Instance(
         id=kw.pop("id", f"{svc}-{number}-id"),
         name=f"demo-{svc}-{number}",
@@ -60,8 +63,12 @@ class FakeDriver(Driver):
     name = "container"
     capabilities = Capabilities()
 
-    def __init__(self, fail: Sequence[str] = (), unhealthy: Sequence[str] = (),
-                 exit_codes: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        fail: Sequence[str] = (),
+        unhealthy: Sequence[str] = (),
+        exit_codes: dict[str, int] | None = None,
+    ) -> None:
         self.calls: list[tuple[str, str]] = []
         self.fail = set(fail)
         self.unhealthy = set(unhealthy)
@@ -74,14 +81,17 @@ class FakeDriver(Driver):
         with self._lock:
             self.calls.append((verb, what))
 
-    def prepare(self, project: Project, service: Service, progress: ProgressFn = lambda s, m: None) -> str:
+    def prepare(
+        self, project: Project, service: Service, progress: ProgressFn = lambda s, m: None
+    ) -> str:
         self._log("prepare", service.name)
         return "sha256:img"
 
     def create(self, project: Project, service: Service, number: int, config_hash: str) -> Instance:
         self._log("create", f"{service.name}-{number}")
-        inst = instance(service.name, number, hash_=config_hash, status="created",
-                        id=f"id{next(self._ids)}")
+        inst = instance(
+            service.name, number, hash_=config_hash, status="created", id=f"id{next(self._ids)}"
+        )
         self.instances[inst.id] = inst
         return inst
 
@@ -93,6 +103,7 @@ class FakeDriver(Driver):
         self._log("start", instance.name)
         if instance.service in self.fail:
             from compound.errors import ServiceError
+
             raise ServiceError(instance.service, "port 8080 is already in use")
         if instance.service in self.exit_codes:
             self._set(instance, status="exited", exit_code=self.exit_codes[instance.service])
@@ -114,13 +125,28 @@ class FakeDriver(Driver):
     def inspect(self, instance_id: str) -> Instance:
         return self.instances[instance_id]
 
-    def logs(self, instance: Instance, *, follow: bool = False, tail: int | None = None,
-             timestamps: bool = False, since: str | None = None) -> Iterator[LogLine]:
+    def logs(
+        self,
+        instance: Instance,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: str | None = None,
+    ) -> Iterator[LogLine]:
         return iter(())
 
-    def exec(self, instance: Instance, command: Sequence[str], *, user: str | None = None,
-             workdir: str | None = None, env: dict[str, str] | None = None, tty: bool = False,
-             interactive: bool = False) -> int:
+    def exec(
+        self,
+        instance: Instance,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: dict[str, str] | None = None,
+        tty: bool = False,
+        interactive: bool = False,
+    ) -> int:
         return 0
 
     def stats(self, instance: Instance) -> dict[str, Any]:

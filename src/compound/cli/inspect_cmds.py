@@ -32,7 +32,9 @@ def _ctx(ctx: typer.Context) -> AppContext:
 
 def instance_row(inst: Instance) -> dict[str, Any]:
     ports = [
-        f"{p.host_ip}:{p.host_port}->{p.target}/{p.protocol}" if p.host_port else f"{p.target}/{p.protocol}"
+        f"{p.host_ip}:{p.host_port}->{p.target}/{p.protocol}"
+        if p.host_port
+        else f"{p.target}/{p.protocol}"
         for p in inst.ports
     ]
     d = inst.details
@@ -68,10 +70,14 @@ def register(app: typer.Typer) -> None:
     def ps(
         ctx: typer.Context,
         services: Services = None,
-        all_: Annotated[bool, typer.Option("--all", "-a", help="Include stopped instances.")] = False,
+        all_: Annotated[
+            bool, typer.Option("--all", "-a", help="Include stopped instances.")
+        ] = False,
         json_out: JsonOpt = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only IDs.")] = False,
-        services_only: Annotated[bool, typer.Option("--services", help="Only service names.")] = False,
+        services_only: Annotated[
+            bool, typer.Option("--services", help="Only service names.")
+        ] = False,
     ) -> None:
         """List the project's instances: which runtime and kernel each runs on."""
         app_ctx = _ctx(ctx)
@@ -93,8 +99,16 @@ def register(app: typer.Typer) -> None:
         for col in ("NAME", "SERVICE", "RUNTIME", "KERNEL", "ACCEL", "IMAGE", "STATUS", "PORTS"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["name"], r["service"], r["runtime"], str(r["kernel"]), str(r["accel"]),
-                          r["image"], _status_text(r), ", ".join(r["ports"]))
+            table.add_row(
+                r["name"],
+                r["service"],
+                r["runtime"],
+                str(r["kernel"]),
+                str(r["accel"]),
+                r["image"],
+                _status_text(r),
+                ", ".join(r["ports"]),
+            )
         app_ctx.out.print(table)
 
     @app.command()
@@ -102,7 +116,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         services: Services = None,
         follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
-        tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end, or 'all'.")] = "all",
+        tail: Annotated[
+            str, typer.Option("--tail", "-n", help="Lines from the end, or 'all'.")
+        ] = "all",
         timestamps: Annotated[bool, typer.Option("--timestamps", "-t")] = False,
         since: Annotated[str | None, typer.Option("--since")] = None,
         no_color: Annotated[bool, typer.Option("--no-color")] = False,
@@ -115,9 +131,17 @@ def register(app: typer.Typer) -> None:
         if tail != "all" and not tail.isdigit():
             raise UsageError(f"--tail {tail!r}: expected a number or 'all'")
         try:
-            follow_logs(app_ctx, session, names, follow=follow,
-                        tail=None if tail == "all" else int(tail), timestamps=timestamps,
-                        since=since, prefix=not no_log_prefix, colour=not no_color)
+            follow_logs(
+                app_ctx,
+                session,
+                names,
+                follow=follow,
+                tail=None if tail == "all" else int(tail),
+                timestamps=timestamps,
+                since=since,
+                prefix=not no_log_prefix,
+                colour=not no_color,
+            )
         except KeyboardInterrupt:
             return
 
@@ -129,8 +153,11 @@ def register(app: typer.Typer) -> None:
         names = session.check_services(services or [])
         for inst in session.instances(names, include_stopped=False):
             if inst.runtime != "container":
-                app_ctx.out.print(f"{inst.name} ({inst.runtime}): processes are inside the guest;"
-                                  " use `compound exec` with ps", markup=False)
+                app_ctx.out.print(
+                    f"{inst.name} ({inst.runtime}): processes are inside the guest;"
+                    " use `compound exec` with ps",
+                    markup=False,
+                )
                 continue
             data = session.client.api.top(inst.id)
             table = Table(title=inst.name, box=None, header_style="bold", title_justify="left")
@@ -146,7 +173,7 @@ def register(app: typer.Typer) -> None:
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
-        rows = []
+        rows: list[dict[str, Any]] = []
         for inst in session.instances(names):
             try:
                 img = session.client.images.get(inst.image_id or inst.image)
@@ -154,8 +181,15 @@ def register(app: typer.Typer) -> None:
                 tags = img.tags
             except Exception:  # image removed after the container was made
                 size, tags = 0, []
-            rows.append({"instance": inst.name, "image": inst.image, "id": inst.image_id,
-                         "tags": tags, "size": size})
+            rows.append(
+                {
+                    "instance": inst.name,
+                    "image": inst.image,
+                    "id": inst.image_id,
+                    "tags": tags,
+                    "size": size,
+                }
+            )
         if json_out:
             print_json(rows)
             return
@@ -163,8 +197,12 @@ def register(app: typer.Typer) -> None:
         for col in ("INSTANCE", "IMAGE", "ID", "SIZE"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["instance"], r["image"], str(r["id"]).removeprefix("sha256:")[:12],
-                          f"{r['size'] / 1e6:.1f}MB")
+            table.add_row(
+                r["instance"],
+                r["image"],
+                str(r["id"]).removeprefix("sha256:")[:12],
+                f"{r['size'] / 1e6:.1f}MB",
+            )
         app_ctx.out.print(table)
 
     @app.command()
@@ -182,13 +220,21 @@ def register(app: typer.Typer) -> None:
                 if names and svc not in names:
                     continue
                 when = dt.datetime.fromtimestamp(ev.get("timeNano", 0) / 1e9, tz=dt.UTC)
-                row = {"time": when.isoformat(), "type": ev.get("Type"), "action": ev.get("Action"),
-                       "service": svc, "id": ev.get("id"), "name": attrs.get("name")}
+                row = {
+                    "time": when.isoformat(),
+                    "type": ev.get("Type"),
+                    "action": ev.get("Action"),
+                    "service": svc,
+                    "id": ev.get("id"),
+                    "name": attrs.get("name"),
+                }
                 if json_out:
                     print(json.dumps(row), flush=True)
                 else:
-                    app_ctx.out.print(f"{row['time']} {row['type']} {row['action']} "
-                                      f"{row['name']} ({svc})", markup=False)
+                    app_ctx.out.print(
+                        f"{row['time']} {row['type']} {row['action']} {row['name']} ({svc})",
+                        markup=False,
+                    )
         except KeyboardInterrupt:
             return
         finally:
@@ -198,10 +244,14 @@ def register(app: typer.Typer) -> None:
     def config(
         ctx: typer.Context,
         json_out: JsonOpt = False,
-        services_only: Annotated[bool, typer.Option("--services", help="Service names only.")] = False,
+        services_only: Annotated[
+            bool, typer.Option("--services", help="Service names only.")
+        ] = False,
         volumes_only: Annotated[bool, typer.Option("--volumes", help="Volume names only.")] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only validate.")] = False,
-        hashes: Annotated[bool, typer.Option("--hash", help="Config hash of each service.")] = False,
+        hashes: Annotated[
+            bool, typer.Option("--hash", help="Config hash of each service.")
+        ] = False,
     ) -> None:
         """Validate and print the resolved, normalised Compose file."""
         app_ctx = _ctx(ctx)
@@ -238,8 +288,12 @@ def register(app: typer.Typer) -> None:
         revisions = app_ctx.store.history(project.name, limit)
         live = app_ctx.store.live(project.name)
         if json_out:
-            print_json([{**r.summary(), "live": live is not None and r.number == live.number}
-                        for r in revisions])
+            print_json(
+                [
+                    {**r.summary(), "live": live is not None and r.number == live.number}
+                    for r in revisions
+                ]
+            )
             return
         if not revisions:
             app_ctx.out.print(f"no revisions recorded for project {project.name}", markup=False)
@@ -249,8 +303,14 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         for r in revisions:
             when = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M:%S")
-            changes = ", ".join(f"{s['service']}: {s['summary']}" for s in r.plan.get("services", [])
-                                if s.get("summary") != "unchanged") or "none"
+            changes = (
+                ", ".join(
+                    f"{s['service']}: {s['summary']}"
+                    for s in r.plan.get("services", [])
+                    if s.get("summary") != "unchanged"
+                )
+                or "none"
+            )
             runtimes = ", ".join(f"{k}={v.get('runtime')}" for k, v in sorted(r.decisions.items()))
             mark = " (live)" if live and r.number == live.number else ""
             table.add_row(f"{r.number}{mark}", when, r.command, r.outcome, changes, runtimes)

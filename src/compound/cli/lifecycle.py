@@ -63,23 +63,31 @@ def register(app: typer.Typer) -> None:
     def up(
         ctx: typer.Context,
         services: Services = None,
-        detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+        detach: Annotated[
+            bool, typer.Option("--detach", "-d", help="Run in the background.")
+        ] = False,
         wait: Annotated[
             bool, typer.Option("--wait", help="Wait until services are running/healthy.")
         ] = False,
         wait_timeout: Annotated[
             float, typer.Option("--wait-timeout", help="Seconds --wait and dependencies may take.")
         ] = 300.0,
-        no_deps: Annotated[bool, typer.Option("--no-deps", help="Don't start linked services.")] = False,
+        no_deps: Annotated[
+            bool, typer.Option("--no-deps", help="Don't start linked services.")
+        ] = False,
         force_recreate: Annotated[bool, typer.Option("--force-recreate")] = False,
         no_recreate: Annotated[bool, typer.Option("--no-recreate")] = False,
         remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
-        build: Annotated[bool, typer.Option("--build", help="Build images before starting.")] = False,
+        build: Annotated[
+            bool, typer.Option("--build", help="Build images before starting.")
+        ] = False,
         scale: Annotated[list[str] | None, typer.Option("--scale", help="SERVICE=NUM")] = None,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Print the plan and change nothing.")
         ] = False,
-        json_out: Annotated[bool, typer.Option("--json", help="Print plan and outcome as JSON.")] = False,
+        json_out: Annotated[
+            bool, typer.Option("--json", help="Print plan and outcome as JSON.")
+        ] = False,
         timeout: Timeout = None,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
@@ -97,8 +105,15 @@ def register(app: typer.Typer) -> None:
             scale=_parse_scale(scale),
         )
         if build:
-            _build(app_ctx, session, [n for n in names or session.project.services
-                                      if session.project.services[n].build is not None])
+            _build(
+                app_ctx,
+                session,
+                [
+                    n
+                    for n in names or session.project.services
+                    if session.project.services[n].build is not None
+                ],
+            )
         if dry_run:
             plan = session.up(opts, dry_run=True).plan
             if json_out:
@@ -110,11 +125,17 @@ def register(app: typer.Typer) -> None:
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
             outcome = session.up(opts, progress=progress, dependency_timeout=wait_timeout)
             if wait:
-                session.wait_running([sp.service for sp in outcome.plan.services], wait_timeout,
-                                     progress)
+                session.wait_running(
+                    [sp.service for sp in outcome.plan.services], wait_timeout, progress
+                )
         if json_out:
-            print_json({"revision": outcome.revision, "plan": outcome.plan.to_json(),
-                        "result": outcome.result.to_json() if outcome.result else None})
+            print_json(
+                {
+                    "revision": outcome.revision,
+                    "plan": outcome.plan.to_json(),
+                    "result": outcome.result.to_json() if outcome.result else None,
+                }
+            )
         for note in outcome.plan.notes:
             app_ctx.err.print(f"note: {note}", markup=False)
         if detach or wait or json_out:
@@ -122,13 +143,26 @@ def register(app: typer.Typer) -> None:
         selected = [sp.service for sp in outcome.plan.services]
         app_ctx.err.print("Attaching to logs; press Ctrl-C to stop the services.", markup=False)
         try:
-            follow_logs(app_ctx, session, selected, follow=True, tail=None, timestamps=False,
-                        until_all_exit=True)
+            follow_logs(
+                app_ctx,
+                session,
+                selected,
+                follow=True,
+                tail=None,
+                timestamps=False,
+                until_all_exit=True,
+            )
         except KeyboardInterrupt:
             app_ctx.err.print("Gracefully stopping… (press Ctrl-C again to force)", markup=False)
-            _act(app_ctx, session, selected, "Stopped",
-                 lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None
-                                                   else _grace(s, i)))
+            _act(
+                app_ctx,
+                session,
+                selected,
+                "Stopped",
+                lambda s, i: s.driver_for(i).stop(
+                    i, timeout if timeout is not None else _grace(s, i)
+                ),
+            )
 
     @app.command()
     def down(
@@ -145,8 +179,9 @@ def register(app: typer.Typer) -> None:
         session = app_ctx.session()
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
-            removed = session.down(volumes=volumes, remove_orphans=remove_orphans,
-                                   timeout=timeout, progress=progress)
+            removed = session.down(
+                volumes=volumes, remove_orphans=remove_orphans, timeout=timeout, progress=progress
+            )
         if json_out:
             print_json(removed)
 
@@ -155,17 +190,29 @@ def register(app: typer.Typer) -> None:
         """Start existing stopped instances."""
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [])
-        _act(app_ctx, session, services, "Started", lambda s, i: s.driver_for(i).start(i),
-             only=lambda i: not i.running)
+        _act(
+            app_ctx,
+            session,
+            services,
+            "Started",
+            lambda s, i: s.driver_for(i).start(i),
+            only=lambda i: not i.running,
+        )
 
     @app.command()
     def stop(ctx: typer.Context, services: Services = None, timeout: Timeout = None) -> None:
         """Stop running instances without removing them."""
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [])
-        _act(app_ctx, session, services, "Stopped",
-             lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None else _grace(s, i)),
-             only=lambda i: i.running, reverse=True)
+        _act(
+            app_ctx,
+            session,
+            services,
+            "Stopped",
+            lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None else _grace(s, i)),
+            only=lambda i: i.running,
+            reverse=True,
+        )
 
     @app.command()
     def restart(ctx: typer.Context, services: Services = None, timeout: Timeout = None) -> None:
@@ -189,8 +236,14 @@ def register(app: typer.Typer) -> None:
         """Send a signal to running instances."""
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [])
-        _act(app_ctx, session, services, "Killed", lambda s, i: s.driver_for(i).kill(i, signal),
-             only=lambda i: i.running)
+        _act(
+            app_ctx,
+            session,
+            services,
+            "Killed",
+            lambda s, i: s.driver_for(i).kill(i, signal),
+            only=lambda i: i.running,
+        )
 
     @app.command()
     def rm(
@@ -206,8 +259,14 @@ def register(app: typer.Typer) -> None:
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [])
         if stop_first:
-            _act(app_ctx, session, services, "Stopped",
-                 lambda s, i: s.driver_for(i).stop(i, _grace(s, i)), only=lambda i: i.running)
+            _act(
+                app_ctx,
+                session,
+                services,
+                "Stopped",
+                lambda s, i: s.driver_for(i).stop(i, _grace(s, i)),
+                only=lambda i: i.running,
+            )
         targets = [i for i in _instances(session, services) if not i.running]
         if not targets:
             app_ctx.err.print("No stopped instances to remove")
@@ -216,8 +275,14 @@ def register(app: typer.Typer) -> None:
             names = ", ".join(i.name for i in targets)
             if not typer.confirm(f"Going to remove {names}. Are you sure?", default=False):
                 return
-        _act(app_ctx, session, services, "Removed",
-             lambda s, i: s.driver_for(i).remove(i, volumes=volumes), only=lambda i: not i.running)
+        _act(
+            app_ctx,
+            session,
+            services,
+            "Removed",
+            lambda s, i: s.driver_for(i).remove(i, volumes=volumes),
+            only=lambda i: not i.running,
+        )
 
     @app.command()
     def pull(

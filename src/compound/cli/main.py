@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated
 
-import click
 import typer
 
 from compound import __version__
@@ -75,37 +74,38 @@ inspect_cmds.register(app)
 
 def _register_optional() -> None:
     # command groups delivered by their own modules; absent ones are simply not offered
+    import importlib
+
     try:
-        from compound.cli import advise_cmd
+        module = importlib.import_module("compound.cli.advise_cmd")
     except ImportError:
         return
-    advise_cmd.register(app)
+    module.register(app)
 
 
 _register_optional()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return the exit code (tests call this directly)."""
+    """Run the CLI and return the exit code (tests call this directly).
+
+    Click's standalone mode turns usage errors into exit 2 and typer.Exit into
+    its code; everything compound raises on purpose is rendered here.
+    """
     err = AppContext(GlobalOptions()).err
     try:
-        rv = app(args=list(argv) if argv is not None else None, prog_name="compound",
-                 standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
+        app(args=list(argv) if argv is not None else None, prog_name="compound")
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except CompoundError as exc:
         err.print(f"[bold red]error:[/] {_escape(exc.render())}")
         return exc.exit_code
+    return 0
 
 
 def _escape(text: str) -> str:

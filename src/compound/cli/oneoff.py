@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from typing import Annotated
 
 import typer
@@ -12,7 +11,6 @@ from compound.cli.context import AppContext
 from compound.cli.render import LiveProgress
 from compound.errors import UsageError
 from compound.planner.diff import UpOptions
-from compound.runtimes.base import LABEL_ONEOFF
 
 ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -35,7 +33,7 @@ def _env(values: list[str] | None) -> dict[str, str]:
 
 def register(app: typer.Typer) -> None:
     @app.command(context_settings=ARGS)
-    def exec(  # noqa: A001 - the command is called exec, as in Compose
+    def exec(
         ctx: typer.Context,
         service: Annotated[str, typer.Argument(help="Service.")],
         command: Annotated[list[str], typer.Argument(help="Command and its arguments.")],
@@ -91,8 +89,7 @@ def register(app: typer.Typer) -> None:
         env_over = {**svc.environment, **_env(env)}
         update: dict[str, object] = {
             "environment": env_over,
-            "labels": {**svc.labels, LABEL_ONEOFF: "true"},
-            "container_name": name or f"{session.project.name}-{service}-run-{uuid.uuid4().hex[:8]}",
+            "container_name": name,
             "tty": tty,
             "stdin_open": tty,
             "restart": "no",
@@ -109,12 +106,13 @@ def register(app: typer.Typer) -> None:
         if not service_ports:
             update["ports"] = ()
         one = svc.model_copy(update=update)
-        driver = session.drivers[svc.runtime] if svc.runtime in session.drivers else None
+        driver = session.drivers.get(svc.runtime)
         if driver is None:
             session.runtimes([service])  # raises the clear not-supported error
             return
+        session.ensure_resources_for([service])
         driver.prepare(session.project, one)
-        inst = driver.create(session.project, one, 1, "oneoff")
+        inst = driver.create(session.project, one, 1, "oneoff", oneoff=True)
         driver.start(inst)
         if detach:
             app_ctx.out.print(inst.name, markup=False)

@@ -16,8 +16,18 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-PREFIX_COLOURS = ("cyan", "yellow", "green", "magenta", "blue", "bright_cyan", "bright_yellow",
-                  "bright_green", "bright_magenta", "bright_blue")
+PREFIX_COLOURS = (
+    "cyan",
+    "yellow",
+    "green",
+    "magenta",
+    "blue",
+    "bright_cyan",
+    "bright_yellow",
+    "bright_green",
+    "bright_magenta",
+    "bright_blue",
+)
 
 
 def colour_for(index: int) -> str:
@@ -58,8 +68,9 @@ class LiveProgress:
 
     def __enter__(self) -> LiveProgress:
         if self.mode == "tty":
-            self._live = Live(self._render(), console=self.console, refresh_per_second=10,
-                              transient=False)
+            self._live = Live(
+                self._render(), console=self.console, refresh_per_second=10, transient=False
+            )
             self._live.__enter__()
         return self
 
@@ -102,8 +113,11 @@ class LiveProgress:
             mark = "✘" if line.failed else "✔"
             took = time.monotonic() - line.started
             detail = f" {line.detail}" if line.detail else ""
-            self.console.print(f"{mark} {item:<28} {line.status}{detail} ({took:.1f}s)",
-                               markup=False, highlight=False)
+            self.console.print(
+                f"{mark} {item:<28} {line.status}{detail} ({took:.1f}s)",
+                markup=False,
+                highlight=False,
+            )
 
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 1))
@@ -115,8 +129,12 @@ class LiveProgress:
             else:
                 mark = Spinner("dots", style="blue")
             style = "red" if line.failed else ("green" if line.done else "blue")
-            table.add_row(mark, Text(item), Text(line.status, style=style), Text(line.detail,
-                          style="dim", overflow="ellipsis", no_wrap=True))
+            table.add_row(
+                mark,
+                Text(item),
+                Text(line.status, style=style),
+                Text(line.detail, style="dim", overflow="ellipsis", no_wrap=True),
+            )
         took = time.monotonic() - self._t0
         head = Text(f"[+] {self.title} {len(self._lines)} items, {took:.1f}s", style="bold")
         return Group(head, table)

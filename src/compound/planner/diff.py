@@ -16,6 +16,7 @@ from compound.runtimes.base import Instance
 from compound.spec.model import Project, Service
 
 StepAction = Literal["create", "recreate", "start", "restart", "remove", "keep"]
+ResourceAction = Literal["create", "exists", "external"]
 
 
 def desired_hash(service: Service, image_id: str | None) -> str:
@@ -42,7 +43,7 @@ class ResourceStep:
     kind: Literal["network", "volume"]
     key: str
     name: str
-    action: Literal["create", "exists", "external"]
+    action: ResourceAction
 
 
 @dataclass(frozen=True)
@@ -219,15 +220,23 @@ def _resource_steps(
     steps: list[ResourceStep] = []
     for key in sorted(used_networks):
         net = project.networks[key]
-        action = "external" if net.external else ("exists" if net.name in have_networks else "create")
-        steps.append(ResourceStep("network", key, net.name, action))
+        steps.append(
+            ResourceStep("network", key, net.name, _action(net.external, net.name, have_networks))
+        )
     for key in sorted(used_volumes):
         vol = project.volumes.get(key)
         if vol is None:  # anonymous-by-path volumes are not project resources
             continue
-        action = "external" if vol.external else ("exists" if vol.name in have_volumes else "create")
-        steps.append(ResourceStep("volume", key, vol.name, action))
+        steps.append(
+            ResourceStep("volume", key, vol.name, _action(vol.external, vol.name, have_volumes))
+        )
     return steps
+
+
+def _action(external: bool, name: str, existing: set[str]) -> ResourceAction:
+    if external:
+        return "external"
+    return "exists" if name in existing else "create"
 
 
 def _service_steps(
@@ -248,10 +257,11 @@ def _service_steps(
             by_number[inst.number] = inst
     restart_for = sorted(d for d, dep in svc.depends_on.items() if dep.restart and d in recreated)
     for number in range(1, replicas + 1):
-        inst = by_number.get(number)
-        if inst is None:
+        found = by_number.get(number)
+        if found is None:
             steps.append(Step("create", svc.name, number, "missing"))
             continue
+        inst = found
         stale = inst.config_hash != want_hash or inst.runtime != runtime
         if opts.force_recreate:
             steps.append(Step("recreate", svc.name, number, "--force-recreate", inst))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +165,9 @@ class Session:
         outcome = "failed"
         try:
             result = applier.run()
-            outcome = "succeeded" if result.ok else ("interrupted" if result.interrupted else "failed")
+            outcome = (
+                "succeeded" if result.ok else ("interrupted" if result.interrupted else "failed")
+            )
         finally:
             self.store.finish(self.project.name, revision, outcome, applier.result.to_json())
         if not result.ok:
@@ -176,6 +179,19 @@ class Session:
                 hint="fix the cause and run `compound up` again: it continues from what is running",
             )
         return UpOutcome(plan=plan, result=result, revision=revision, decisions=decisions)
+
+    def ensure_resources_for(self, services: Sequence[str]) -> None:
+        """Networks and volumes the services need (for `run` outside an `up`)."""
+        nets, vols = engine_resources.project_resources(self.client, self.project.name)
+        plan = make_plan(
+            self.project,
+            [],
+            image_ids={},
+            existing_networks=nets,
+            existing_volumes=vols,
+            opts=UpOptions(services=tuple(services), no_deps=True),
+        )
+        self._ensure_resources(plan, NullProgress())
 
     def _ensure_resources(self, plan: Plan, progress: Progress) -> None:
         for step in plan.resources:
@@ -201,7 +217,9 @@ class Session:
                 if cur.status == "exited" and cur.exit_code == 0 and cur.health is None:
                     pending.pop(iid)  # a one-shot task that completed
                 elif not cur.running:
-                    raise ServiceError(cur.service, f"{cur.name} is {cur.status} (exit {cur.exit_code})")
+                    raise ServiceError(
+                        cur.service, f"{cur.name} is {cur.status} (exit {cur.exit_code})"
+                    )
                 elif cur.health == "unhealthy":
                     raise ServiceError(cur.service, f"{cur.name} is unhealthy")
                 elif cur.health in (None, "healthy"):
@@ -236,7 +254,6 @@ class Session:
         groups: dict[int, list[Instance]] = {}
         for inst in targets:
             groups.setdefault(order.get(inst.service, len(levels)), []).append(inst)
-        from concurrent.futures import ThreadPoolExecutor
 
         def take_down(inst: Instance) -> None:
             svc = self.project.services.get(inst.service)

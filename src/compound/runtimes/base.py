@@ -108,8 +108,17 @@ class Driver(abc.ABC):
         base disk exported). Returns the image id. Idempotent."""
 
     @abc.abstractmethod
-    def create(self, project: Project, service: Service, number: int, config_hash: str) -> Instance:
-        """Create (not start) instance ``number`` of ``service``."""
+    def create(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        *,
+        oneoff: bool = False,
+    ) -> Instance:
+        """Create (not start) instance ``number`` of ``service``; ``oneoff`` for
+        `compound run` (own name, no service alias, ignored by `up`)."""
 
     @abc.abstractmethod
     def start(self, instance: Instance) -> None: ...

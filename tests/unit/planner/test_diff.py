@@ -1,9 +1,9 @@
+import pytest
+
 from compound.errors import SpecError
 from compound.planner.diff import UpOptions, desired_hash, make_plan
 from compound.planner.graph import start_levels, with_dependencies
 from tests.unit.fakes import instance, project, service
-
-import pytest
 
 
 def _plan(p, actual=(), **opts):
@@ -20,7 +20,9 @@ def test_fresh_project_creates_everything_in_dependency_order():
     plan = _plan(p)
     assert [sp.service for sp in plan.services] == ["db", "api", "web"]
     assert all(s.action == "create" for sp in plan.services for s in sp.steps)
-    assert [(r.kind, r.name, r.action) for r in plan.resources] == [("network", "demo_default", "create")]
+    assert [(r.kind, r.name, r.action) for r in plan.resources] == [
+        ("network", "demo_default", "create")
+    ]
     assert plan.for_service("web").depends_on == ("api",)
 
 
@@ -45,10 +47,18 @@ def test_scale_up_and_down():
     h = _hash(p, "web")
     plan = _plan(p, [instance("web", 1, hash_=h)])
     assert [(s.action, s.number) for s in plan.for_service("web").steps] == [
-        ("keep", 1), ("create", 2), ("create", 3)]
+        ("keep", 1),
+        ("create", 2),
+        ("create", 3),
+    ]
     plan = _plan(p, [instance("web", n, hash_=h) for n in range(1, 6)], scale={"web": 2})
     assert sorted((s.action, s.number) for s in plan.for_service("web").steps) == [
-        ("keep", 1), ("keep", 2), ("remove", 3), ("remove", 4), ("remove", 5)]
+        ("keep", 1),
+        ("keep", 2),
+        ("remove", 3),
+        ("remove", 4),
+        ("remove", 5),
+    ]
 
 
 def test_stopped_instance_is_started_not_recreated():
@@ -89,6 +99,7 @@ def test_oneoff_instances_are_ignored():
 
 def test_dependency_restart_when_dependency_recreated():
     from compound.spec.model import Dependency
+
     p = project(service("db"), service("web", depends_on={"db": Dependency(restart=True)}))
     actual = [instance("db", hash_="old"), instance("web", hash_=_hash(p, "web"))]
     plan = _plan(p, actual)
@@ -112,6 +123,7 @@ def test_levels_and_cycle_error():
 
 def test_plan_json_is_serialisable():
     import json
+
     p = project(service("web"))
     data = _plan(p).to_json()
     assert json.loads(json.dumps(data))["services"][0]["steps"][0]["action"] == "create"

@@ -7,13 +7,21 @@ from tests.unit.fakes import HEALTHY, FakeDriver, project, service
 
 def _apply(p, driver, **kw):
     plan = make_plan(p, [], image_ids={}, opts=UpOptions())
-    applier = Applier(p, plan, {"container": driver}, ensure_resources=lambda plan, prog: None,
-                      dependency_timeout=5, **kw)
+    applier = Applier(
+        p,
+        plan,
+        {"container": driver},
+        ensure_resources=lambda plan, prog: None,
+        dependency_timeout=5,
+        **kw,
+    )
     return applier.run()
 
 
 def test_dependencies_start_before_dependents():
-    p = project(service("web", depends=[("db", "service_healthy")]), service("db", healthcheck=HEALTHY))
+    p = project(
+        service("web", depends=[("db", "service_healthy")]), service("db", healthcheck=HEALTHY)
+    )
     d = FakeDriver()
     result = _apply(p, d)
     assert result.ok and sorted(result.done) == ["db", "web"]
@@ -30,14 +38,17 @@ def test_failed_service_blocks_only_its_dependents():
 
 
 def test_unhealthy_dependency_is_reported():
-    p = project(service("web", depends=[("db", "service_healthy")]), service("db", healthcheck=HEALTHY))
+    p = project(
+        service("web", depends=[("db", "service_healthy")]), service("db", healthcheck=HEALTHY)
+    )
     result = _apply(p, FakeDriver(unhealthy=["db"]))
     assert "unhealthy" in result.not_started["web"]
 
 
 def test_completed_successfully_condition():
-    p = project(service("app", depends=[("migrate", "service_completed_successfully")]),
-                service("migrate"))
+    p = project(
+        service("app", depends=[("migrate", "service_completed_successfully")]), service("migrate")
+    )
     ok = _apply(p, FakeDriver(exit_codes={"migrate": 0}))
     assert ok.ok
     bad = _apply(p, FakeDriver(exit_codes={"migrate": 3}))

@@ -25,7 +25,9 @@ def test_abandoned_running_revisions_become_interrupted(tmp_path):
 
 def test_unwritable_location_is_a_clear_error(tmp_path):
     import pytest
+
     from compound.errors import StateError
+
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(StateError, match="cannot open the state store"):
