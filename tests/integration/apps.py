@@ -33,7 +33,9 @@ class App:
 
     def run(self, *args: str) -> tuple[int, str]:
         """Run `compound -f FILE -p NAME args…`; exit code and stdout+stderr."""
-        buf = io.StringIO()
+        # a real text stream over bytes: exec writes raw bytes to .buffer
+        raw = io.BytesIO()
+        buf = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
         saved = dict(os.environ)
         os.environ.update(self.env)
         try:
@@ -42,7 +44,8 @@ class App:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        return code, buf.getvalue()
+        buf.flush()
+        return code, raw.getvalue().decode("utf-8", "replace")
 
     def ok(self, *args: str) -> str:
         code, out = self.run(*args)

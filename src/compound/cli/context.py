@@ -31,7 +31,7 @@ class AppContext:
     def __init__(self, opts: GlobalOptions) -> None:
         self.opts = opts
         self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._loaded: dict[tuple[str, ...], LoadResult] = {}
 
     def load(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> LoadResult:
