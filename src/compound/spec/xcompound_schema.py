@@ -1,0 +1,41 @@
+"""JSON schema of the service-level ``x-compound`` extension.
+
+    x-compound:
+      runtime: container | vm | auto     # default container
+      vm:
+        memory: 2g | 2147483648          # size string or bytes
+        vcpus: 2                         # >= 1
+        kernel: ./vmlinuz                # guest kernel, relative to the project
+        kernel_args: "console=ttyS0"
+        accel: auto | kvm | tcg
+      hints: {...}                       # free-form; checked by the advisor
+
+Sizes and paths are checked and normalised by the loader, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RUNTIMES = ("container", "vm", "auto")
+ACCELERATORS = ("auto", "kvm", "tcg")
+
+XCOMPOUND_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {
+        "runtime": {"type": "string", "enum": list(RUNTIMES)},
+        "vm": {
+            "type": ["object", "null"],
+            "properties": {
+                "memory": {"type": ["string", "integer"]},
+                "vcpus": {"type": "integer", "minimum": 1},
+                "kernel": {"type": "string"},
+                "kernel_args": {"type": "string"},
+                "accel": {"type": "string", "enum": list(ACCELERATORS)},
+            },
+            "additionalProperties": False,
+        },
+        "hints": {"type": ["object", "null"]},
+    },
+    "additionalProperties": False,
+}
