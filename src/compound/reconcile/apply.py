@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
 from compound.reconcile.progress import NullProgress, Progress
+from compound.reconcile.slots import PrioritySlots, chain_heights, default_limit
 from compound.runtimes.base import Driver, Instance
 from compound.spec.model import Project
 
@@ -70,7 +71,8 @@ class Applier:
         ensure_resources: Callable[[Plan, Progress], None],
         progress: Progress | None = None,
         dependency_timeout: float = 300.0,
-        max_workers: int = 16,
+        max_workers: int = 64,
+        engine_slots: int | None = None,
     ) -> None:
         self.project = project
         self.plan = plan
@@ -79,6 +81,12 @@ class Applier:
         self.progress = progress or NullProgress()
         self.dependency_timeout = dependency_timeout
         self.max_workers = max_workers
+        self._slots = PrioritySlots(engine_slots or default_limit())
+        # taller chains of dependents go first: they bound the total time
+        self._priority = {
+            name: -h
+            for name, h in chain_heights(project, {sp.service for sp in plan.services}).items()
+        }
         self._cancel = threading.Event()
         self._states = {sp.service: _ServiceState() for sp in plan.services}
         self._lock = threading.Lock()
@@ -130,7 +138,8 @@ class Applier:
             self._check_cancel()
             for step in sp.steps:
                 self._check_cancel()
-                inst = self._do_step(driver, sp, step)
+                with self._slots.slot(self._priority.get(name, 0)):
+                    inst = self._do_step(driver, sp, step)
                 if inst is not None:
                     state.instances.append(inst)
             self.progress.update(name, "Started", sp.summary, done=True)

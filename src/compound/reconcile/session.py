@@ -6,6 +6,7 @@ plans, records the revision, applies.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +15,18 @@ from typing import Any
 
 import docker
 
-from compound.errors import ApplyError, NotSupportedError, ServiceError, UsageError
+from compound.errors import (
+    ApplyError,
+    CompoundError,
+    NotSupportedError,
+    ServiceError,
+    UsageError,
+)
 from compound.planner.diff import Plan, UpOptions, make_plan, selected_services
-from compound.planner.graph import start_levels
+from compound.planner.graph import dependencies
 from compound.reconcile.apply import Applier, ApplyResult
 from compound.reconcile.progress import NullProgress, Progress
+from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
 from compound.runtimes.docker import ContainerDriver
@@ -247,13 +255,24 @@ class Session:
         removed: dict[str, list[str]] = {"instances": [], "networks": [], "volumes": []}
         instances = self.instances(oneoff=True) + self.instances()
         known = set(self.project.services) | set(self.project.disabled_services)
-        levels = start_levels(self.project)
-        # stop dependents before their dependencies: reverse start order
-        order = {name: i for i, level in enumerate(levels) for name in level}
         targets = [i for i in instances if i.service in known or remove_orphans or i.oneoff]
-        groups: dict[int, list[Instance]] = {}
+        leftovers = [i.name for i in instances if i not in targets]
+        by_service: dict[str, list[Instance]] = {}
         for inst in targets:
-            groups.setdefault(order.get(inst.service, len(levels)), []).append(inst)
+            by_service.setdefault(inst.service, []).append(inst)
+        # a service stops once everything depending on it has stopped (a DAG,
+        # not level barriers: one slow dependent does not hold up the rest)
+        waits_for = {
+            name: {
+                d
+                for d in by_service
+                if d in self.project.services and name in dependencies(self.project.services[d])
+            }
+            for name in by_service
+        }
+        finished = {name: threading.Event() for name in by_service}
+        errors: list[str] = []
+        lock = threading.Lock()
 
         def take_down(inst: Instance) -> None:
             svc = self.project.services.get(inst.service)
@@ -263,17 +282,41 @@ class Session:
             driver.stop(inst, grace)
             driver.remove(inst, volumes=volumes)
             progress.update(inst.name, "Removed", done=True)
+            with lock:
+                removed["instances"].append(inst.name)
 
-        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="down") as pool:
-            for level in sorted(groups, reverse=True):
-                list(pool.map(take_down, groups[level]))
-                removed["instances"].extend(i.name for i in groups[level])
-        leftovers = [i.name for i in instances if i not in targets]
+        def service_down(name: str, pool: ThreadPoolExecutor) -> None:
+            try:
+                for dep in waits_for[name]:
+                    finished[dep].wait()
+                for fut in [pool.submit(take_down, i) for i in by_service[name]]:
+                    try:
+                        fut.result()
+                    except CompoundError as exc:
+                        progress.fail(name, exc.message)
+                        with lock:
+                            errors.append(exc.render())
+            finally:
+                finished[name].set()
+
+        limit = default_limit()
+        with (
+            ThreadPoolExecutor(max_workers=limit, thread_name_prefix="down") as pool,
+            ThreadPoolExecutor(
+                max_workers=max(1, len(by_service)), thread_name_prefix="svc"
+            ) as svcs,
+        ):
+            list(svcs.map(lambda n: service_down(n, pool), list(by_service)))
         if leftovers:
             progress.note(
                 "left running (not in this file): "
                 + ", ".join(leftovers)
                 + "; use --remove-orphans to remove them"
+            )
+        if errors:
+            raise CompoundError(
+                "down could not remove every instance:\n" + "\n".join(errors),
+                hint="run `compound down` again; it continues from what is left",
             )
         for name in engine_resources.remove_networks(self.client, self.project.name):
             removed["networks"].append(name)
