@@ -185,5 +185,5 @@ class VMError(CompoundError):
     pass
 
 
-class InterruptedError_(CompoundError):  # noqa: N801 - avoid shadowing the builtin
+class InterruptedError_(CompoundError):  # trailing _: the builtin has this name
     exit_code = 130

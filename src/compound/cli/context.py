@@ -31,6 +31,9 @@ class AppContext:
     def __init__(self, opts: GlobalOptions) -> None:
         self.opts = opts
         self.out = Console(highlight=False, soft_wrap=True)
+        if not self.out.is_terminal:
+            # pipes and CI logs: never squeeze tables into 80 columns
+            self.out = Console(highlight=False, soft_wrap=True, width=240)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self._loaded: dict[tuple[str, ...], LoadResult] = {}
 

@@ -103,7 +103,9 @@ class Driver(abc.ABC):
     capabilities: Capabilities
 
     @abc.abstractmethod
-    def prepare(self, project: Project, service: Service, progress: ProgressFn = _no_progress) -> str:
+    def prepare(
+        self, project: Project, service: Service, progress: ProgressFn = _no_progress
+    ) -> str:
         """Make sure what the service runs from exists (image pulled or built,
         base disk exported). Returns the image id. Idempotent."""
 
