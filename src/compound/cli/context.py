@@ -9,6 +9,8 @@ from functools import cached_property
 import docker
 from rich.console import Console
 
+from compound.advisor.hints import project_hints
+from compound.advisor.source import project_locator
 from compound.engine import connect
 from compound.reconcile.session import Session
 from compound.spec import LoadOptions, LoadResult, load_project
@@ -50,6 +52,8 @@ class AppContext:
                     target_services=key,
                 )
             )
+            # hints are part of the file: bad ones fail every command, not just advise
+            project_hints(result.project, project_locator(result.project))
             if not quiet:
                 for warning in result.warnings:
                     self.err.print(f"[yellow]WARN[/] {warning}", markup=True)

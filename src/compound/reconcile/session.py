@@ -6,6 +6,7 @@ plans, records the revision, applies.
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,6 +16,7 @@ from typing import Any
 
 import docker
 
+from compound.advisor import advise
 from compound.errors import (
     ApplyError,
     CompoundError,
@@ -22,6 +24,8 @@ from compound.errors import (
     ServiceError,
     UsageError,
 )
+from compound.hostfacts import host_facts
+from compound.placement import capacity_warnings, host_from_facts
 from compound.planner.diff import Plan, UpOptions, make_plan, selected_services
 from compound.planner.graph import dependencies
 from compound.reconcile.apply import Applier, ApplyResult
@@ -100,14 +104,35 @@ class Session:
 
     # --- up -------------------------------------------------------------------------
 
+    def decide_runtimes(self, services: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Runtime per service with the reason: declared, or the advisor's
+        decision for `runtime: auto` (the same decision `compound advise` shows)."""
+        names = list(services)
+        auto = [n for n in names if self.project.services[n].runtime == "auto"]
+        advice = {a.service: a for a in advise(self.project, host_facts(), auto)} if auto else {}
+        decided: dict[str, dict[str, Any]] = {}
+        for name in names:
+            declared = self.project.services[name].runtime
+            if name in advice:
+                a = advice[name]
+                decided[name] = {
+                    "runtime": a.runtime,
+                    "declared": "auto",
+                    "confidence": a.confidence,
+                    "tie": a.tie,
+                    "why": [
+                        f"{f.factor}: {f.why} (toward {f.toward}, weight {f.weight})"
+                        for f in a.factors
+                        if f.axis == "runtime"
+                    ],
+                }
+            else:
+                decided[name] = {"runtime": declared, "declared": declared, "why": ["declared"]}
+        return decided
+
     def runtimes(self, services: Iterable[str]) -> dict[str, str]:
-        decided: dict[str, str] = {}
-        unsupported: dict[str, str] = {}
-        for name in services:
-            runtime = self.project.services[name].runtime
-            if runtime not in self.drivers:
-                unsupported[name] = runtime
-            decided[name] = runtime
+        decided = {n: d["runtime"] for n, d in self.decide_runtimes(services).items()}
+        unsupported = {n: r for n, r in decided.items() if r not in self.drivers}
         if unsupported:
             listed = ", ".join(f"{s} (runtime: {r})" for s, r in sorted(unsupported.items()))
             raise NotSupportedError(
@@ -131,6 +156,20 @@ class Session:
             runtimes=runtimes,
             opts=opts,
         )
+
+    def capacity_warnings(self) -> list[str]:
+        """Reservations this single host cannot hold, said before starting."""
+        facts = host_facts()
+        if not facts.cpus or not facts.memory:
+            return []
+        host = host_from_facts(
+            platform.node() or "localhost",
+            facts.cpus,
+            facts.memory,
+            kvm=facts.kvm_usable,
+            host_is_vm=facts.host_is_vm,
+        )
+        return capacity_warnings(self.project, host, host_facts=facts)
 
     def _local_image_id(self, service: str) -> str | None:
         svc = self.project.services[service]
@@ -158,7 +197,9 @@ class Session:
         # would only matter for tags that moved during this very up.
         if dry_run:
             return UpOutcome(plan=plan, result=None, revision=None)
-        decisions = {sp.service: {"runtime": sp.runtime, "why": "declared"} for sp in plan.services}
+        for warning in self.capacity_warnings():
+            progress.note(warning)
+        decisions = self.decide_runtimes([sp.service for sp in plan.services])
         revision = self.store.begin(
             self.project.name, command, redacted_model(self.project), plan.to_json(), decisions
         )

@@ -1,0 +1,65 @@
+"""What this host offers, as the advisor and placement need it.
+
+Read from the kernel (CPUs, memory, whether a hypervisor is underneath)
+and, once the VM runtime has probed it, whether KVM really works. Cheap:
+no engine call, no boot.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+
+from compound.advisor import HostFacts
+
+
+def _memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _host_is_vm() -> bool | None:
+    # x86 guests see the CPUID hypervisor bit as the "hypervisor" flag
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return " hypervisor" in line
+    except OSError:
+        return None
+    return None
+
+
+def kvm_usable() -> bool | None:
+    """The VM runtime's cached boot probe, if it has run; None = not known."""
+    try:
+        from compound.runtimes.vm import accel
+    except ImportError:
+        return None
+    probe = getattr(accel, "cached_kvm_usable", None)
+    if probe is None:
+        return None
+    try:
+        answer = probe()
+    except Exception:  # a probe cache problem must not break advice
+        return None
+    return answer if isinstance(answer, bool) else None
+
+
+@lru_cache(maxsize=1)
+def host_facts() -> HostFacts:
+    return HostFacts(
+        kvm_usable=kvm_usable(),
+        host_is_vm=_host_is_vm(),
+        os="linux",
+        arch=platform.machine() or None,
+        cpus=float(os.cpu_count() or 1),
+        memory=_memory_bytes(),
+    )
