@@ -10,6 +10,7 @@ next ``up`` (which re-reads the engine) can finish the job.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
 from compound.reconcile.progress import NullProgress, Progress
-from compound.reconcile.slots import PrioritySlots, chain_heights, default_limit
+from compound.reconcile.slots import PrioritySlots, default_limit, start_priority
 from compound.runtimes.base import Driver, Instance
 from compound.spec.model import Project
 
-POLL = 0.25
+POLL = 0.1  # dependency health is on the critical path; inspect is cheap
 
 
 @dataclass
@@ -83,10 +84,7 @@ class Applier:
         self.max_workers = max_workers
         self._slots = PrioritySlots(engine_slots or default_limit())
         # taller chains of dependents go first: they bound the total time
-        self._priority = {
-            name: -h
-            for name, h in chain_heights(project, {sp.service for sp in plan.services}).items()
-        }
+        self._priority = start_priority(project, {sp.service for sp in plan.services})
         self._cancel = threading.Event()
         self._states = {sp.service: _ServiceState() for sp in plan.services}
         self._lock = threading.Lock()
@@ -102,7 +100,9 @@ class Applier:
             raise
         workers = max(1, min(self.max_workers, len(self.plan.services)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="up")
-        futures = [pool.submit(self._run_service, sp) for sp in self.plan.services]
+        # threads start in submission order: the urgent ones reach the slots first
+        ordered = sorted(self.plan.services, key=lambda sp: self._priority.get(sp.service, (0, 0)))
+        futures = [pool.submit(self._run_service, sp) for sp in ordered]
         try:
             for fut in futures:
                 while not fut.done():
@@ -138,7 +138,7 @@ class Applier:
             self._check_cancel()
             for step in sp.steps:
                 self._check_cancel()
-                with self._slots.slot(self._priority.get(name, 0)):
+                with self._slots.slot(self._priority.get(name, (0, 0))):
                     inst = self._do_step(driver, sp, step)
                 if inst is not None:
                     state.instances.append(inst)
@@ -214,7 +214,8 @@ class Applier:
         inst = driver.create(self.project, svc, step.number, sp.config_hash)
         self.progress.update(name, "Starting", inst.name)
         driver.start(inst)
-        return driver.inspect(inst.id)
+        # conditions re-inspect by id; sparing the engine a call per start matters at scale
+        return dataclasses.replace(inst, status="running")
 
     def _driver_of(self, inst: Instance, default: Driver) -> Driver:
         # an instance being replaced may belong to the other runtime

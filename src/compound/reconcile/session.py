@@ -26,7 +26,7 @@ from compound.errors import (
 )
 from compound.hostfacts import host_facts
 from compound.placement import capacity_warnings, host_from_facts
-from compound.planner.diff import Plan, UpOptions, make_plan, selected_services
+from compound.planner.diff import Plan, ResourceStep, UpOptions, make_plan, selected_services
 from compound.planner.graph import dependencies
 from compound.reconcile.apply import Applier, ApplyResult
 from compound.reconcile.progress import NullProgress, Progress
@@ -145,7 +145,9 @@ class Session:
         self.check_services(opts.services)
         order = selected_services(self.project, opts)
         runtimes = self.runtimes(order)
-        image_ids = {n: self._local_image_id(n) for n in order}
+        refs = {n: self._image_ref(n) for n in order}
+        ids = {ref: self._local_image_id(ref) for ref in set(refs.values())}  # one call per image
+        image_ids = {n: ids[ref] for n, ref in refs.items()}
         nets, vols = engine_resources.project_resources(self.client, self.project.name)
         return make_plan(
             self.project,
@@ -171,9 +173,10 @@ class Session:
         )
         return capacity_warnings(self.project, host, host_facts=facts)
 
-    def _local_image_id(self, service: str) -> str | None:
-        svc = self.project.services[service]
-        ref = svc.image or f"{self.project.name}-{service}"
+    def _image_ref(self, service: str) -> str:
+        return self.project.services[service].image or f"{self.project.name}-{service}"
+
+    def _local_image_id(self, ref: str) -> str | None:
         try:
             return str(self.client.images.get(ref).id)
         except docker.errors.ImageNotFound:
@@ -243,8 +246,10 @@ class Session:
         self._ensure_resources(plan, NullProgress())
 
     def _ensure_resources(self, plan: Plan, progress: Progress) -> None:
-        for step in plan.resources:
-            label = f"{step.kind} {step.name}"
+        """Networks and volumes in parallel (network creation waits on the
+        engine's firewall rules); external ones are checked, never created."""
+
+        def ensure(step: ResourceStep) -> None:
             if step.kind == "network":
                 created = engine_resources.ensure_network(
                     self.client, self.project, self.project.networks[step.key]
@@ -254,7 +259,11 @@ class Session:
                     self.client, self.project, self.project.volumes[step.key]
                 )
             if created:
-                progress.update(label, "Created", done=True)
+                progress.update(f"{step.kind} {step.name}", "Created", done=True)
+
+        steps = list(plan.resources)
+        with ThreadPoolExecutor(max_workers=max(1, len(steps))) as pool:
+            list(pool.map(ensure, steps))
 
     def wait_running(self, services: Sequence[str], timeout: float, progress: Progress) -> None:
         """`up --wait`: every instance running, and healthy where it has a healthcheck."""
@@ -340,7 +349,8 @@ class Session:
             finally:
                 finished[name].set()
 
-        limit = default_limit()
+        # no critical path to protect when tearing down: only the DAG order
+        limit = default_limit(teardown=True)
         with (
             ThreadPoolExecutor(max_workers=limit, thread_name_prefix="down") as pool,
             ThreadPoolExecutor(

@@ -19,11 +19,14 @@ from compound.planner.graph import dependencies
 from compound.spec.model import Project
 
 
-def default_limit() -> int:
-    """COMPOSE_PARALLEL_LIMIT as in Compose, else twice the CPUs (min 4)."""
+def default_limit(*, teardown: bool = False) -> int:
+    """COMPOSE_PARALLEL_LIMIT as in Compose; else twice the CPUs (min 4) when
+    starting, where order matters, and Compose's 64 when tearing down."""
     raw = os.environ.get("COMPOUND_PARALLEL_LIMIT") or os.environ.get("COMPOSE_PARALLEL_LIMIT")
     if raw and raw.isdigit() and int(raw) > 0:
         return int(raw)
+    if teardown:
+        return 64
     return max(4, 2 * (os.cpu_count() or 2))
 
 
@@ -33,11 +36,11 @@ class PrioritySlots:
     def __init__(self, limit: int) -> None:
         self._free = limit
         self._cv = threading.Condition()
-        self._waiting: list[tuple[float, int]] = []
+        self._waiting: list[tuple[tuple[int, ...], int]] = []
         self._seq = itertools.count()
 
     @contextmanager
-    def slot(self, priority: float) -> Iterator[None]:
+    def slot(self, priority: tuple[int, ...]) -> Iterator[None]:
         with self._cv:
             ticket = (priority, next(self._seq))
             heapq.heappush(self._waiting, ticket)
@@ -52,6 +55,25 @@ class PrioritySlots:
             with self._cv:
                 self._free += 1
                 self._cv.notify_all()
+
+
+def start_priority(project: Project, names: set[str]) -> dict[str, tuple[int, int]]:
+    """Lower goes first: the tallest chain of dependents first, then the
+    deepest in its chain (it has already waited for everything above it)."""
+    heights = chain_heights(project, names)
+    depths: dict[str, int] = {}
+
+    def depth(n: str, seen: frozenset[str]) -> int:
+        if n not in depths:
+            above = [
+                depth(d, seen | {n})
+                for d in dependencies(project.services[n]) & names
+                if d not in seen
+            ]
+            depths[n] = 1 + max(above, default=0)
+        return depths[n]
+
+    return {n: (-heights[n], -depth(n, frozenset())) for n in names}
 
 
 def chain_heights(project: Project, names: set[str] | None = None) -> dict[str, int]:

@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple, cast
@@ -315,20 +316,25 @@ def _check_network(project_name: str, network: Network, existing: Mapping[str, A
 
 
 def remove_networks(client: docker.DockerClient, project_name: str) -> list[str]:
-    """Remove the project's own networks (never external ones); their names."""
-    removed = []
-    for net in _labelled(client, "networks", project_name):
-        name = net["Name"]
+    """Remove the project's own networks (never external ones); their names.
+
+    In parallel: each removal waits on the engine's firewall rules (~0.2 s)."""
+    nets = _labelled(client, "networks", project_name)
+
+    def remove(net: dict[str, Any]) -> str | None:
+        name = str(net["Name"])
         try:
             with engine_errors(f"remove network {name!r}"):
                 client.api.remove_network(net["Id"])
         except EngineError as exc:
             if isinstance(exc.__cause__, docker.errors.NotFound):
-                continue
+                return None
             exc.hint = exc.hint or "a container outside the project may still be attached to it"
             raise
-        removed.append(name)
-    return removed
+        return name
+
+    with ThreadPoolExecutor(max_workers=max(1, len(nets))) as pool:
+        return [name for name in pool.map(remove, nets) if name is not None]
 
 
 # --- volumes ----------------------------------------------------------------------
@@ -676,6 +682,7 @@ class ContainerDriver(Driver):
         self._client = client
         # None: the process's own stdio at call time (pytest swaps them).
         self._stdin, self._stdout, self._stderr = stdin, stdout, stderr
+        self._prepared: dict[str, str] = {}  # image ref -> id, from this process's prepare()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -688,6 +695,12 @@ class ContainerDriver(Driver):
     def prepare(
         self, project: Project, service: Service, progress: ProgressFn = _no_progress
     ) -> str:
+        image_id = self._prepare(project, service, progress)
+        # create() follows at once: remember the answer instead of asking again
+        self._prepared[image_ref(project, service)] = image_id
+        return image_id
+
+    def _prepare(self, project: Project, service: Service, progress: ProgressFn) -> str:
         ref = image_ref(project, service)
         policy = service.pull_policy or "missing"
         local = local_image_id(self.client, ref)
@@ -747,7 +760,7 @@ class ContainerDriver(Driver):
         oneoff: bool = False,
     ) -> Instance:
         ref = image_ref(project, service)
-        image_id = local_image_id(self.client, ref)
+        image_id = self._prepared.get(ref) or local_image_id(self.client, ref)
         if image_id is None:
             raise (
                 _not_pullable(ref)
@@ -775,7 +788,28 @@ class ContainerDriver(Driver):
             with contextlib.suppress(Exception):
                 self.client.api.remove_container(container_id, v=True, force=True)
             raise
-        return self.inspect(container_id)
+        # built from what we sent rather than a second round trip to the engine
+        return Instance(
+            id=container_id,
+            name=args.name,
+            project=project.name,
+            service=service.name,
+            number=number,
+            runtime="container",
+            status="created",
+            health=None,
+            exit_code=None,
+            config_hash=config_hash,
+            image=ref,
+            image_id=image_id,
+            oneoff=oneoff,
+            labels=dict(args.labels),
+            details={
+                "stop_timeout": args.config.get("StopTimeout"),
+                "stop_signal": args.config.get("StopSignal"),
+                "tty": bool(args.config.get("Tty")),
+            },
+        )
 
     def _resolve(self, project_name: str, service: str, target: str) -> str:
         """service:x → the id of x's first instance."""

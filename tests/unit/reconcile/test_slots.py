@@ -1,7 +1,7 @@
 import threading
 import time
 
-from compound.reconcile.slots import PrioritySlots, chain_heights, default_limit
+from compound.reconcile.slots import PrioritySlots, chain_heights, default_limit, start_priority
 from tests.unit.fakes import project, service
 
 
@@ -21,10 +21,10 @@ def test_waiters_are_served_by_priority_not_arrival():
     gate = threading.Event()
 
     def holder() -> None:
-        with slots.slot(0):
+        with slots.slot((0, 0)):
             gate.wait(5)
 
-    def waiter(name: str, prio: int) -> None:
+    def waiter(name: str, prio: tuple[int, int]) -> None:
         with slots.slot(prio):
             order.append(name)
 
@@ -32,7 +32,7 @@ def test_waiters_are_served_by_priority_not_arrival():
     h.start()
     time.sleep(0.05)
     threads = []
-    for name, prio in (("leaf", 0), ("head", -3), ("middle", -2)):
+    for name, prio in (("leaf", (0, 0)), ("head", (-3, -1)), ("middle", (-2, -2))):
         t = threading.Thread(target=waiter, args=(name, prio))
         t.start()
         threads.append(t)
@@ -48,3 +48,11 @@ def test_limit_from_environment(monkeypatch):
     assert default_limit() == 3
     monkeypatch.setenv("COMPOUND_PARALLEL_LIMIT", "7")
     assert default_limit() == 7
+
+
+def test_late_chain_members_outrank_independent_leaves():
+    p = project(
+        service("a"), service("b", depends=["a"]), service("c", depends=["b"]), service("x")
+    )
+    prio = start_priority(p, set(p.services))
+    assert sorted(p.services, key=prio.__getitem__) == ["a", "b", "c", "x"]
