@@ -76,6 +76,7 @@ from compound.runtimes.container_config import (
 from compound.spec.model import Network, Project, Service, Volume
 
 DEFAULT_STOP_GRACE = 10  # seconds, the engine's own default
+NETWORK_RELEASE_TIMEOUT = 10.0  # seconds to wait for endpoints of removed containers
 
 # A pull that has not said anything within this time is not going to work:
 # the registry is unreachable (DNS or TCP black hole). Once bytes flow, a slow
@@ -323,15 +324,22 @@ def remove_networks(client: docker.DockerClient, project_name: str) -> list[str]
 
     def remove(net: dict[str, Any]) -> str | None:
         name = str(net["Name"])
-        try:
-            with engine_errors(f"remove network {name!r}"):
-                client.api.remove_network(net["Id"])
-        except EngineError as exc:
-            if isinstance(exc.__cause__, docker.errors.NotFound):
-                return None
-            exc.hint = exc.hint or "a container outside the project may still be attached to it"
-            raise
-        return name
+        deadline = time.monotonic() + NETWORK_RELEASE_TIMEOUT
+        while True:
+            try:
+                with engine_errors(f"remove network {name!r}"):
+                    client.api.remove_network(net["Id"])
+                return name
+            except EngineError as exc:
+                if isinstance(exc.__cause__, docker.errors.NotFound):
+                    return None
+                # the engine releases endpoints of just-removed containers
+                # asynchronously; only a foreign container keeps one for long
+                if "active endpoints" in str(exc.__cause__) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                exc.hint = exc.hint or "a container outside the project may still be attached to it"
+                raise
 
     with ThreadPoolExecutor(max_workers=max(1, len(nets))) as pool:
         return [name for name in pool.map(remove, nets) if name is not None]
