@@ -78,6 +78,9 @@ def _open(timeout: float) -> docker.DockerClient:
             hint=UNAVAILABLE_HINT,
         ) from exc
     client.api.timeout = cast(int, timeout)
+    if engine_address().startswith("unix://"):
+        # no proxy can sit on a unix socket: skip requests' per-call scan of the environment
+        client.api.trust_env = False
     return client
 
 

@@ -87,7 +87,16 @@ class FakeDriver(Driver):
         self._log("prepare", service.name)
         return "sha256:img"
 
-    def create(self, project: Project, service: Service, number: int, config_hash: str) -> Instance:
+    def create(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        *,
+        oneoff: bool = False,
+        image_id: str | None = None,
+    ) -> Instance:
         self._log("create", f"{service.name}-{number}")
         inst = instance(
             service.name, number, hash_=config_hash, status="created", id=f"id{next(self._ids)}"

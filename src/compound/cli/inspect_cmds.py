@@ -18,7 +18,6 @@ from compound.cli.render import print_json
 from compound.engine import engine_version
 from compound.errors import UsageError
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance
-from compound.spec import to_compose_dict
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -270,6 +269,8 @@ def register(app: typer.Typer) -> None:
             for name, svc in sorted(project.services.items()):
                 app_ctx.out.print(f"{name} {svc.config_hash()}", markup=False)
             return
+        from compound.spec import to_compose_dict  # only `config` needs the writer
+
         data = to_compose_dict(project)
         if json_out:
             print_json(data)

@@ -54,6 +54,7 @@ class ServicePlan:
     replicas: int
     steps: tuple[Step, ...]
     depends_on: tuple[str, ...]
+    image_id: str | None = None  # the local image the config hash was computed with
 
     @property
     def changed(self) -> bool:
@@ -188,6 +189,7 @@ def make_plan(
                 replicas=replicas,
                 steps=tuple(steps),
                 depends_on=tuple(sorted(dependencies(svc) & set(order))),
+                image_id=image_ids.get(name),
             )
         )
     notes: list[str] = []

@@ -85,6 +85,7 @@ class Applier:
         self._slots = PrioritySlots(engine_slots or default_limit())
         # taller chains of dependents go first: they bound the total time
         self._priority = start_priority(project, {sp.service for sp in plan.services})
+        self._image_ids = {sp.service: sp.image_id for sp in plan.services}
         self._cancel = threading.Event()
         self._states = {sp.service: _ServiceState() for sp in plan.services}
         self._lock = threading.Lock()
@@ -131,9 +132,11 @@ class Applier:
                 return
             driver = self.driver_for(sp.runtime)
             needs_image = any(s.action in ("create", "recreate") for s in sp.steps)
-            if needs_image:
+            if needs_image and not self._image_settled(sp):
                 self.progress.update(name, "Preparing", "image")
-                driver.prepare(self.project, self.project.services[name], self._progress_for(name))
+                self._image_ids[name] = driver.prepare(
+                    self.project, self.project.services[name], self._progress_for(name)
+                )
             self._wait_for_dependencies(sp)
             self._check_cancel()
             for step in sp.steps:
@@ -157,6 +160,15 @@ class Applier:
             self._record(name, ok=False, failed=f"{type(exc).__name__}: {exc}")
         finally:
             state.finished.set()
+
+    def _image_settled(self, sp: ServicePlan) -> bool:
+        """The plan found the image locally and nothing asks to pull or build it."""
+        svc = self.project.services[sp.service]
+        return (
+            sp.image_id is not None
+            and svc.build is None
+            and svc.pull_policy in (None, "missing", "if_not_present", "never")
+        )
 
     def _record(
         self, name: str, *, ok: bool, failed: str | None = None, not_started: str | None = None
@@ -211,7 +223,9 @@ class Applier:
             old_driver.remove(old, volumes=False)
         else:
             self.progress.update(name, "Creating", f"#{step.number}")
-        inst = driver.create(self.project, svc, step.number, sp.config_hash)
+        inst = driver.create(
+            self.project, svc, step.number, sp.config_hash, image_id=self._image_ids.get(name)
+        )
         self.progress.update(name, "Starting", inst.name)
         driver.start(inst)
         # conditions re-inspect by id; sparing the engine a call per start matters at scale

@@ -118,9 +118,11 @@ class Driver(abc.ABC):
         config_hash: str,
         *,
         oneoff: bool = False,
+        image_id: str | None = None,
     ) -> Instance:
         """Create (not start) instance ``number`` of ``service``; ``oneoff`` for
-        `compound run` (own name, no service alias, ignored by `up`)."""
+        `compound run` (own name, no service alias, ignored by `up`);
+        ``image_id`` pins the exact image the plan was made against."""
 
     @abc.abstractmethod
     def start(self, instance: Instance) -> None: ...

@@ -766,9 +766,10 @@ class ContainerDriver(Driver):
         config_hash: str,
         *,
         oneoff: bool = False,
+        image_id: str | None = None,
     ) -> Instance:
         ref = image_ref(project, service)
-        image_id = self._prepared.get(ref) or local_image_id(self.client, ref)
+        image_id = image_id or self._prepared.get(ref) or local_image_id(self.client, ref)
         if image_id is None:
             raise (
                 _not_pullable(ref)
