@@ -1,0 +1,543 @@
+"""``VMDriver``: services as VMs, each a QEMU process inside a launcher container.
+
+The launcher is an ordinary Docker container carrying the same labels,
+name, networks (with the service aliases), published ports, restart policy,
+log config and resource limits a container of the service would get: the
+create request is the container driver's, rewritten. So start, stop, kill,
+remove, inspect, wait, logs and stats are the container driver's own calls
+on the launcher; only ``prepare`` (kernel, initramfs, base disk, launcher
+image), ``create`` and ``exec`` (through qemu-guest-agent) differ.
+
+Not (yet) for VMs: secrets/configs files, interactive/tty exec, volume
+subpaths, per-service custom kernels; each raises NotSupportedError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any, cast
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from compound.engine import connect
+from compound.errors import NotSupportedError, ServiceError, VMError
+from compound.runtimes.base import (
+    LABEL_RUNTIME,
+    Capabilities,
+    Driver,
+    Instance,
+    LogLine,
+    ProgressFn,
+    _no_progress,
+)
+from compound.runtimes.container_config import build_create_args, image_ref
+from compound.runtimes.docker import ContainerDriver, service_error
+from compound.spec.model import Project, Service, VolumeMount
+
+from ._util import default_cache_dir
+from .accel import probe_accel
+from .basedisk import BaseDisk, ensure_base_disk
+from .guestconfig import GuestConfig, GuestMount
+from .imageconfig import merge_service
+from .initramfs import Initramfs, ensure_initramfs
+from .kernel import KernelArtifacts, ensure_kernel
+from .launcher import (
+    IN_BASE,
+    IN_INITRAMFS,
+    IN_KERNEL,
+    IN_RUN,
+    IN_VOLUMES,
+    LauncherSpec,
+    LauncherVolume,
+    qemu_spec,
+    remove_run_dir,
+    run_dir_for,
+)
+from .launcher_image import LauncherImage, ensure_launcher_image
+from .qemu import Accel, GuestAgent, build_command, host_tsc_khz
+from .vm import slirp_network
+
+LABEL_VM_ACCEL = "io.compound.vm.accel"
+LABEL_VM_KERNEL = "io.compound.vm.kernel"
+LABEL_VM_RUN_DIR = "io.compound.vm.run-dir"
+DEFAULT_MEMORY_MIB = 256
+# QEMU itself (TCG translation cache included) on top of the guest's RAM,
+# when the service sets a memory limit for the launcher's cgroup.
+QEMU_OVERHEAD_MIB = 192
+MiB = 1 << 20
+
+# HostConfig fields the launcher keeps from the container request; the rest
+# (capabilities, devices, ulimits, ipc/pid modes...) describe a container's
+# process, which in a VM is the guest's business.
+_KEEP_HOST = (
+    "RestartPolicy",
+    "PortBindings",
+    "NetworkMode",
+    "ExtraHosts",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "LogConfig",
+    "NanoCpus",
+    "CpuShares",
+    "CpusetCpus",
+    "MemoryReservation",
+    "OomScoreAdj",
+    "BlkioWeight",
+)
+
+
+class VMDriver(Driver):
+    """Services as VMs (see the module docstring)."""
+
+    name = "vm"
+    capabilities = Capabilities(
+        exec=True, logs=True, stats=True, pause=True, native_healthcheck=False, console=True
+    )
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        cache_dir: Path | None = None,
+        containers: ContainerDriver | None = None,
+        stdout: IO[bytes] | None = None,
+        stderr: IO[bytes] | None = None,
+    ) -> None:
+        self._client = client
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._containers = containers or ContainerDriver(client)
+        self._stdout, self._stderr = stdout, stderr
+        self._kernel: KernelArtifacts | None = None
+        self._initramfs: Initramfs | None = None
+        self._accel: Accel | None = None
+        self._launcher: LauncherImage | None = None
+        self._disks: dict[str, BaseDisk] = {}  # image id -> its base disk
+        self._prepared: dict[str, str] = {}  # image ref -> id, from prepare()
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    # -- prepare ---------------------------------------------------------------------
+
+    def _shared(self) -> tuple[KernelArtifacts, Initramfs, Accel, LauncherImage]:
+        if self._kernel is None:
+            self._kernel = ensure_kernel(self.cache_dir)
+        if self._initramfs is None:
+            self._initramfs = ensure_initramfs(self._kernel, self.cache_dir)
+        if self._accel is None:
+            self._accel = probe_accel(self._kernel, self._initramfs, self.cache_dir).accel
+        if self._launcher is None:
+            self._launcher = ensure_launcher_image(self.client, self.cache_dir)
+        return self._kernel, self._initramfs, self._accel, self._launcher
+
+    def prepare(
+        self, project: Project, service: Service, progress: ProgressFn = _no_progress
+    ) -> str:
+        image_id = self._containers.prepare(project, service, progress)
+        if service.x_compound.vm.kernel:
+            raise NotSupportedError(
+                f"service {service.name!r}: x-compound.vm.kernel (a custom guest kernel) is not "
+                "supported yet; compound boots Debian's kernel with its own initramfs"
+            )
+        progress(service.name, "preparing the VM: kernel, initramfs, launcher image")
+        self._shared()
+        if image_id not in self._disks:
+            progress(service.name, "exporting the image to a VM disk (once per image)")
+            self._disks[image_id] = ensure_base_disk(self.client, image_id, self.cache_dir)
+        self._prepared[image_ref(project, service)] = image_id
+        return image_id
+
+    # -- create ----------------------------------------------------------------------
+
+    def _accel_for(self, service: Service, probed: Accel) -> Accel:
+        wanted = service.x_compound.vm.accel
+        if wanted == "kvm" and probed != "kvm":
+            raise VMError(
+                f"service {service.name!r} asks for accel: kvm, but KVM does not work here",
+                hint="use accel: auto (falls back to TCG) or fix /dev/kvm on this host",
+            )
+        return probed if wanted == "auto" else wanted
+
+    def create(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        *,
+        oneoff: bool = False,
+        image_id: str | None = None,
+    ) -> Instance:
+        kernel, initramfs, probed, launcher = self._shared()
+        image_id = (
+            image_id
+            or self._prepared.get(image_ref(project, service))
+            or self.prepare(project, service)
+        )
+        disk = self._disks.get(image_id)
+        if disk is None:  # planned elsewhere: export the pinned image now
+            disk = self._disks[image_id] = ensure_base_disk(self.client, image_id, self.cache_dir)
+        if service.secrets or service.configs:
+            raise NotSupportedError(
+                f"service {service.name!r}: secrets and configs are not passed into VMs yet",
+                hint="mount them as a volume, or run the service as a container",
+            )
+        accel = self._accel_for(service, probed)
+        args = build_create_args(
+            project,
+            service,
+            number,
+            config_hash,
+            image_id,
+            api_version=self.client.api.api_version,
+            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
+        )
+        run_dir = run_dir_for(args.name, self.cache_dir)
+        process = merge_service(disk.config, service)
+        shares, mounts, tmpfs = self._volumes(project, service)
+        memory_mib, container_limit = _memory(service)
+        guest = GuestConfig(
+            argv=process.argv,
+            env=process.env,
+            working_dir=process.working_dir,
+            user=process.user,
+            hostname="",  # the launcher fills in its own hostname
+            network=slirp_network(tuple(service.dns_search)),
+            mounts=mounts,
+            tmpfs=tmpfs,
+            sysctls=service.sysctls,
+            read_only=service.read_only,
+            stop_signal=process.stop_signal,
+        )
+        exposed = dict(args.config.get("ExposedPorts") or {})
+        for key in disk.config.exposed_ports:
+            exposed.setdefault(key, {})
+        guest_ports = _guest_ports(exposed)
+        spec = LauncherSpec(
+            name=args.name,
+            image=launcher.tag,
+            kernel=kernel,
+            initramfs=initramfs,
+            base=disk,
+            guest=guest,
+            run_dir=run_dir,
+            accel=accel,
+            memory_mib=memory_mib,
+            vcpus=_vcpus(service),
+            tsc_khz=host_tsc_khz(),
+            guest_ports=guest_ports,
+            volumes=shares,
+        )
+        qspec = qemu_spec(spec)
+        if service.x_compound.vm.kernel_args:
+            qspec = replace(qspec, cmdline_extra=service.x_compound.vm.kernel_args)
+        config = self._launcher_config(args.config, spec, build_command(qspec), container_limit)
+        labels = dict(args.labels)
+        labels.update(
+            {
+                LABEL_RUNTIME: "vm",
+                LABEL_VM_ACCEL: accel,
+                LABEL_VM_KERNEL: kernel.version,
+                LABEL_VM_RUN_DIR: str(run_dir),
+            }
+        )
+        config["Labels"] = labels
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.base").write_text(guest.render())
+        try:
+            result = cast(Any, self.client.api).create_container_from_config(config, name=args.name)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            remove_run_dir(run_dir)
+            raise service_error(service.name, f"create VM launcher {args.name}", exc) from exc
+        container_id = str(result["Id"])
+        try:
+            for att in args.networks:
+                self.client.api.connect_container_to_network(
+                    container_id,
+                    att.network,
+                    aliases=list(att.aliases) or None,
+                    ipv4_address=att.ipv4_address,
+                    ipv6_address=att.ipv6_address,
+                )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(container_id, v=True, force=True)
+            remove_run_dir(run_dir)
+            raise service_error(
+                service.name, "connect the VM launcher to its networks", exc
+            ) from exc
+        return Instance(
+            id=container_id,
+            name=args.name,
+            project=project.name,
+            service=service.name,
+            number=number,
+            runtime="vm",
+            status="created",
+            health=None,
+            exit_code=None,
+            config_hash=config_hash,
+            image=image_ref(project, service),
+            image_id=image_id,
+            oneoff=oneoff,
+            labels=labels,
+            details={
+                "stop_timeout": config.get("StopTimeout"),
+                "stop_signal": "SIGTERM",
+                "tty": False,
+                "accel": accel,
+                "kernel": kernel.version,
+                "memory_mib": memory_mib,
+                "run_dir": str(run_dir),
+            },
+        )
+
+    def _volumes(
+        self, project: Project, service: Service
+    ) -> tuple[tuple[LauncherVolume, ...], tuple[GuestMount, ...], tuple[tuple[str, str], ...]]:
+        shares: list[LauncherVolume] = []
+        mounts: list[GuestMount] = []
+        tmpfs: list[tuple[str, str]] = [
+            (p, o) for p, _, o in (t.partition(":") for t in service.tmpfs)
+        ]
+        for vol in service.volumes:
+            if vol.type == "tmpfs":
+                opts = [f"size={vol.tmpfs_size}"] if vol.tmpfs_size else []
+                if vol.tmpfs_mode is not None:
+                    opts.append(f"mode={vol.tmpfs_mode:o}")
+                tmpfs.append((vol.target, ",".join(opts)))
+                continue
+            shares.append(self._share(project, service, vol))
+            mounts.append(GuestMount(f"vol{len(mounts)}", vol.target, vol.read_only))
+        return tuple(shares), tuple(mounts), tuple(tmpfs)
+
+    def _share(self, project: Project, service: Service, vol: VolumeMount) -> LauncherVolume:
+        if vol.subpath:
+            raise NotSupportedError(f"service {service.name!r}: volume subpath in a VM")
+        if vol.type == "bind":
+            return LauncherVolume(vol.source or "", vol.target, vol.read_only, bind=True)
+        if vol.type != "volume":
+            raise NotSupportedError(
+                f"service {service.name!r}: volume type {vol.type!r} is not supported for VMs"
+            )
+        if not vol.source:
+            return LauncherVolume("", vol.target, vol.read_only)  # anonymous
+        decl = project.volumes.get(vol.source)
+        if decl is None:
+            raise ServiceError(service.name, f"mounts undeclared volume {vol.source!r}")
+        return LauncherVolume(decl.name, vol.target, vol.read_only)
+
+    def _launcher_config(
+        self,
+        config: dict[str, Any],
+        spec: LauncherSpec,
+        argv: list[str],
+        container_limit: int | None,
+    ) -> dict[str, Any]:
+        """The container request, rewritten for the launcher."""
+        host_in = config.get("HostConfig") or {}
+        host = {k: v for k, v in host_in.items() if k in _KEEP_HOST}
+        binds = [
+            f"{spec.kernel.vmlinux.parent}:{IN_KERNEL}:ro",
+            f"{spec.initramfs.path}:{IN_INITRAMFS}:ro",
+            f"{spec.base.path}:{IN_BASE}:ro",
+            f"{spec.run_dir}:{IN_RUN}",
+        ]
+        mounts: list[dict[str, Any]] = []
+        for i, v in enumerate(spec.volumes):
+            target = f"{IN_VOLUMES}/{i}"
+            if v.bind:
+                binds.append(f"{v.source}:{target}{':ro' if v.read_only else ''}")
+            else:
+                m: dict[str, Any] = {"Type": "volume", "Target": target}
+                if v.source:
+                    m["Source"] = v.source
+                if v.read_only:
+                    m["ReadOnly"] = True
+                mounts.append(m)
+        host["Binds"] = binds
+        if mounts:
+            host["Mounts"] = mounts
+        if container_limit:
+            host["Memory"] = container_limit
+        if spec.accel == "kvm":
+            host["Devices"] = [
+                {
+                    "PathOnHost": "/dev/kvm",
+                    "PathInContainer": "/dev/kvm",
+                    "CgroupPermissions": "rwm",
+                }
+            ]
+        out = {
+            k: v
+            for k, v in config.items()
+            if k
+            in (
+                "Hostname",
+                "Domainname",
+                "ExposedPorts",
+                "StopTimeout",
+                "NetworkingConfig",
+                "MacAddress",
+            )
+        }
+        out.update(Image=spec.image, Cmd=argv, StopSignal="SIGTERM", HostConfig=host)
+        return out
+
+    # -- what the launcher container does for us -------------------------------------
+
+    def start(self, instance: Instance) -> None:
+        self._containers.start(instance)
+
+    def stop(self, instance: Instance, grace: float | None = None) -> None:
+        self._containers.stop(instance, grace)
+
+    def kill(self, instance: Instance, signal: str = "SIGKILL") -> None:
+        self._containers.kill(instance, signal)
+
+    def remove(self, instance: Instance, volumes: bool = False) -> None:
+        # The overlay lives in the launcher's writable layer: gone with it.
+        self._containers.remove(instance, volumes)
+        run_dir = instance.labels.get(LABEL_VM_RUN_DIR)
+        if run_dir:
+            remove_run_dir(Path(run_dir))
+
+    def inspect(self, instance_id: str) -> Instance:
+        inst = self._containers.inspect(instance_id)
+        details = dict(inst.details)
+        details.update(
+            accel=inst.labels.get(LABEL_VM_ACCEL),
+            kernel=inst.labels.get(LABEL_VM_KERNEL),
+            run_dir=inst.labels.get(LABEL_VM_RUN_DIR),
+        )
+        return replace(inst, details=details)
+
+    def wait(self, instance: Instance, timeout: float | None = None) -> int:
+        return self._containers.wait(instance, timeout)
+
+    def logs(
+        self,
+        instance: Instance,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        timestamps: bool = False,
+        since: str | None = None,
+    ) -> Iterator[LogLine]:
+        # The guest's stdout/stderr ports are the launcher's stdout/stderr.
+        return self._containers.logs(
+            instance, follow=follow, tail=tail, timestamps=timestamps, since=since
+        )
+
+    def console(self, instance: Instance) -> str:
+        """The guest kernel's console (ttyS0) so far."""
+        run_dir = self._run_dir(instance)
+        try:
+            return (run_dir / "console.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stats(self, instance: Instance) -> dict[str, Any]:
+        return self._containers.stats(instance)
+
+    # -- exec through the guest agent --------------------------------------------------
+
+    def _run_dir(self, instance: Instance) -> Path:
+        run_dir = instance.labels.get(LABEL_VM_RUN_DIR) or instance.details.get("run_dir")
+        if not run_dir:
+            raise VMError(f"{instance.name} has no VM runtime dir label")
+        return Path(run_dir)
+
+    def exec(
+        self,
+        instance: Instance,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: dict[str, str] | None = None,
+        tty: bool = False,
+        interactive: bool = False,
+    ) -> int:
+        if tty or interactive:
+            raise NotSupportedError(
+                f"service {instance.service!r}: interactive or tty exec into a VM is not "
+                "supported yet",
+                hint="run the command without -it",
+            )
+        code, out, err = self.exec_capture(instance, command, user=user, workdir=workdir, env=env)
+        stdout = self._stdout or sys.stdout.buffer
+        stderr = self._stderr or sys.stderr.buffer
+        stdout.write(out)
+        stdout.flush()
+        stderr.write(err)
+        stderr.flush()
+        return code
+
+    def exec_capture(
+        self,
+        instance: Instance,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600.0,
+    ) -> tuple[int, bytes, bytes]:
+        """Run a command in the guest as the service would (chrooted into its
+        root, its env, user and working dir by default); (code, out, err)."""
+        args = [
+            user or "",
+            workdir or "",
+            *(f"{k}={v}" for k, v in (env or {}).items()),
+            "--",
+            *command,
+        ]
+        with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
+            res = agent.exec("/sbin/compound-exec", args, timeout=timeout)
+        return res.exit_code, res.stdout, res.stderr
+
+
+def _guest_ports(keys: Iterable[str]) -> tuple[tuple[int, str], ...]:
+    """ "80/tcp"-style keys -> (port, protocol) forwarded into the guest (slirp
+    forwards tcp and udp; sctp is left out)."""
+    out = set()
+    for key in keys:
+        port, _, proto = key.partition("/")
+        proto = proto or "tcp"
+        if port.isdigit() and proto in ("tcp", "udp"):
+            out.add((int(port), proto))
+    return tuple(sorted(out))
+
+
+def _memory(service: Service) -> tuple[int, int | None]:
+    """Guest RAM (MiB) and the launcher's cgroup limit (bytes, or None)."""
+    limit = service.deploy.resources.limits.memory or service.mem_limit
+    if service.x_compound.vm.memory:
+        guest = service.x_compound.vm.memory // MiB
+    elif limit:
+        guest = limit // MiB
+    else:
+        guest = DEFAULT_MEMORY_MIB
+    guest = max(guest, 64)
+    container = (guest + QEMU_OVERHEAD_MIB) * MiB if limit else None
+    return guest, container
+
+
+def _vcpus(service: Service) -> int:
+    if service.x_compound.vm.vcpus:
+        return service.x_compound.vm.vcpus
+    cpus = service.deploy.resources.limits.cpus or service.cpus
+    return max(1, math.ceil(cpus)) if cpus else 1

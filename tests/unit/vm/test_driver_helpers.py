@@ -1,0 +1,103 @@
+"""VMDriver's pure parts: guest ports, memory sizing, the launcher request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compound.runtimes.vm.basedisk import BaseDisk
+from compound.runtimes.vm.driver import (
+    QEMU_OVERHEAD_MIB,
+    VMDriver,
+    _guest_ports,
+    _memory,
+    _vcpus,
+)
+from compound.runtimes.vm.guestconfig import GuestConfig
+from compound.runtimes.vm.imageconfig import ImageConfig
+from compound.runtimes.vm.initramfs import Initramfs
+from compound.runtimes.vm.kernel import KernelArtifacts
+from compound.runtimes.vm.launcher import LauncherSpec, LauncherVolume
+from compound.spec.model import Service, VMOptions, XCompound
+
+MiB = 1 << 20
+
+
+def test_guest_ports() -> None:
+    assert _guest_ports(["80/tcp", "53/udp", "9/sctp", "8080", "x/tcp", "80/tcp"]) == (
+        (53, "udp"),
+        (80, "tcp"),
+        (8080, "tcp"),
+    )
+
+
+def test_memory_and_vcpus() -> None:
+    assert _memory(Service(name="a")) == (256, None)
+    assert _memory(Service(name="a", mem_limit=512 * MiB)) == (512, (512 + QEMU_OVERHEAD_MIB) * MiB)
+    vm = XCompound(runtime="vm", vm=VMOptions(memory=128 * MiB, vcpus=3))
+    assert _memory(Service(name="a", x_compound=vm)) == (128, None)
+    assert _vcpus(Service(name="a", x_compound=vm)) == 3
+    assert _vcpus(Service(name="a", cpus=1.5)) == 2
+    assert _vcpus(Service(name="a")) == 1
+
+
+def test_launcher_config_keeps_engine_facts_and_drops_process_ones(tmp_path: Path) -> None:
+    k = KernelArtifacts(
+        "6.1 (x)",
+        "6.1",
+        tmp_path / "k/vmlinuz",
+        tmp_path / "k/vmlinux",
+        tmp_path / "k/modules",
+        (),
+        tmp_path / "k/config",
+    )
+    spec = LauncherSpec(
+        name="p-web-1",
+        image="local/compound-launcher:abc",
+        kernel=k,
+        initramfs=Initramfs(tmp_path / "initramfs.cpio", "key", 1),
+        base=BaseDisk("sha256:1", tmp_path / "1.ext4", 1, ImageConfig()),
+        guest=GuestConfig(argv=("true",)),
+        run_dir=tmp_path / "run",
+        accel="kvm",
+        volumes=(
+            LauncherVolume("p_data", "/data"),
+            LauncherVolume("/srv", "/srv", True, True),
+            LauncherVolume("", "/anon"),
+        ),
+    )
+    container_request = {
+        "Image": "busybox",
+        "Cmd": ["httpd"],
+        "Env": ["A=1"],
+        "User": "www",
+        "Hostname": "web",
+        "ExposedPorts": {"80/tcp": {}},
+        "StopTimeout": 5,
+        "Healthcheck": {"Test": ["CMD", "true"]},
+        "Labels": {"x": "y"},
+        "HostConfig": {
+            "RestartPolicy": {"Name": "always"},
+            "PortBindings": {"80/tcp": [{}]},
+            "NetworkMode": "p_default",
+            "CapAdd": ["NET_ADMIN"],
+            "Privileged": True,
+            "Sysctls": {"a": "b"},
+            "Binds": ["/x:/y"],
+            "Memory": 1,
+        },
+    }
+    cfg = VMDriver()._launcher_config(container_request, spec, ["qemu"], 700 * MiB)
+    assert cfg["Image"] == "local/compound-launcher:abc" and cfg["Cmd"] == ["qemu"]
+    assert {"Env", "User", "Healthcheck", "Labels"}.isdisjoint(cfg)
+    assert cfg["Hostname"] == "web" and cfg["StopSignal"] == "SIGTERM"
+    host = cfg["HostConfig"]
+    assert host["RestartPolicy"] == {"Name": "always"} and host["NetworkMode"] == "p_default"
+    assert {"CapAdd", "Privileged", "Sysctls"}.isdisjoint(host)
+    assert host["Memory"] == 700 * MiB
+    assert f"{tmp_path}/run:/compound/run" in host["Binds"]
+    assert "/srv:/compound/volumes/1:ro" in host["Binds"]
+    assert host["Mounts"] == [
+        {"Type": "volume", "Target": "/compound/volumes/0", "Source": "p_data"},
+        {"Type": "volume", "Target": "/compound/volumes/2"},
+    ]
+    assert host["Devices"][0]["PathOnHost"] == "/dev/kvm"

@@ -1,0 +1,95 @@
+"""The launcher container's arguments and the cache keys (no engine used)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from docker.types import Mount
+
+from compound.runtimes.vm import accel, launcher_image
+from compound.runtimes.vm._util import digest
+from compound.runtimes.vm.basedisk import BaseDisk, disk_size
+from compound.runtimes.vm.guestconfig import GuestConfig
+from compound.runtimes.vm.imageconfig import ImageConfig
+from compound.runtimes.vm.initramfs import Initramfs, modules_env
+from compound.runtimes.vm.kernel import KernelArtifacts
+from compound.runtimes.vm.launcher import LauncherSpec, LauncherVolume, container_kwargs
+
+
+def make_spec(tmp_path: Path, **kw: object) -> LauncherSpec:
+    k = KernelArtifacts(
+        "6.1 (x)",
+        "6.1",
+        tmp_path / "k/vmlinuz",
+        tmp_path / "k/vmlinux",
+        tmp_path / "k/modules",
+        (),
+        tmp_path / "k/config",
+    )
+    base: dict[str, object] = dict(
+        name="proj-db-1",
+        image="local/compound-launcher:abc",
+        kernel=k,
+        initramfs=Initramfs(tmp_path / "initramfs.cpio", "key", 1),
+        base=BaseDisk("sha256:1", tmp_path / "1.ext4", 1, ImageConfig()),
+        guest=GuestConfig(argv=("true",)),
+        run_dir=tmp_path / "run",
+    )
+    base.update(kw)
+    return LauncherSpec(**base)  # type: ignore[arg-type]
+
+
+def test_container_kwargs(tmp_path: Path) -> None:
+    spec = make_spec(
+        tmp_path,
+        guest_ports=((80, "tcp"), (53, "udp")),
+        published={"80/tcp": 8080},
+        volumes=(LauncherVolume("proj_data", "/data"), LauncherVolume("/etc/x", "/x", True, True)),
+        network="proj_default",
+        labels={"io.compound.runtime": "vm"},
+    )
+    kw = container_kwargs(spec)
+    assert kw["image"] == "local/compound-launcher:abc"
+    mounts: list[Mount] = kw["mounts"]
+    by_target = {m["Target"]: m for m in mounts}
+    assert by_target["/compound/kernel"]["ReadOnly"] is True
+    assert by_target["/compound/base.ext4"]["Source"] == str(tmp_path / "1.ext4")
+    assert by_target["/compound/run"]["Source"] == str(tmp_path / "run")
+    assert by_target["/compound/volumes/0"]["Type"] == "volume"
+    assert by_target["/compound/volumes/1"]["Type"] == "bind"
+    assert by_target["/compound/volumes/1"]["ReadOnly"] is True
+    assert "devices" not in kw  # no /dev/kvm for TCG
+    cmd: list[str] = kw["command"]
+    assert cmd[cmd.index("-kernel") + 1] == "/compound/kernel/vmlinux"
+    assert cmd[cmd.index("-initrd") + 1] == "/compound/initramfs"
+    assert "hostfwd=tcp::80-:80" in cmd[cmd.index("-netdev") + 1]
+    assert "hostfwd=udp::53-:53" in cmd[cmd.index("-netdev") + 1]
+    assert any("path=/compound/volumes/0" in a for a in cmd)
+    assert kw["ports"] == {"80/tcp": 8080}
+    assert kw["network"] == "proj_default"
+
+
+def test_kvm_gets_the_device(tmp_path: Path) -> None:
+    kw = container_kwargs(make_spec(tmp_path, accel="kvm"))
+    assert kw["devices"] == ["/dev/kvm:/dev/kvm:rwm"]
+
+
+def test_cache_keys_are_stable_and_sensitive() -> None:
+    assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+    assert digest({"a": 1}) != digest({"a": 2})
+    r = launcher_image.recipe()
+    assert digest(r) == digest(launcher_image.recipe())
+    assert digest({**r, "script": str(r["script"]) + "\n"}) != digest(r)
+    assert accel.boot_id()
+
+
+def test_modules_env_lists_each_step() -> None:
+    env = modules_env()
+    assert "MODULES_BASE='virtio_mmio " in env
+    assert "MODULES_9P='9pnet_virtio 9p'" in env
+
+
+def test_disk_size_has_headroom() -> None:
+    size = disk_size(10 << 20, 100)
+    assert size % (1 << 20) == 0
+    assert size >= (10 << 20) + (512 << 20)
