@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The flagship demo behind `make demo`: start the shop, prove the traffic
-# works across services and the shared volume, show what runs where.
+# The flagship demo behind `make demo`: a hybrid shop. web and api are
+# containers; billing (the legacy monolith) is a VM booted from the same kind
+# of OCI image. Prove they talk by name both ways, share the ledger volume,
+# and show which kernel each runs on.
 set -euo pipefail
 cd "$(dirname "$0")/shop"
 compound=${COMPOUND:-../../.venv/bin/compound}
@@ -18,10 +20,21 @@ step "compound ps: which runtime and kernel each service runs on"
 step "storefront (web container) answers on $web"
 curl -fsS "$web/" | grep -o '<h1>.*</h1>'
 
-step "order through api -> billing by service name; billing writes the shared ledger volume, api reads it"
+step "order: api (container) -> billing (VM) by service name; the VM writes the shared ledger volume, the container reads it"
 for item in book lamp; do
   curl -fsS "$api/order?item=$item"; echo
 done
+out=$(curl -fsS "$api/order?item=proof")
+vm_kernel=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["billing"]["kernel"])')
+ct_kernel=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_kernel"])')
+echo "billing answered from kernel $vm_kernel; api runs on the host kernel $ct_kernel"
+[ "$vm_kernel" != "$ct_kernel" ] || { echo "expected billing to run its own kernel" >&2; exit 1; }
+
+step "compound exec into the VM (through qemu-guest-agent): the ledger as the guest sees it"
+"$compound" exec -T billing sh -c 'echo "kernel $(uname -r), $(wc -l < /ledger/entries.log) ledger entries"'
+
+step "the VM reaches the containers by name too (DNS and HTTP from inside the guest)"
+"$compound" exec -T billing sh -c 'nslookup api | grep -A1 "^Name:"; printf "GET /health HTTP/1.0\r\n\r\n" | nc api 8000 | head -1'
 
 step "compound up again: nothing to do"
 "$compound" up -d --dry-run

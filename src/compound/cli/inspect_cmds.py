@@ -18,6 +18,7 @@ from compound.cli.render import print_json
 from compound.engine import engine_version
 from compound.errors import UsageError
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance
+from compound.spec.model import Project
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -29,7 +30,7 @@ def _ctx(ctx: typer.Context) -> AppContext:
     return obj
 
 
-def instance_row(inst: Instance) -> dict[str, Any]:
+def instance_row(inst: Instance, project: Project | None = None) -> dict[str, Any]:
     ports = [
         f"{p.host_ip}:{p.host_port}->{p.target}/{p.protocol}"
         if p.host_port
@@ -45,7 +46,8 @@ def instance_row(inst: Instance) -> dict[str, Any]:
         "kernel": d.get("kernel", "shared"),
         "accel": d.get("accel", "-"),
         "boot_time": d.get("boot_time"),
-        "image": inst.image,
+        # a VM's container runs the launcher image; the service's image is what boots
+        "image": _service_image(inst, project),
         "status": inst.status,
         "health": inst.health,
         "exit_code": inst.exit_code,
@@ -53,6 +55,18 @@ def instance_row(inst: Instance) -> dict[str, Any]:
         "ports": ports,
         "id": inst.id,
     }
+
+
+def _service_image(inst: Instance, project: Project | None) -> str:
+    if inst.runtime == "container" or project is None:
+        return inst.image
+    svc = project.services.get(inst.service)
+    return (svc.image if svc and svc.image else None) or f"{project.name}-{inst.service}"
+
+
+def _boot(row: dict[str, Any]) -> str:
+    boot = row.get("boot_time")
+    return f"{boot:.1f}s" if isinstance(boot, (int, float)) else "-"
 
 
 def _status_text(row: dict[str, Any]) -> str:
@@ -82,7 +96,15 @@ def register(app: typer.Typer) -> None:
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
-        rows = [instance_row(i) for i in session.instances(names, include_stopped=all_)]
+        instances = [
+            # runtimes other than containers add what only they know (kernel, boot)
+            i if i.runtime == "container" else session.driver_for(i).inspect(i.id)
+            for i in session.instances(names, include_stopped=all_)
+        ]
+        rows = [instance_row(i, session.project) for i in instances]
+        for row, inst in zip(rows, instances, strict=True):
+            if inst.runtime != "container":
+                row["health"] = session.health_of(inst)
         if json_out:
             print_json(rows)
             return
@@ -95,7 +117,8 @@ def register(app: typer.Typer) -> None:
                 app_ctx.out.print(s, markup=False)
             return
         table = Table(box=None, pad_edge=False, header_style="bold")
-        for col in ("NAME", "SERVICE", "RUNTIME", "KERNEL", "ACCEL", "IMAGE", "STATUS", "PORTS"):
+        cols = ("NAME", "SERVICE", "RUNTIME", "KERNEL", "ACCEL", "BOOT", "IMAGE", "STATUS", "PORTS")
+        for col in cols:
             table.add_column(col)
         for r in rows:
             table.add_row(
@@ -104,6 +127,7 @@ def register(app: typer.Typer) -> None:
                 r["runtime"],
                 str(r["kernel"]),
                 str(r["accel"]),
+                _boot(r),
                 r["image"],
                 _status_text(r),
                 ", ".join(r["ports"]),
@@ -122,11 +146,24 @@ def register(app: typer.Typer) -> None:
         since: Annotated[str | None, typer.Option("--since")] = None,
         no_color: Annotated[bool, typer.Option("--no-color")] = False,
         no_log_prefix: Annotated[bool, typer.Option("--no-log-prefix")] = False,
+        console: Annotated[
+            bool, typer.Option("--console", help="VMs: the guest kernel's console instead.")
+        ] = False,
     ) -> None:
-        """Show the output of the services' instances."""
+        """Show the output of the services' instances (for VMs: the application's
+        output from the guest; kernel messages with --console)."""
         app_ctx = _ctx(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
+        if console:
+            for inst in session.instances(names):
+                read = getattr(session.driver_for(inst), "console", None)
+                if read is None:
+                    app_ctx.err.print(f"{inst.name}: a container has no separate kernel console")
+                    continue
+                for line in str(read(inst)).splitlines():
+                    app_ctx.out.print(f"{inst.service}-{inst.number} | {line}", markup=False)
+            return
         if tail != "all" and not tail.isdigit():
             raise UsageError(f"--tail {tail!r}: expected a number or 'all'")
         try:
@@ -183,7 +220,8 @@ def register(app: typer.Typer) -> None:
             rows.append(
                 {
                     "instance": inst.name,
-                    "image": inst.image,
+                    # a VM's container runs the launcher image; the service's image is what boots
+                    "image": _service_image(inst, session.project),
                     "id": inst.image_id,
                     "tags": tags,
                     "size": size,

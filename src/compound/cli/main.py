@@ -76,11 +76,12 @@ def _register_optional() -> None:
     # command groups delivered by their own modules; absent ones are simply not offered
     import importlib
 
-    try:
-        module = importlib.import_module("compound.cli.advise_cmd")
-    except ImportError:
-        return
-    module.register(app)
+    for name in ("advise_cmd", "doctor_cmd"):
+        try:
+            module = importlib.import_module(f"compound.cli.{name}")
+        except ImportError:
+            continue
+        module.register(app)
 
 
 _register_optional()

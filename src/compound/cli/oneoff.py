@@ -54,8 +54,15 @@ def register(app: typer.Typer) -> None:
         if not match:
             raise UsageError(f"service {service!r} has no running instance #{index}")
         inst = match[0]
-        tty = not no_tty and sys.stdin.isatty() and sys.stdout.isatty()
-        code = session.driver_for(inst).exec(
+        driver = session.driver_for(inst)
+        # a VM's guest agent runs commands without a terminal
+        tty = (
+            not no_tty
+            and inst.runtime == "container"
+            and sys.stdin.isatty()
+            and sys.stdout.isatty()
+        )
+        code = driver.exec(
             inst, command, user=user, workdir=workdir, env=_env(env), tty=tty, interactive=tty
         )
         raise typer.Exit(code)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
+from compound.reconcile.health import check_command, wait_healthy
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.slots import PrioritySlots, default_limit, start_priority
 from compound.runtimes.base import Driver, Instance
@@ -266,6 +267,9 @@ class Applier:
         deadline = time.monotonic() + self.dependency_timeout
         dep_plan = self.plan.for_service(dep)
         driver = self.driver_for(dep_plan.runtime)
+        if condition == "service_healthy" and not driver.capabilities.native_healthcheck:
+            self._wait_healthy_by_exec(dep, driver, instances, deadline)
+            return
         # health comes from the engine, so an image's own HEALTHCHECK counts too
         pending = {i.id for i in instances}
         while pending:
@@ -304,6 +308,42 @@ class Applier:
                         f" after {self.dependency_timeout:.0f}s",
                     )
                 time.sleep(POLL)
+
+    def _wait_healthy_by_exec(
+        self, dep: str, driver: Driver, instances: list[Instance], deadline: float
+    ) -> None:
+        """Runtimes whose engine runs no healthcheck (VMs): compound runs it."""
+        hc = self.project.services[dep].healthcheck
+        if check_command(hc) is None:
+            raise ServiceError(
+                dep,
+                "has no healthcheck, so it can never become healthy",
+                hint="add a healthcheck, or use condition: service_started",
+            )
+        assert hc is not None
+        exec_capture = getattr(driver, "exec_capture", None)
+        if exec_capture is None:
+            raise ServiceError(dep, f"the {driver.name} runtime cannot run healthchecks")
+        for inst in instances:
+            verdict = wait_healthy(
+                exec_capture,
+                inst,
+                hc,
+                deadline=deadline,
+                still_running=lambda i=inst: driver.inspect(i.id).running,  # type: ignore[misc]
+                cancelled=self._cancel.is_set,
+            )
+            if verdict == "healthy":
+                continue
+            if verdict == "exited":
+                cur = driver.inspect(inst.id)
+                raise ServiceError(
+                    dep, f"{cur.name} exited (code {cur.exit_code}) before becoming healthy"
+                )
+            if verdict == "unhealthy":
+                raise ServiceError(dep, f"{inst.name} is unhealthy")
+            self._check_cancel()
+            raise ServiceError(dep, f"not healthy after {self.dependency_timeout:.0f}s")
 
     # --- orphans -----------------------------------------------------------
 

@@ -29,11 +29,13 @@ from compound.placement import capacity_warnings, host_from_facts
 from compound.planner.diff import Plan, ResourceStep, UpOptions, make_plan, selected_services
 from compound.planner.graph import dependencies
 from compound.reconcile.apply import Applier, ApplyResult
+from compound.reconcile.health import check_command, probe_once, wait_healthy
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
 from compound.runtimes.docker import ContainerDriver
+from compound.runtimes.vm.driver import VMDriver
 from compound.spec.model import Project
 from compound.state.store import Store
 
@@ -59,7 +61,10 @@ class Session:
         self.project = project
         self.client = client
         self._store = store
-        self.drivers: dict[str, Driver] = dict(drivers or {"container": ContainerDriver(client)})
+        if drivers is None:
+            containers = ContainerDriver(client)
+            drivers = {"container": containers, "vm": VMDriver(client, containers=containers)}
+        self.drivers: dict[str, Driver] = dict(drivers)
 
     @property
     def store(self) -> Store:
@@ -280,6 +285,12 @@ class Session:
                     )
                 elif cur.health == "unhealthy":
                     raise ServiceError(cur.service, f"{cur.name} is unhealthy")
+                elif (
+                    cur.health is None and not self.driver_for(cur).capabilities.native_healthcheck
+                ):
+                    self._wait_vm_healthy(cur, deadline)
+                    pending.pop(iid)
+                    progress.update(cur.service, "Healthy", done=True)
                 elif cur.health in (None, "healthy"):
                     pending.pop(iid)
                     progress.update(cur.service, "Healthy" if cur.health else "Running", done=True)
@@ -290,6 +301,46 @@ class Session:
                     f"not healthy after {timeout:.0f}s: {names}",
                 )
             time.sleep(0.25)
+
+    def _wait_vm_healthy(self, inst: Instance, deadline: float) -> None:
+        hc = (
+            self.project.services[inst.service].healthcheck
+            if inst.service in self.project.services
+            else None
+        )
+        if check_command(hc) is None:
+            return
+        assert hc is not None
+        driver = self.driver_for(inst)
+        exec_capture = getattr(driver, "exec_capture", None)
+        if exec_capture is None:
+            return
+        verdict = wait_healthy(
+            exec_capture,
+            inst,
+            hc,
+            deadline=deadline,
+            still_running=lambda: driver.inspect(inst.id).running,
+        )
+        if verdict != "healthy":
+            raise ServiceError(inst.service, f"{inst.name} is {verdict}")
+
+    def health_of(self, inst: Instance) -> str | None:
+        """Health as `ps` shows it: the engine's, or one probe for runtimes
+        whose engine runs no healthcheck."""
+        driver = self.driver_for(inst)
+        if driver.capabilities.native_healthcheck or not inst.running:
+            return inst.health
+        svc = self.project.services.get(inst.service)
+        hc = svc.healthcheck if svc else None
+        exec_capture = getattr(driver, "exec_capture", None)
+        if check_command(hc) is None or exec_capture is None:
+            return None
+        assert hc is not None
+        verdict = probe_once(
+            exec_capture, inst, hc.model_copy(update={"timeout": min(hc.timeout or 5.0, 5.0)})
+        )
+        return {True: "healthy", False: "unhealthy", None: "starting"}[verdict]
 
     # --- down and friends -------------------------------------------------------------
 

@@ -63,7 +63,7 @@ from .launcher import (
 )
 from .launcher_image import LauncherImage, ensure_launcher_image
 from .qemu import Accel, GuestAgent, build_command, host_tsc_khz
-from .vm import slirp_network
+from .vm import read_markers, slirp_network
 
 LABEL_VM_ACCEL = "io.compound.vm.accel"
 LABEL_VM_KERNEL = "io.compound.vm.kernel"
@@ -421,8 +421,20 @@ class VMDriver(Driver):
             accel=inst.labels.get(LABEL_VM_ACCEL),
             kernel=inst.labels.get(LABEL_VM_KERNEL),
             run_dir=inst.labels.get(LABEL_VM_RUN_DIR),
+            boot_time=self._boot_seconds(inst),
         )
         return replace(inst, details=details)
+
+    def _boot_seconds(self, inst: Instance) -> float | None:
+        """Guest uptime when the entrypoint started (the COMPOUND-START marker)."""
+        run_dir = inst.labels.get(LABEL_VM_RUN_DIR)
+        if not run_dir:
+            return None
+        for kind, value in reversed(read_markers(Path(run_dir) / "console.log")):
+            if kind == "START":
+                with contextlib.suppress(ValueError):
+                    return float(value.split()[0])
+        return None
 
     def wait(self, instance: Instance, timeout: float | None = None) -> int:
         return self._containers.wait(instance, timeout)
