@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +35,41 @@ from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
 from compound.runtimes.docker import ContainerDriver
-from compound.runtimes.vm.driver import VMDriver
 from compound.spec.model import Project
 from compound.state.store import Store
 
 SUPPORTED_RUNTIMES = ("container",)
+
+
+class RuntimeDrivers(Mapping[str, Driver]):
+    """The drivers of every runtime, each made on first use: a project of
+    containers never imports (or pays for) the VM machinery."""
+
+    RUNTIMES = ("container", "vm")
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+        self._made: dict[str, Driver] = {}
+
+    def __getitem__(self, runtime: str) -> Driver:
+        if runtime not in self._made:
+            if runtime == "container":
+                self._made[runtime] = ContainerDriver(self._client)
+            elif runtime == "vm":
+                from compound.runtimes.vm.driver import VMDriver
+
+                containers = self["container"]
+                assert isinstance(containers, ContainerDriver)
+                self._made[runtime] = VMDriver(self._client, containers=containers)
+            else:
+                raise KeyError(runtime)
+        return self._made[runtime]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.RUNTIMES)
+
+    def __len__(self) -> int:
+        return len(self.RUNTIMES)
 
 
 @dataclass
@@ -61,10 +91,9 @@ class Session:
         self.project = project
         self.client = client
         self._store = store
-        if drivers is None:
-            containers = ContainerDriver(client)
-            drivers = {"container": containers, "vm": VMDriver(client, containers=containers)}
-        self.drivers: dict[str, Driver] = dict(drivers)
+        self.drivers: Mapping[str, Driver] = (
+            dict(drivers) if drivers is not None else RuntimeDrivers(client)
+        )
 
     @property
     def store(self) -> Store:
