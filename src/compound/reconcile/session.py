@@ -6,6 +6,8 @@ plans, records the revision, applies.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import platform
 import threading
 import time
@@ -183,7 +185,14 @@ class Session:
         ids = {ref: self._local_image_id(ref) for ref in set(refs.values())}  # one call per image
         image_ids = {n: ids[ref] for n, ref in refs.items()}
         nets, vols = engine_resources.project_resources(self.client, self.project.name)
-        return make_plan(
+        notes = [
+            self._closed_vm_note(n, image_ids[n])
+            for n in order
+            if runtimes[n] == "vm"
+            and not self.project.services[n].ports
+            and not self.project.services[n].expose
+        ]
+        plan = make_plan(
             self.project,
             self.instances(),
             image_ids=image_ids,
@@ -191,6 +200,23 @@ class Session:
             existing_volumes=vols,
             runtimes=runtimes,
             opts=opts,
+        )
+        extra = tuple(n for n in notes if n)
+        return dataclasses.replace(plan, notes=plan.notes + extra) if extra else plan
+
+    def _closed_vm_note(self, service: str, image_id: str | None) -> str | None:
+        """A VM only receives the ports it declares (forwarded into the guest);
+        a container's network namespace is open. Say so rather than let
+        connections be refused mysteriously."""
+        exposed: dict[str, Any] = {}
+        if image_id:
+            with contextlib.suppress(docker.errors.DockerException):
+                exposed = self.client.images.get(image_id).attrs["Config"].get("ExposedPorts") or {}
+        if exposed:
+            return None
+        return (
+            f"{service} runs as a VM and declares no ports: other services and the host can"
+            " reach it only on ports listed under expose: or ports:"
         )
 
     def capacity_warnings(self) -> list[str]:

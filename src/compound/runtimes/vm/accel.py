@@ -153,3 +153,21 @@ def probe_accel(
         }
         atomic_write(path, json.dumps(known, indent=1).encode())
     return result
+
+
+def cached_kvm_usable(cache_dir: Path | None = None) -> bool | None:
+    """The last probe's answer if it was made since this host booted; None
+    when no probe has run (nothing here boots a guest: advice must stay cheap)."""
+    path = (cache_dir or default_cache_dir()) / "accel.json"
+    try:
+        with open("/proc/uptime") as f:
+            booted = time.time() - float(f.read().split()[0])
+        if path.stat().st_mtime < booted:
+            return None
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    answers = {str(v.get("accel")) for v in known.values() if isinstance(v, dict)}
+    if len(answers) != 1:
+        return None
+    return answers.pop() == "kvm"
