@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import docker
+import typer
 from rich.console import Console
 
 from compound.advisor.hints import project_hints
@@ -71,3 +72,10 @@ class AppContext:
     def session(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> Session:
         project = self.load(target_services, quiet=quiet).project
         return Session(project, self.client, self.store)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    """The AppContext the global-options callback stored on the click context."""
+    obj = ctx.obj
+    assert isinstance(obj, AppContext)
+    return obj

@@ -12,7 +12,7 @@ import yaml
 from rich.table import Table
 
 from compound import __version__
-from compound.cli.context import AppContext
+from compound.cli.context import app_context
 from compound.cli.logs_view import follow_logs
 from compound.cli.render import print_json
 from compound.engine import engine_version
@@ -22,12 +22,6 @@ from compound.spec.model import Project
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _ctx(ctx: typer.Context) -> AppContext:
-    obj = ctx.obj
-    assert isinstance(obj, AppContext)
-    return obj
 
 
 def instance_row(inst: Instance, project: Project | None = None) -> dict[str, Any]:
@@ -93,7 +87,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """List the project's instances: which runtime and kernel each runs on."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         instances = [
@@ -152,7 +146,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the output of the services' instances (for VMs: the application's
         output from the guest; kernel messages with --console)."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         if console:
@@ -184,7 +178,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def top(ctx: typer.Context, services: Services = None) -> None:
         """Show the processes running in each instance."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         for inst in session.instances(names, include_stopped=False):
@@ -206,7 +200,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def images(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
         """List the images used by the project's instances."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         rows: list[dict[str, Any]] = []
@@ -245,7 +239,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def events(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
         """Stream the engine's events for the project's instances."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = set(session.check_services(services or []))
         filters = {"label": [f"{LABEL_PROJECT}={session.project.name}"]}
@@ -291,7 +285,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Validate and print the resolved, normalised Compose file."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         project = app_ctx.load().project
         if quiet:
             return
@@ -322,7 +316,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
     ) -> None:
         """The project's revisions: every `up`, its plan and outcome."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         project = app_ctx.load(quiet=True).project
         revisions = app_ctx.store.history(project.name, limit)
         live = app_ctx.store.live(project.name)
@@ -362,7 +356,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Show compound's version (and the engine's, when one answers)."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         if short:
             app_ctx.out.print(__version__, markup=False)
             return

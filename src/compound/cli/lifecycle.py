@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from compound.cli.context import AppContext
+from compound.cli.context import AppContext, app_context
 from compound.cli.logs_view import follow_logs
 from compound.cli.render import LiveProgress, print_json
 from compound.errors import CompoundError, UsageError
@@ -21,12 +21,6 @@ Services = Annotated[list[str] | None, typer.Argument(help="Services (default: a
 Timeout = Annotated[
     float | None, typer.Option("--timeout", "-t", help="Seconds to wait before killing.")
 ]
-
-
-def _ctx(ctx: typer.Context) -> AppContext:
-    obj = ctx.obj
-    assert isinstance(obj, AppContext)
-    return obj
 
 
 def _parse_scale(values: list[str] | None) -> dict[str, int]:
@@ -91,7 +85,7 @@ def register(app: typer.Typer) -> None:
         timeout: Timeout = None,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
         names = services or []
@@ -175,7 +169,7 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Stop and remove the project's instances and networks (and volumes with -v)."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session()
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
@@ -188,7 +182,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def start(ctx: typer.Context, services: Services = None) -> None:
         """Start existing stopped instances."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
         _act(
             app_ctx,
@@ -202,7 +196,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def stop(ctx: typer.Context, services: Services = None, timeout: Timeout = None) -> None:
         """Stop running instances without removing them."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
         _act(
             app_ctx,
@@ -217,7 +211,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def restart(ctx: typer.Context, services: Services = None, timeout: Timeout = None) -> None:
         """Restart instances (stop, then start)."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
 
         def bounce(s: Session, i: Instance) -> None:
@@ -234,7 +228,7 @@ def register(app: typer.Typer) -> None:
         signal: Annotated[str, typer.Option("--signal", "-s")] = "SIGKILL",
     ) -> None:
         """Send a signal to running instances."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
         _act(
             app_ctx,
@@ -256,7 +250,7 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Remove stopped instances."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
         if stop_first:
             _act(
@@ -291,7 +285,7 @@ def register(app: typer.Typer) -> None:
         ignore_pull_failures: Annotated[bool, typer.Option("--ignore-pull-failures")] = False,
     ) -> None:
         """Pull the images of services (fails fast when no registry answers)."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
         names = session.check_services(services or sorted(session.project.services))
         targets = [n for n in names if session.project.services[n].image]
@@ -300,7 +294,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def build(ctx: typer.Context, services: Services = None) -> None:
         """Build the images of services that have a build section."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session(services or [])
         names = session.check_services(services or sorted(session.project.services))
         _build(app_ctx, session, [n for n in names if session.project.services[n].build])

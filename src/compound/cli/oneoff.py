@@ -7,18 +7,12 @@ from typing import Annotated
 
 import typer
 
-from compound.cli.context import AppContext
+from compound.cli.context import app_context
 from compound.cli.render import LiveProgress
 from compound.errors import UsageError
 from compound.planner.diff import UpOptions
 
 ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
-
-
-def _ctx(ctx: typer.Context) -> AppContext:
-    obj = ctx.obj
-    assert isinstance(obj, AppContext)
-    return obj
 
 
 def _env(values: list[str] | None) -> dict[str, str]:
@@ -44,7 +38,7 @@ def register(app: typer.Typer) -> None:
         no_tty: Annotated[bool, typer.Option("--no-TTY", "-T", help="Disable TTY.")] = False,
     ) -> None:
         """Run a command in a running instance; exits with the command's code."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session([service])
         session.check_services([service])
         running = [i for i in session.instances([service]) if i.running]
@@ -84,7 +78,7 @@ def register(app: typer.Typer) -> None:
         service_ports: Annotated[bool, typer.Option("--service-ports")] = False,
     ) -> None:
         """Run a one-off command in a new instance of a service."""
-        app_ctx = _ctx(ctx)
+        app_ctx = app_context(ctx)
         session = app_ctx.session([service])
         session.check_services([service])
         svc = session.project.services[service]

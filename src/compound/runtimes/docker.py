@@ -304,15 +304,27 @@ def _check_network(project_name: str, network: Network, existing: Mapping[str, A
     diffs = network_differences(network, existing)
     if not diffs:
         return
-    ours = (existing.get("Labels") or {}).get(LABEL_PROJECT) == project_name
-    hint = (
-        "run `compound down` to remove the project's networks, then `compound up`"
-        if ours
-        else f"remove it (`docker network rm {network.name}`) or declare it `external: true`"
+    raise _config_conflict(
+        "network",
+        network.name,
+        diffs,
+        ours=(existing.get("Labels") or {}).get(LABEL_PROJECT) == project_name,
+        ours_hint="run `compound down` to remove the project's networks, then `compound up`",
     )
-    raise EngineError(
-        f"network {network.name!r} exists with a different configuration: " + "; ".join(diffs),
-        hint=hint,
+
+
+def _config_conflict(
+    kind: str, name: str, diffs: Sequence[str], *, ours: bool, ours_hint: str
+) -> EngineError:
+    """A network or volume that exists but differs from the file: ours can be
+    recreated by compound, anyone else's is the user's to remove or adopt."""
+    hint = (
+        ours_hint
+        if ours
+        else (f"remove it (`docker {kind} rm {name}`) or declare it `external: true`")
+    )
+    return EngineError(
+        f"{kind} {name!r} exists with a different configuration: " + "; ".join(diffs), hint=hint
     )
 
 
@@ -398,15 +410,13 @@ def _check_volume(project_name: str, volume: Volume, existing: Mapping[str, Any]
         )
     if not diffs:
         return
-    ours = (existing.get("Labels") or {}).get(LABEL_PROJECT) == project_name
-    hint = (
-        "its data would be lost by recreating it: `compound down --volumes`, then `compound up`"
-        if ours
-        else f"remove it (`docker volume rm {volume.name}`) or declare it `external: true`"
-    )
-    raise EngineError(
-        f"volume {volume.name!r} exists with a different configuration: " + "; ".join(diffs),
-        hint=hint,
+    raise _config_conflict(
+        "volume",
+        volume.name,
+        diffs,
+        ours=(existing.get("Labels") or {}).get(LABEL_PROJECT) == project_name,
+        ours_hint="its data would be lost by recreating it:"
+        " `compound down --volumes`, then `compound up`",
     )
 
 
