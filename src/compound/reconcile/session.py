@@ -92,6 +92,7 @@ class Session:
     ) -> None:
         self.project = project
         self.client = client
+        self.decisions: dict[str, dict[str, Any]] = {}
         self._store = store
         self.drivers: Mapping[str, Driver] = (
             dict(drivers) if drivers is not None else RuntimeDrivers(client)
@@ -167,13 +168,15 @@ class Session:
         return decided
 
     def runtimes(self, services: Iterable[str]) -> dict[str, str]:
-        decided = {n: d["runtime"] for n, d in self.decide_runtimes(services).items()}
+        """Runtime per service; the reasons are kept for the revision record."""
+        self.decisions = self.decide_runtimes(services)
+        decided = {n: str(d["runtime"]) for n, d in self.decisions.items()}
         unsupported = {n: r for n, r in decided.items() if r not in self.drivers}
         if unsupported:
             listed = ", ".join(f"{s} (runtime: {r})" for s, r in sorted(unsupported.items()))
             raise NotSupportedError(
-                f"not yet supported: {listed}",
-                hint="use x-compound.runtime: container for now",
+                f"no driver for {listed}",
+                hint="x-compound.runtime is one of: " + ", ".join(self.drivers) + ", auto",
             )
         return decided
 
@@ -262,7 +265,7 @@ class Session:
             return UpOutcome(plan=plan, result=None, revision=None)
         for warning in self.capacity_warnings():
             progress.note(warning)
-        decisions = self.decide_runtimes([sp.service for sp in plan.services])
+        decisions = self.decisions  # made by plan_up, exactly what the plan used
         revision = self.store.begin(
             self.project.name, command, redacted_model(self.project), plan.to_json(), decisions
         )
