@@ -148,8 +148,11 @@ class ApplyError(CompoundError):
         failed: dict[str, str] | None = None,
         not_started: Iterable[str] = (),
         hint: str | None = None,
+        interrupted: bool = False,
     ) -> None:
         super().__init__(message, hint=hint)
+        if interrupted:
+            self.exit_code = 130  # as for any command stopped with Ctrl-C
         self.done = list(done)
         self.failed = dict(failed or {})
         self.not_started = list(not_started)

@@ -351,3 +351,66 @@ def test_engine_labels_identify_everything(app: App) -> None:
     assert labels["io.compound.runtime"] == "container"
     assert c.name == f"{app.name}-s-1"
     assert isinstance(app.client, docker.DockerClient)
+
+
+def test_ctrl_c_during_up_reports_and_next_up_converges(app: App) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    app.write("""
+        services:
+          slow:
+            image: local/busybox:latest
+            command: ["sh", "-c", "sleep 4; touch /tmp/ready; sleep 3600"]
+            init: true
+            healthcheck:
+              test: ["CMD", "test", "-f", "/tmp/ready"]
+              interval: 1s
+              retries: 30
+          quick:
+            image: local/busybox:latest
+            command: ["sleep", "3600"]
+            init: true
+          after:
+            image: local/busybox:latest
+            command: ["sleep", "3600"]
+            init: true
+            depends_on:
+              slow: {condition: service_healthy}
+        """)
+    compound = os.path.join(os.path.dirname(sys.executable), "compound")
+    proc = subprocess.Popen(
+        [compound, "--progress", "plain", "-f", str(app.file), "-p", app.name, "up", "-d"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ},
+    )
+    # interrupt while `after` waits for `slow` to become healthy
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = {
+            c.name
+            for c in app.client.containers.list(filters={"label": f"{LABEL_PROJECT}={app.name}"})
+        }
+        if f"{app.name}-slow-1" in names and f"{app.name}-quick-1" in names:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "up interrupted" in out
+    assert "not started: after" in out
+    assert "Traceback" not in out
+    # nothing half-done that the next up cannot converge
+    app.ok("up", "-d", "--wait")
+    rows = {r["service"]: r for r in json.loads(app.ok("ps", "--json"))}
+    assert {s: r["status"] for s, r in rows.items()} == {
+        "slow": "running",
+        "quick": "running",
+        "after": "running",
+    }
+    assert rows["slow"]["health"] == "healthy"

@@ -292,6 +292,7 @@ class Session:
                 failed=result.failed,
                 not_started=[f"{k} ({v})" for k, v in result.not_started.items()],
                 hint="fix the cause and run `compound up` again: it continues from what is running",
+                interrupted=result.interrupted,
             )
         return UpOutcome(plan=plan, result=result, revision=revision, decisions=decisions)
 
