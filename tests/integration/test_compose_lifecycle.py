@@ -414,3 +414,49 @@ def test_ctrl_c_during_up_reports_and_next_up_converges(app: App) -> None:
         "after": "running",
     }
     assert rows["slow"]["health"] == "healthy"
+
+
+def test_run_at_a_terminal_is_interactive(app: App) -> None:
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    app.write("""
+        services:
+          tool:
+            image: local/busybox:latest
+        """)
+    compound = os.path.join(os.path.dirname(sys.executable), "compound")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [compound, "-f", str(app.file), "-p", app.name, "run", "--rm", "tool", "sh"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    typed = False
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:  # EIO: the child closed its side while exiting
+                break
+        # type only at the prompt, as a person would (ash first queries the
+        # cursor position, and would take early keystrokes as the answer)
+        if not typed and b"# " in seen:
+            time.sleep(0.5)
+            os.write(master, b"echo typed-$((6*7)); exit 4\n")
+            typed = True
+    assert proc.wait(timeout=30) == 4
+    assert b"typed-42" in seen  # the shell evaluated what we typed at its prompt
+    os.close(master)
+    assert (
+        app.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}) == []
+    )

@@ -86,7 +86,14 @@ def register(app: typer.Typer) -> None:
         if deps and not no_deps:
             with LiveProgress(app_ctx.err, "Running", app_ctx.opts.progress) as progress:
                 session.up(UpOptions(services=tuple(deps)), progress=progress, command="run")
-        tty = not no_tty and not detach and sys.stdin.isatty() and sys.stdout.isatty()
+        runtime = session.runtimes([service])[service]
+        tty = (
+            not no_tty
+            and not detach
+            and runtime == "container"  # a VM's guest agent has no terminal to give
+            and sys.stdin.isatty()
+            and sys.stdout.isatty()
+        )
         env_over = {**svc.environment, **_env(env)}
         update: dict[str, object] = {
             "environment": env_over,
@@ -107,13 +114,19 @@ def register(app: typer.Typer) -> None:
         if not service_ports:
             update["ports"] = ()
         one = svc.model_copy(update=update)
-        driver = session.drivers.get(svc.runtime)
-        if driver is None:
-            session.runtimes([service])  # raises the clear not-supported error
-            return
+        driver = session.drivers[runtime]
         session.ensure_resources_for([service])
         driver.prepare(session.project, one)
         inst = driver.create(session.project, one, 1, "oneoff", oneoff=True)
+        start_attached = getattr(driver, "start_attached", None)
+        if tty and start_attached is not None:
+            # at a prompt: the user's terminal is the container's (`run --rm app sh`)
+            try:
+                code = start_attached(inst, tty=True)
+            finally:
+                if rm:
+                    driver.remove(driver.inspect(inst.id), volumes=True)
+            raise typer.Exit(code)
         driver.start(inst)
         if detach:
             app_ctx.out.print(inst.name, markup=False)

@@ -997,7 +997,11 @@ class ContainerDriver(Driver):
         with engine_errors(f"exec in {instance.name}"):
             if interactive:
                 sock = self.client.api.exec_start(exec_id, tty=tty, socket=True)
-                _Pump(self.client, exec_id, sock, tty, self._in(), self._out(), self._err()).run()
+
+                def resize(height: int, width: int) -> None:
+                    self.client.api.exec_resize(exec_id, height=height, width=width)
+
+                _Pump(resize, sock, tty, self._in(), self._out(), self._err()).run()
             else:
                 for out, err in self.client.api.exec_start(
                     exec_id, tty=tty, stream=True, demux=True
@@ -1005,6 +1009,22 @@ class ContainerDriver(Driver):
                     _write(self._out(), out)
                     _write(self._err(), err)
         return self._exec_exit_code(exec_id)
+
+    def start_attached(self, instance: Instance, *, tty: bool) -> int:
+        """Start a created instance wired to our terminal (`compound run` at a
+        prompt): attach before start so no output is lost; its exit code."""
+        with engine_errors(f"attach to {instance.name}"):
+            sock = self.client.api.attach_socket(
+                instance.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
+        self.start(instance)
+
+        def resize(height: int, width: int) -> None:
+            self.client.api.resize(instance.id, height=height, width=width)
+
+        with engine_errors(f"attached to {instance.name}"):
+            _Pump(resize, sock, tty, self._in(), self._out(), self._err()).run()
+        return self.wait(instance)
 
     def exec_capture(
         self,
@@ -1222,19 +1242,18 @@ def summarize_stats(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Pump:
-    """Wire an exec's hijacked socket to our terminal (raw mode when a tty)."""
+    """Wire a hijacked socket (exec or attach) to our terminal (raw mode when a tty)."""
 
     def __init__(
         self,
-        client: docker.DockerClient,
-        exec_id: str,
+        resize: Callable[[int, int], None],
         sock: Any,
         tty: bool,
         stdin: IO[bytes],
         stdout: IO[bytes],
         stderr: IO[bytes],
     ) -> None:
-        self.client, self.exec_id, self.tty = client, exec_id, tty
+        self.resize, self.tty = resize, tty
         self.sock = getattr(sock, "_sock", sock)  # SocketIO → the socket itself
         self.wrapper = sock
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
@@ -1325,7 +1344,7 @@ class _Pump:
         def resize(*_: Any) -> None:
             with contextlib.suppress(OSError, docker.errors.DockerException):
                 size = os.get_terminal_size(fd)
-                self.client.api.exec_resize(self.exec_id, height=size.lines, width=size.columns)
+                self.resize(size.lines, size.columns)
 
         resize()
         try:
