@@ -30,6 +30,13 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    # eager: answers before click insists on a subcommand
+    if value:
+        print(version_string())
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -52,6 +59,12 @@ def _global(
     progress: Annotated[
         str, typer.Option("--progress", help="Progress output: auto, tty, plain or quiet.")
     ] = "auto",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     if progress not in ("auto", "tty", "plain", "quiet"):
         raise typer.BadParameter("must be one of auto, tty, plain, quiet", param_hint="--progress")
