@@ -344,10 +344,24 @@ def register(app: typer.Typer) -> None:
                 )
                 or "none"
             )
-            runtimes = ", ".join(f"{k}={v.get('runtime')}" for k, v in sorted(r.decisions.items()))
+            runtimes = ", ".join(
+                f"{k}={v.get('runtime')}" + (" (auto)" if v.get("declared") == "auto" else "")
+                for k, v in sorted(r.decisions.items())
+            )
             mark = " (live)" if live and r.number == live.number else ""
             table.add_row(f"{r.number}{mark}", when, r.command, r.outcome, changes, runtimes)
         app_ctx.out.print(table)
+        # runtime: auto is a decision, so say why it was taken (newest revision first)
+        for r in revisions:
+            auto = {k: v for k, v in sorted(r.decisions.items()) if v.get("declared") == "auto"}
+            for svc, d in auto.items():
+                app_ctx.out.print(
+                    f"rev {r.number}: {svc} ran as {d.get('runtime')} (runtime: auto, "
+                    f"confidence {float(d.get('confidence') or 0):.2f})",
+                    markup=False,
+                )
+                for why in d.get("why") or ["no factor: the default"]:
+                    app_ctx.out.print(f"    {why}", markup=False)
 
     @app.command()
     def version(
