@@ -319,3 +319,37 @@ def test_vm_entrypoint_exit_code(vm_app: App) -> None:
 
     # (g) after a failed up too; the exited launcher still counts
     _assert_down_leaves_nothing(app, qemu_before)
+
+
+def test_runtime_auto_decides_vm_and_up_boots_it(vm_app: App) -> None:
+    """An untrusted tenant beside trusted services: the advisor says vm, `up`
+    boots it as a guest, and history records the decision with its reasons."""
+    app = vm_app
+    qemu_before = _qemu_pids()
+    app.write("""
+        services:
+          shop:
+            image: local/busybox:latest
+            command: ["sleep", "3600"]
+            init: true
+          tenant:
+            image: local/busybox:latest
+            command: ["httpd", "-f", "-p", "80"]
+            expose: ["80"]
+            x-compound:
+              runtime: auto
+              hints: {trust: untrusted}
+        """)
+    advice = json.loads(app.ok("advise", "tenant", "--json"))
+    assert json.dumps(advice).count('"vm"') >= 1
+    app.ok("up", "-d")
+    rows = _rows(app)
+    assert rows["tenant"]["runtime"] == "vm"
+    assert rows["tenant"]["kernel"] != "shared"
+    assert rows["shop"]["runtime"] == "container"
+    decisions = json.loads(app.ok("history", "--json"))[0]["decisions"]
+    assert decisions["tenant"]["declared"] == "auto"
+    assert decisions["tenant"]["runtime"] == "vm"
+    assert any("untrusted" in why for why in decisions["tenant"]["why"])
+    assert "runtime: auto" in app.ok("history")
+    _assert_down_leaves_nothing(app, qemu_before)
