@@ -60,7 +60,7 @@ def test_kvm_uses_host_cpu_and_no_tsc_hints() -> None:
 
 def test_q35_uses_pci_devices_and_tells_init() -> None:
     argv = build_command(spec(machine="q35"))
-    assert opt(argv, "-machine") == ["q35"]
+    assert opt(argv, "-machine") == ["q35,memory-backend=ram0"]
     assert "virtio-blk-pci,drive=root" in opt(argv, "-device")
     assert "compound.pci=1" in kernel_cmdline(spec(machine="q35"))
 
@@ -93,3 +93,12 @@ def test_host_tsc_khz_parsing() -> None:
     plain = "model name\t: Intel(R) Xeon(R) Processor\ncpu MHz\t\t: 2300.000\n"
     assert host_tsc_khz(plain) == 2_300_000
     assert host_tsc_khz("nothing here") is None
+
+
+def test_guest_ram_is_a_private_memfd() -> None:
+    argv = build_command(spec())
+    assert any(
+        o.startswith("memory-backend-memfd,id=ram0,") and o.endswith(",share=off")
+        for o in opt(argv, "-object")
+    )
+    assert opt(argv, "-machine")[0].endswith(",memory-backend=ram0")

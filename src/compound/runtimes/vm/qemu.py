@@ -171,6 +171,10 @@ def build_command(spec: QemuSpec, qemu: str = QEMU_BINARY) -> list[str]:
         machine = "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,pic=on"
     else:
         machine = "q35"
+    # Guest RAM from a private memfd rather than anonymous memory, which QEMU
+    # backs with 2 MiB huge pages: touching 4 KiB then costs 2 MiB. Measured
+    # under TCG: -4 MiB RSS, boot -0.14 to -0.37 s (NOTES.md, spike).
+    machine += ",memory-backend=ram0"
     argv = [
         qemu,
         "-name",
@@ -187,6 +191,8 @@ def build_command(spec: QemuSpec, qemu: str = QEMU_BINARY) -> list[str]:
         "host" if spec.accel == "kvm" else spec.tcg_cpu,
         "-m",
         f"{spec.memory_mib}M",
+        "-object",
+        f"memory-backend-memfd,id=ram0,size={spec.memory_mib}M,share=off",
         "-smp",
         str(spec.vcpus),
         "-kernel",
