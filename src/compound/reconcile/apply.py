@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
-from compound.reconcile.health import check_command, wait_healthy
+from compound.reconcile.health import check_command, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.slots import PrioritySlots, default_limit, start_priority
 from compound.runtimes.base import Driver, Instance
@@ -320,19 +320,12 @@ class Applier:
                 "has no healthcheck, so it can never become healthy",
                 hint="add a healthcheck, or use condition: service_started",
             )
-        assert hc is not None
-        exec_capture = getattr(driver, "exec_capture", None)
-        if exec_capture is None:
-            raise ServiceError(dep, f"the {driver.name} runtime cannot run healthchecks")
         for inst in instances:
-            verdict = wait_healthy(
-                exec_capture,
-                inst,
-                hc,
-                deadline=deadline,
-                still_running=lambda i=inst: driver.inspect(i.id).running,  # type: ignore[misc]
-                cancelled=self._cancel.is_set,
+            verdict = wait_healthy_with(
+                driver, inst, hc, deadline=deadline, cancelled=self._cancel.is_set
             )
+            if verdict is None:
+                raise ServiceError(dep, f"the {driver.name} runtime cannot run healthchecks")
             if verdict == "healthy":
                 continue
             if verdict == "exited":

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from compound.errors import CompoundError
-from compound.runtimes.base import Instance
+from compound.runtimes.base import Driver, Instance
 from compound.spec.model import Healthcheck
 
 DEFAULT_INTERVAL = 30.0  # Docker's defaults, so a check means the same on both runtimes
@@ -94,3 +94,44 @@ def wait_healthy(
         if time.monotonic() + interval > deadline:
             return "starting"
         time.sleep(interval)
+
+
+def _exec_of(driver: Driver, hc: Healthcheck | None) -> ExecCapture | None:
+    """The driver's exec, when there is a check to run and the runtime can run it."""
+    if check_command(hc) is None:
+        return None
+    exec_capture: ExecCapture | None = getattr(driver, "exec_capture", None)
+    return exec_capture
+
+
+def wait_healthy_with(
+    driver: Driver,
+    instance: Instance,
+    hc: Healthcheck | None,
+    *,
+    deadline: float,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> str | None:
+    """:func:`wait_healthy` through the driver's exec; None when there is no
+    check to run or the runtime cannot run one."""
+    exec_capture = _exec_of(driver, hc)
+    if exec_capture is None or hc is None:
+        return None
+    return wait_healthy(
+        exec_capture,
+        instance,
+        hc,
+        deadline=deadline,
+        still_running=lambda: driver.inspect(instance.id).running,
+        cancelled=cancelled,
+    )
+
+
+def probe_with(driver: Driver, instance: Instance, hc: Healthcheck | None) -> str | None:
+    """One quick check for `ps` (at most 5 s): healthy, unhealthy, starting, or None."""
+    exec_capture = _exec_of(driver, hc)
+    if exec_capture is None or hc is None:
+        return None
+    quick = hc.model_copy(update={"timeout": min(hc.timeout or 5.0, 5.0)})
+    verdict = probe_once(exec_capture, instance, quick)
+    return {True: "healthy", False: "unhealthy", None: "starting"}[verdict]

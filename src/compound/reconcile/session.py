@@ -31,7 +31,7 @@ from compound.placement import capacity_warnings, host_from_facts
 from compound.planner.diff import Plan, ResourceStep, UpOptions, make_plan, selected_services
 from compound.planner.graph import dependencies
 from compound.reconcile.apply import Applier, ApplyResult
-from compound.reconcile.health import check_command, probe_once, wait_healthy
+from compound.reconcile.health import probe_with, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
@@ -362,26 +362,11 @@ class Session:
             time.sleep(0.25)
 
     def _wait_vm_healthy(self, inst: Instance, deadline: float) -> None:
-        hc = (
-            self.project.services[inst.service].healthcheck
-            if inst.service in self.project.services
-            else None
+        svc = self.project.services.get(inst.service)
+        verdict = wait_healthy_with(
+            self.driver_for(inst), inst, svc.healthcheck if svc else None, deadline=deadline
         )
-        if check_command(hc) is None:
-            return
-        assert hc is not None
-        driver = self.driver_for(inst)
-        exec_capture = getattr(driver, "exec_capture", None)
-        if exec_capture is None:
-            return
-        verdict = wait_healthy(
-            exec_capture,
-            inst,
-            hc,
-            deadline=deadline,
-            still_running=lambda: driver.inspect(inst.id).running,
-        )
-        if verdict != "healthy":
+        if verdict not in (None, "healthy"):
             raise ServiceError(inst.service, f"{inst.name} is {verdict}")
 
     def health_of(self, inst: Instance) -> str | None:
@@ -391,15 +376,7 @@ class Session:
         if driver.capabilities.native_healthcheck or not inst.running:
             return inst.health
         svc = self.project.services.get(inst.service)
-        hc = svc.healthcheck if svc else None
-        exec_capture = getattr(driver, "exec_capture", None)
-        if check_command(hc) is None or exec_capture is None:
-            return None
-        assert hc is not None
-        verdict = probe_once(
-            exec_capture, inst, hc.model_copy(update={"timeout": min(hc.timeout or 5.0, 5.0)})
-        )
-        return {True: "healthy", False: "unhealthy", None: "starting"}[verdict]
+        return probe_with(driver, inst, svc.healthcheck if svc else None)
 
     # --- down and friends -------------------------------------------------------------
 
