@@ -144,7 +144,6 @@ def register(app: typer.Typer) -> None:
                 follow=True,
                 tail=None,
                 timestamps=False,
-                until_all_exit=True,
             )
         except KeyboardInterrupt:
             app_ctx.err.print("Gracefully stopping… (press Ctrl-C again to force)", markup=False)

@@ -28,8 +28,9 @@ def follow_logs(
     since: str | None = None,
     prefix: bool = True,
     colour: bool = True,
-    until_all_exit: bool = False,
 ) -> None:
+    """Print until every instance's stream has ended (with ``follow``: until
+    they all exit)."""
     instances = session.instances(services)
     if not instances:
         return
@@ -60,8 +61,6 @@ def follow_logs(
             continue
         if item is _DONE:
             remaining -= 1
-            if not until_all_exit and not follow:
-                continue
             continue
         assert isinstance(item, LogLine)
         inst = by_name.get(item.instance)
