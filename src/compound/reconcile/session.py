@@ -22,6 +22,7 @@ from compound.advisor import advise
 from compound.errors import (
     ApplyError,
     CompoundError,
+    EngineError,
     NotSupportedError,
     ServiceError,
     UsageError,
@@ -240,11 +241,10 @@ class Session:
         return self.project.services[service].image or f"{self.project.name}-{service}"
 
     def _local_image_id(self, ref: str) -> str | None:
+        # a bad reference is not the plan's to report: prepare() says it clearly
         try:
-            return str(self.client.images.get(ref).id)
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.APIError:
+            return engine_resources.local_image_id(self.client, ref)
+        except EngineError:
             return None
 
     def up(
