@@ -73,6 +73,8 @@ class FakeDriver(Driver):
         self.fail = set(fail)
         self.unhealthy = set(unhealthy)
         self.exit_codes = exit_codes or {}
+        self.missing_image = False
+        self.unhealthy_hashes: set[str] = set()  # a bad update: its instances never get healthy
         self.instances: dict[str, Instance] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -96,11 +98,19 @@ class FakeDriver(Driver):
         *,
         oneoff: bool = False,
         image_id: str | None = None,
+        name: str | None = None,
     ) -> Instance:
         self._log("create", f"{service.name}-{number}")
         inst = instance(
             service.name, number, hash_=config_hash, status="created", id=f"id{next(self._ids)}"
         )
+        if name:
+            inst = Instance(**{**inst.__dict__, "name": name})
+        if self.missing_image:
+            from compound.errors import ImageNotFoundError
+
+            self.instances.pop(inst.id, None)
+            raise ImageNotFoundError(f"image of {service.name} not found")
         self.instances[inst.id] = inst
         return inst
 
@@ -117,8 +127,13 @@ class FakeDriver(Driver):
         if instance.service in self.exit_codes:
             self._set(instance, status="exited", exit_code=self.exit_codes[instance.service])
             return
-        health = "unhealthy" if instance.service in self.unhealthy else "healthy"
+        bad = instance.service in self.unhealthy or instance.config_hash in self.unhealthy_hashes
+        health = "unhealthy" if bad else "healthy"
         self._set(instance, status="running", health=health)
+
+    def rename(self, instance: Instance, name: str) -> None:
+        self._log("rename", f"{instance.name}->{name}")
+        self._set(instance, name=name)
 
     def stop(self, instance: Instance, grace: float | None = None) -> None:
         self._log("stop", instance.name)
@@ -133,6 +148,11 @@ class FakeDriver(Driver):
 
     def inspect(self, instance_id: str) -> Instance:
         return self.instances[instance_id]
+
+    def adopt(self, *instances: Instance) -> None:
+        """Instances that exist before the test (an earlier `up`)."""
+        for inst in instances:
+            self.instances[inst.id] = inst
 
     def logs(
         self,

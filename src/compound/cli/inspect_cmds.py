@@ -12,11 +12,11 @@ import yaml
 from rich.table import Table
 
 from compound import __version__
-from compound.cli.context import app_context
+from compound.cli.context import AppContext, app_context
 from compound.cli.logs_view import follow_logs
 from compound.cli.render import print_json
 from compound.engine import engine_version
-from compound.errors import UsageError
+from compound.errors import EngineError, UsageError
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance
 from compound.spec.model import Project
 
@@ -319,14 +319,9 @@ def register(app: typer.Typer) -> None:
         app_ctx = app_context(ctx)
         project = app_ctx.load(quiet=True).project
         revisions = app_ctx.store.history(project.name, limit)
-        live = app_ctx.store.live(project.name)
+        live = _live_revision(app_ctx, project.name) if revisions else None
         if json_out:
-            print_json(
-                [
-                    {**r.summary(), "live": live is not None and r.number == live.number}
-                    for r in revisions
-                ]
-            )
+            print_json([{**r.summary(), "live": r.number == live} for r in revisions])
             return
         if not revisions:
             app_ctx.out.print(f"no revisions recorded for project {project.name}", markup=False)
@@ -348,7 +343,7 @@ def register(app: typer.Typer) -> None:
                 f"{k}={v.get('runtime')}" + (" (auto)" if v.get("declared") == "auto" else "")
                 for k, v in sorted(r.decisions.items())
             )
-            mark = " (live)" if live and r.number == live.number else ""
+            mark = " (live)" if r.number == live else ""
             table.add_row(f"{r.number}{mark}", when, r.command, r.outcome, changes, runtimes)
         app_ctx.out.print(table)
         # runtime: auto is a decision, so say why it was taken (newest revision first)
@@ -362,6 +357,13 @@ def register(app: typer.Typer) -> None:
                 )
                 for why in d.get("why") or ["no factor: the default"]:
                     app_ctx.out.print(f"    {why}", markup=False)
+
+    def _live_revision(app_ctx: AppContext, project: str) -> int | None:
+        try:  # what runs decides; without an engine, the newest that succeeded
+            return app_ctx.session(quiet=True).live_revision()
+        except EngineError:
+            newest = app_ctx.store.live(project)
+            return newest.number if newest else None
 
     @app.command()
     def version(

@@ -179,6 +179,30 @@ def register(app: typer.Typer) -> None:
             print_json(removed)
 
     @app.command()
+    def rollback(
+        ctx: typer.Context,
+        services: Services = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Replace services' instances with what they ran before (the previous
+        revision that deployed them), batch by batch as deploy.rollback_config says."""
+        app_ctx = app_context(ctx)
+        session = app_ctx.session(services or [])
+        mode = "quiet" if json_out else app_ctx.opts.progress
+        with LiveProgress(app_ctx.err, "Rolling back", mode) as progress:
+            targets = session.rollback(services or [], progress=progress)
+        if json_out:
+            print_json({"rolled_back": targets})
+            return
+        for name, number in sorted(targets.items()):
+            app_ctx.err.print(f"{name}: rolled back to revision {number}", markup=False)
+        app_ctx.err.print(
+            "note: the file still describes the newer version; the next `compound up`"
+            " applies it again",
+            markup=False,
+        )
+
+    @app.command()
     def start(ctx: typer.Context, services: Services = None) -> None:
         """Start existing stopped instances."""
         app_ctx = app_context(ctx)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from compound.planner.graph import dependencies, start_levels, with_dependencies
+from compound.planner.update import backend_service, load_balanced
 from compound.runtimes.base import Instance
 from compound.spec.model import Project, Service
 
@@ -55,6 +56,7 @@ class ServicePlan:
     steps: tuple[Step, ...]
     depends_on: tuple[str, ...]
     image_id: str | None = None  # the local image the config hash was computed with
+    load_balanced: bool = False  # replicas share published ports through compound's HAProxy
 
     @property
     def changed(self) -> bool:
@@ -105,6 +107,9 @@ class Plan:
                     "runtime": sp.runtime,
                     "replicas": sp.replicas,
                     "summary": sp.summary,
+                    "config_hash": sp.config_hash,
+                    "image_id": sp.image_id,
+                    "load_balanced": sp.load_balanced,
                     "steps": [
                         {
                             "action": s.action,
@@ -174,7 +179,7 @@ def make_plan(
     for name in order:
         svc = project.services[name]
         replicas = opts.scale.get(name, svc.replicas)
-        want_hash = desired_hash(svc, image_ids.get(name))
+        want_hash = desired_hash(backend_service(svc, replicas), image_ids.get(name))
         runtime = runtimes.get(name, svc.runtime)
         steps = _service_steps(
             svc, by_service.get(name, []), replicas, want_hash, runtime, opts, recreated
@@ -190,6 +195,7 @@ def make_plan(
                 steps=tuple(steps),
                 depends_on=tuple(sorted(dependencies(svc) & set(order))),
                 image_id=image_ids.get(name),
+                load_balanced=load_balanced(svc, replicas),
             )
         )
     notes: list[str] = []
@@ -252,9 +258,32 @@ def _service_steps(
 ) -> list[Step]:
     steps: list[Step] = []
     by_number: dict[int, Instance] = {}
-    for inst in sorted(have, key=lambda i: (i.number, i.name)):
-        if inst.number in by_number or inst.number > replicas:
+    # An update killed half-way can leave two instances with one number (the
+    # old one and its successor): keep the one that matches, remove the other.
+    ranked = sorted(
+        have,
+        key=lambda i: (
+            i.number,
+            not (i.running and i.config_hash == want_hash),
+            not i.running,
+            len(i.name),
+            i.name,
+        ),
+    )
+    for inst in ranked:
+        if inst.number > replicas:
             steps.append(Step("remove", svc.name, inst.number, "scaled down", inst))
+        elif inst.number in by_number:
+            keeper = by_number[inst.number].name
+            steps.append(
+                Step(
+                    "remove",
+                    svc.name,
+                    inst.number,
+                    f"duplicate of {keeper} (interrupted update)",
+                    inst,
+                )
+            )
         else:
             by_number[inst.number] = inst
     restart_for = sorted(d for d, dep in svc.depends_on.items() if dep.restart and d in recreated)

@@ -13,16 +13,20 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
+from compound.planner.update import UpdatePolicy, backend_service, update_policy
 from compound.reconcile.health import check_command, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
+from compound.reconcile.rolling import Desired, Frontend, RollingUpdate
 from compound.reconcile.slots import PrioritySlots, default_limit, start_priority
 from compound.runtimes.base import Driver, Instance
+from compound.runtimes.container_config import container_name
 from compound.spec.model import Project
 
 POLL = 0.1  # dependency health is on the critical path; inspect is cheap
@@ -34,6 +38,7 @@ class ApplyResult:
     failed: dict[str, str] = field(default_factory=dict)
     not_started: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
+    rolled_back: dict[str, str] = field(default_factory=dict)  # service -> to what
 
     @property
     def ok(self) -> bool:
@@ -45,6 +50,7 @@ class ApplyResult:
             "failed": self.failed,
             "not_started": self.not_started,
             "interrupted": self.interrupted,
+            "rolled_back": self.rolled_back,
         }
 
 
@@ -75,6 +81,8 @@ class Applier:
         dependency_timeout: float = 300.0,
         max_workers: int = 64,
         engine_slots: int | None = None,
+        frontend_for: Callable[[ServicePlan], Frontend | None] | None = None,
+        rollback_target: Callable[[str, str], Desired | None] | None = None,
     ) -> None:
         self.project = project
         self.plan = plan
@@ -83,6 +91,10 @@ class Applier:
         self.progress = progress or NullProgress()
         self.dependency_timeout = dependency_timeout
         self.max_workers = max_workers
+        # a load balancer in front of the service, made ready by the session
+        self.frontend_for = frontend_for or (lambda sp: None)
+        # the deployed spec an instance hash came from, for failure_action: rollback
+        self.rollback_target = rollback_target or (lambda service, config_hash: None)
         self._slots = PrioritySlots(engine_slots or default_limit())
         # taller chains of dependents go first: they bound the total time
         self._priority = start_priority(project, {sp.service for sp in plan.services})
@@ -140,12 +152,23 @@ class Applier:
                 )
             self._wait_for_dependencies(sp)
             self._check_cancel()
+            frontend = self.frontend_for(sp)
             for step in sp.steps:
                 self._check_cancel()
+                if step.action == "recreate":
+                    continue  # replaced batch by batch below, after the rest
+                if step.action == "remove" and frontend is not None and step.instance:
+                    frontend.drain(step.instance)
+                    frontend.remove(step.instance)
                 with self._slots.slot(self._priority.get(name, (0, 0))):
                     inst = self._do_step(driver, sp, step)
                 if inst is not None:
                     state.instances.append(inst)
+            rolling = [s.instance for s in sp.steps if s.action == "recreate" and s.instance]
+            if rolling:
+                self._roll(sp, driver, rolling, frontend)
+            if frontend is not None:
+                frontend.sync([i for i in state.instances if i.running])
             self.progress.update(name, "Started", sp.summary, done=True)
             self._record(name, ok=True)
         except _Cancelled:
@@ -198,6 +221,11 @@ class Applier:
         svc = self.project.services[name]
         old = step.instance
         if step.action == "keep":
+            assert old is not None
+            final = container_name(self.project, svc, old.number)
+            if final != old.name:  # a successor left by an interrupted update
+                driver.rename(old, final)
+                return dataclasses.replace(old, name=final)
             return old
         if step.action == "remove":
             assert old is not None
@@ -216,21 +244,121 @@ class Applier:
             driver.stop(old, svc.stop_grace_period)
             driver.start(old)
             return driver.inspect(old.id)
-        if step.action == "recreate":
-            assert old is not None
-            self.progress.update(name, "Recreating", old.name)
-            old_driver = self._driver_of(old, driver)
-            old_driver.stop(old, svc.stop_grace_period)
-            old_driver.remove(old, volumes=False)
-        else:
-            self.progress.update(name, "Creating", f"#{step.number}")
+        assert step.action == "create", step.action  # recreate: _roll
+        self.progress.update(name, "Creating", f"#{step.number}")
         inst = driver.create(
-            self.project, svc, step.number, sp.config_hash, image_id=self._image_ids.get(name)
+            self.project,
+            backend_service(svc, sp.replicas),
+            step.number,
+            sp.config_hash,
+            image_id=self._image_ids.get(name),
         )
         self.progress.update(name, "Starting", inst.name)
         driver.start(inst)
         # conditions re-inspect by id; sparing the engine a call per start matters at scale
         return dataclasses.replace(inst, status="running")
+
+    # --- rolling updates ----------------------------------------------------------
+
+    def _roll(
+        self, sp: ServicePlan, driver: Driver, old: list[Instance], frontend: Frontend | None
+    ) -> None:
+        name = sp.service
+        svc = self.project.services[name]
+        state = self._states[name]
+        desired = Desired(
+            backend_service(svc, sp.replicas), sp.config_hash, self._image_ids.get(name)
+        )
+        policy = update_policy(svc, sp.replicas)
+        if policy.start_first and sp.load_balanced and any(i.ports for i in old):
+            # the balancer takes over ports its predecessors still hold
+            policy = UpdatePolicy(
+                policy.config.model_copy(update={"order": "stop-first"}),
+                note=f"{name}: moving behind a load balancer, so this update is stop-first",
+            )
+        outcome = self._updater(sp, driver, desired, policy, frontend).run(old, state.instances)
+        state.instances = outcome.current
+        self._check_cancel()
+        if not outcome.failures:
+            return
+        cfg = policy.config
+        summary = "; ".join(outcome.failures)
+        if len(outcome.failures) / len(old) <= cfg.max_failure_ratio:
+            self.progress.note(f"{name}: tolerated by max_failure_ratio: {summary}")
+            return
+        if cfg.failure_action == "rollback":
+            self._roll_back(sp, driver, old, frontend, summary)
+        if cfg.failure_action == "pause":
+            raise ServiceError(
+                name,
+                f"update paused after {outcome.replaced} of {len(old)} instance(s): {summary}",
+                hint=f"fix the cause and run `compound up` to continue,"
+                f" or `compound rollback {name}`",
+            )
+        raise ServiceError(
+            name,
+            f"update finished with failures: {summary}",
+            hint="fix the cause and run `compound up` again",
+        )
+
+    def _roll_back(
+        self,
+        sp: ServicePlan,
+        driver: Driver,
+        old: list[Instance],
+        frontend: Frontend | None,
+        summary: str,
+    ) -> None:
+        name = sp.service
+        state = self._states[name]
+        previous = Counter(i.config_hash for i in old).most_common(1)[0][0]
+        target = self.rollback_target(name, previous)
+        if target is None:
+            raise ServiceError(
+                name,
+                f"update failed ({summary}) and no earlier revision of {name!r} is"
+                " recorded to roll back to",
+                hint="fix the cause and run `compound up` again",
+            )
+        self.progress.note(f"{name}: update failed ({summary}); rolling back to {target.label}")
+        stale = [i for i in state.instances if i.config_hash != target.config_hash]
+        keep = [i for i in state.instances if i.config_hash == target.config_hash]
+        policy = update_policy(self.project.services[name], sp.replicas, rollback=True)
+        back_driver = self.drivers.get(target.runtime or sp.runtime, driver)
+        back = self._updater(sp, back_driver, target, policy, frontend).run(stale, keep)
+        state.instances = back.current
+        with self._lock:
+            self.result.rolled_back[name] = target.label
+        also = f"; the rollback failed too: {'; '.join(back.failures)}" if back.failures else ""
+        raise ServiceError(
+            name,
+            f"update failed: {summary}; rolled back to {target.label}{also}",
+            hint="the file still describes the failed version: fix it, then `compound up`",
+        )
+
+    def _updater(
+        self,
+        sp: ServicePlan,
+        driver: Driver,
+        desired: Desired,
+        policy: UpdatePolicy,
+        frontend: Frontend | None,
+    ) -> RollingUpdate:
+        svc = self.project.services[sp.service]
+        priority = self._priority.get(sp.service, (0, 0))
+        return RollingUpdate(
+            self.project,
+            desired,
+            policy,
+            driver=driver,
+            driver_of=lambda inst: self._driver_of(inst, driver),
+            progress=self.progress,
+            slot=lambda: self._slots.slot(priority),
+            cancelled=self._cancel.is_set,
+            health_timeout=self.dependency_timeout,
+            grace=svc.stop_grace_period,
+            frontend=frontend,
+        )
 
     def _driver_of(self, inst: Instance, default: Driver) -> Driver:
         # an instance being replaced may belong to the other runtime

@@ -11,6 +11,7 @@ import dataclasses
 import platform
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,20 +26,30 @@ from compound.errors import (
     EngineError,
     NotSupportedError,
     ServiceError,
+    StateError,
     UsageError,
 )
 from compound.hostfacts import host_facts
 from compound.placement import capacity_warnings, host_from_facts
-from compound.planner.diff import Plan, ResourceStep, UpOptions, make_plan, selected_services
+from compound.planner.diff import (
+    Plan,
+    ResourceStep,
+    ServicePlan,
+    UpOptions,
+    make_plan,
+    selected_services,
+)
 from compound.planner.graph import dependencies
+from compound.planner.update import backend_service, load_balanced, update_policy
 from compound.reconcile.apply import Applier, ApplyResult
 from compound.reconcile.health import probe_with, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
+from compound.reconcile.rolling import Desired, Frontend, RollingUpdate
 from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
 from compound.runtimes.docker import ContainerDriver
-from compound.spec.model import Project
+from compound.spec.model import Project, Service
 from compound.state.store import Store
 
 SUPPORTED_RUNTIMES = ("container",)
@@ -267,7 +278,12 @@ class Session:
             progress.note(warning)
         decisions = self.decisions  # made by plan_up, exactly what the plan used
         revision = self.store.begin(
-            self.project.name, command, redacted_model(self.project), plan.to_json(), decisions
+            self.project.name,
+            command,
+            redacted_model(self.project),
+            plan.to_json(),
+            decisions,
+            specs=self._specs(plan),
         )
         applier = Applier(
             self.project,
@@ -276,6 +292,8 @@ class Session:
             ensure_resources=self._ensure_resources,
             progress=progress,
             dependency_timeout=dependency_timeout,
+            frontend_for=self.frontend_for,
+            rollback_target=self.rollback_target,
         )
         outcome = "failed"
         try:
@@ -295,6 +313,162 @@ class Session:
                 interrupted=result.interrupted,
             )
         return UpOutcome(plan=plan, result=result, revision=revision, decisions=decisions)
+
+    # --- revisions: what was deployed, and going back to it -------------------------
+
+    def _specs(self, plan: Plan) -> dict[str, Any]:
+        """Each planned service exactly as deployed, so a rollback can recreate it."""
+        return {
+            sp.service: {
+                "service": self.project.services[sp.service].model_dump(mode="json"),
+                "replicas": sp.replicas,
+                "config_hash": sp.config_hash,
+                "image_id": sp.image_id,
+                "runtime": sp.runtime,
+            }
+            for sp in plan.services
+        }
+
+    def rollback_target(self, service: str, config_hash: str) -> Desired | None:
+        """The deployed spec behind ``config_hash`` (what instances being
+        replaced ran), for failure_action: rollback."""
+        found = self.store.deployed_spec(self.project.name, service, config_hash)
+        return _desired(found[0], found[1]) if found else None
+
+    def rollback(
+        self, services: Sequence[str] = (), *, progress: Progress | None = None
+    ) -> dict[str, int]:
+        """Replace each service's instances with what it ran before its current
+        configuration (the previous revision that deployed it). Returns
+        service -> revision rolled back to. Checks every service first, so
+        nothing changes when one of them has nothing to go back to."""
+        progress = progress or NullProgress()
+        self.store.mark_abandoned(self.project.name)
+        self.check_services(services)
+        running = [i for i in self.instances() if not i.oneoff]
+        names = list(services) or sorted({i.service for i in running})
+        if not names:
+            raise StateError(
+                f"project {self.project.name!r} has no instances to roll back",
+                hint="`compound up` deploys it",
+            )
+        targets: dict[str, tuple[int, dict[str, Any], list[Instance]]] = {}
+        missing: list[str] = []
+        for name in names:
+            mine = [i for i in running if i.service == name]
+            if not mine:
+                missing.append(f"{name} (no instances)")
+                continue
+            current = Counter(i.config_hash for i in mine).most_common(1)[0][0]
+            found = self.store.previous_spec(self.project.name, name, current)
+            if found is None:
+                missing.append(f"{name} (no earlier revision deployed it)")
+                continue
+            targets[name] = (found[0], found[1], mine)
+        if missing:
+            raise StateError(
+                "nothing to roll back to for: " + ", ".join(missing),
+                hint="`compound history` lists the recorded revisions; nothing was changed",
+            )
+        specs = {name: spec for name, (_, spec, _) in targets.items()}
+        revision = self.store.begin(
+            self.project.name,
+            "rollback " + " ".join(f"{n}->{t[0]}" for n, t in sorted(targets.items())),
+            redacted_model(self.project),
+            {
+                "services": [
+                    {"service": n, "summary": f"rollback to revision {t[0]}"}
+                    for n, t in sorted(targets.items())
+                ]
+            },
+            specs=specs,
+        )
+        done: list[str] = []
+        failed: dict[str, str] = {}
+        try:
+            for name in [n for n in selected_services(self.project, UpOptions()) if n in targets]:
+                number, spec, mine = targets[name]
+                try:
+                    self._roll_back_service(name, _desired(number, spec), spec, mine, progress)
+                    done.append(name)
+                    progress.update(name, "Rolled back", f"to revision {number}", done=True)
+                except CompoundError as exc:
+                    failed[name] = exc.message
+                    progress.fail(name, exc.message)
+        finally:
+            outcome = "succeeded" if not failed and len(done) == len(targets) else "failed"
+            self.store.finish(
+                self.project.name, revision, outcome, {"done": done, "failed": failed}
+            )
+        if failed:
+            raise ApplyError(
+                "rollback did not finish",
+                done=done,
+                failed=failed,
+                hint="fix the cause and run `compound rollback` or `compound up`",
+            )
+        return {n: t[0] for n, t in targets.items()}
+
+    def _roll_back_service(
+        self,
+        name: str,
+        target: Desired,
+        spec: dict[str, Any],
+        instances: list[Instance],
+        progress: Progress,
+    ) -> None:
+        replicas = int(spec.get("replicas") or 1)
+        stale = [i for i in instances if i.config_hash != target.config_hash]
+        keep = [i for i in instances if i.config_hash == target.config_hash]
+        runtime = target.runtime or self.project.services[name].runtime
+        driver = self.drivers[runtime]
+        plan = ServicePlan(
+            service=name,
+            runtime=runtime,
+            config_hash=target.config_hash,
+            replicas=replicas,
+            steps=(),
+            depends_on=(),
+            image_id=target.image_id,
+            load_balanced=load_balanced(target.service, replicas),
+        )
+        frontend = self.frontend_for(plan)
+        outcome = RollingUpdate(
+            self.project,
+            target,
+            update_policy(target.service, replicas, rollback=True),
+            driver=driver,
+            driver_of=self.driver_for,
+            progress=progress,
+            slot=contextlib.nullcontext,
+            cancelled=lambda: False,
+            health_timeout=300.0,
+            grace=target.service.stop_grace_period,
+            frontend=frontend,
+        ).run(stale, keep)
+        if frontend is not None:
+            frontend.sync([i for i in outcome.current if i.running])
+        if outcome.failures:
+            raise ServiceError(name, "rollback failed: " + "; ".join(outcome.failures))
+
+    def frontend_for(self, plan: ServicePlan) -> Frontend | None:
+        """The load balancer in front of a replicated service with published
+        ports (made or adopted here); removes one a service no longer needs."""
+        return None
+
+    def live_revision(self) -> int | None:
+        """The newest revision whose recorded configuration is what runs now."""
+        current: dict[str, set[str]] = {}
+        for inst in self.instances():
+            if not inst.oneoff:
+                current.setdefault(inst.service, set()).add(inst.config_hash)
+        if not current:
+            return None
+        for rev in self.store.history(self.project.name):
+            specs = {k: v for k, v in rev.specs.items() if k in current}
+            if specs and all(current[k] == {v.get("config_hash")} for k, v in specs.items()):
+                return rev.number
+        return None
 
     def ensure_resources_for(self, services: Sequence[str]) -> None:
         """Networks and volumes the services need (for `run` outside an `up`)."""
@@ -464,6 +638,23 @@ class Session:
                 removed["volumes"].append(name)
                 progress.update(f"volume {name}", "Removed", done=True)
         return removed
+
+
+def _desired(revision: int, spec: dict[str, Any]) -> Desired:
+    try:
+        service = Service.model_validate(spec["service"])
+    except (KeyError, ValueError) as exc:
+        raise StateError(
+            f"revision {revision} holds a service spec this version cannot read: {exc}"
+        ) from exc
+    replicas = int(spec.get("replicas") or 1)
+    return Desired(
+        service=backend_service(service, replicas),
+        config_hash=str(spec.get("config_hash") or ""),
+        image_id=spec.get("image_id"),
+        label=f"revision {revision}",
+        runtime=spec.get("runtime"),
+    )
 
 
 def redacted_model(project: Project) -> dict[str, Any]:

@@ -119,13 +119,21 @@ class Driver(abc.ABC):
         *,
         oneoff: bool = False,
         image_id: str | None = None,
+        name: str | None = None,
     ) -> Instance:
         """Create (not start) instance ``number`` of ``service``; ``oneoff`` for
         `compound run` (own name, no service alias, ignored by `up`);
-        ``image_id`` pins the exact image the plan was made against."""
+        ``image_id`` pins the exact image the plan was made against; ``name``
+        replaces the usual one (a successor started beside its predecessor)."""
 
     @abc.abstractmethod
     def start(self, instance: Instance) -> None: ...
+
+    def rename(self, instance: Instance, name: str) -> None:
+        """Give the instance a new name (a successor takes its predecessor's)."""
+        from compound.errors import NotSupportedError
+
+        raise NotSupportedError(f"the {self.name} runtime cannot rename {instance.name}")
 
     @abc.abstractmethod
     def stop(self, instance: Instance, grace: float | None = None) -> None:

@@ -170,6 +170,7 @@ def build_create_args(
     api_version: str = "1.41",
     oneoff_suffix: str | None = None,
     environ: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> CreateArgs:
     """Everything needed to create instance ``number`` of ``service``.
 
@@ -204,7 +205,7 @@ def build_create_args(
     if first is not None:
         config["NetworkingConfig"] = {"EndpointsConfig": {first.network: first.endpoint_config()}}
     return CreateArgs(
-        name=container_name(project, service, number, oneoff_suffix),
+        name=name or container_name(project, service, number, oneoff_suffix),
         config=_compact(config),
         platform=service.platform,
         networks=rest,

@@ -777,9 +777,14 @@ class ContainerDriver(Driver):
         *,
         oneoff: bool = False,
         image_id: str | None = None,
+        name: str | None = None,
     ) -> Instance:
         ref = image_ref(project, service)
-        image_id = image_id or self._prepared.get(ref) or local_image_id(self.client, ref)
+        pinned = image_id
+        tagged = self._prepared.get(ref)
+        if tagged is None:
+            tagged = self._prepared[ref] = local_image_id(self.client, ref) or ""
+        image_id = image_id or tagged or None
         if image_id is None:
             raise (
                 _not_pullable(ref)
@@ -798,7 +803,12 @@ class ContainerDriver(Driver):
             lambda name: self._resolve(project.name, service.name, name),
             api_version=self.client.api.api_version,
             oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
+            name=name,
         )
+        if pinned and pinned != tagged:
+            # the tag has moved on (a rollback to an earlier image): run the
+            # exact image the instance is meant to, by id
+            args.config["Image"] = pinned
         container_id = self._create(service.name, args)
         try:
             self._attach_networks(service.name, container_id, args.networks)
@@ -886,6 +896,10 @@ class ContainerDriver(Driver):
             self.client.api.start(instance.id)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise service_error(instance.service, f"start {instance.name}", exc) from exc
+
+    def rename(self, instance: Instance, name: str) -> None:
+        with engine_errors(f"rename {instance.name} to {name}"):
+            self.client.api.rename(instance.id, name)
 
     def stop(self, instance: Instance, grace: float | None = None) -> None:
         if grace is None:

@@ -250,11 +250,19 @@ class Service(Frozen):
     def runtime(self) -> str:
         return self.x_compound.runtime
 
+    @property
+    def fixed_host_ports(self) -> bool:
+        """Publishes a port on a fixed host port: two instances cannot both run."""
+        return any(p.published and "-" not in p.published for p in self.ports)
+
     def config_hash(self) -> str:
         """Hash of everything that, when changed, means the instances must be
         recreated. Replica count is excluded: scaling is not a recreate."""
         data = self.model_dump(mode="json", exclude={"scale", "profiles"})
-        data["deploy"].pop("replicas", None)
+        # how instances are replaced is not what they run: editing the update
+        # policy must not itself trigger an update
+        for key in ("replicas", "update_config", "rollback_config"):
+            data["deploy"].pop(key, None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

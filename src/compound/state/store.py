@@ -4,10 +4,17 @@ It records every ``up`` as a revision: the resolved model, the plan, the
 outcome and the time. It is never asked what is running; the engines are.
 One file per user (``$COMPOUND_STATE_DIR`` or ``$XDG_STATE_HOME/compound``),
 WAL mode so a reader never blocks an ``up`` in progress.
+
+``specs`` keeps each service exactly as it was deployed (environment
+included, like the engine's own container configs) so a rollback can
+recreate it; the file is readable by its owner only. ``model`` is the
+redacted copy that ``history`` and ``config`` show.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -20,7 +27,7 @@ from typing import Any
 
 from compound.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,6 +43,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     plan      TEXT    NOT NULL,
     decisions TEXT    NOT NULL DEFAULT '{}',  -- why each service runs where it does
     result    TEXT    NOT NULL DEFAULT '{}',  -- done / failed / not started
+    specs     TEXT    NOT NULL DEFAULT '{}',  -- per service: full spec, hash, image id
     UNIQUE (project, number)
 );
 CREATE INDEX IF NOT EXISTS revisions_project ON revisions (project, number);
@@ -63,6 +71,7 @@ class Revision:
     plan: dict[str, Any]
     decisions: dict[str, Any]
     result: dict[str, Any]
+    specs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The row without the bulky model, for listings and --json."""
@@ -87,14 +96,22 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            self._migrate()
+            with contextlib.suppress(OSError):
+                self.path.chmod(0o600)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(
                 f"cannot open the state store {self.path}: {exc}",
                 hint="check permissions, or point COMPOUND_STATE_DIR at a writable directory",
             ) from exc
+
+    def _migrate(self) -> None:
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(revisions)")}
+        if "specs" not in columns:  # schema 1
+            self._db.execute("ALTER TABLE revisions ADD COLUMN specs TEXT NOT NULL DEFAULT '{}'")
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -119,6 +136,7 @@ class Store:
         model: dict[str, Any],
         plan: dict[str, Any],
         decisions: dict[str, Any] | None = None,
+        specs: dict[str, Any] | None = None,
     ) -> int:
         """Record a revision as running; returns its per-project number."""
         with self._tx() as db:
@@ -128,7 +146,7 @@ class Store:
             number = int(row[0])
             db.execute(
                 "INSERT INTO revisions (project, number, command, started, outcome, model, plan,"
-                " decisions) VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                " decisions, specs) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                 (
                     project,
                     number,
@@ -137,6 +155,7 @@ class Store:
                     _dumps(model),
                     _dumps(plan),
                     _dumps(decisions or {}),
+                    _dumps(specs or {}),
                 ),
             )
         return number
@@ -172,6 +191,29 @@ class Store:
         )
         return self._row(rows[0]) if rows else None
 
+    def deployed_spec(
+        self, project: str, service: str, config_hash: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """The newest revision that deployed ``service`` with this config hash."""
+        for rev in self.history(project):
+            spec = rev.specs.get(service)
+            if spec and spec.get("config_hash") == config_hash:
+                return rev.number, spec
+        return None
+
+    def previous_spec(
+        self, project: str, service: str, current_hash: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """What ``service`` ran before it ran ``current_hash``: the newest
+        revision that deployed it successfully with another configuration."""
+        for rev in self.history(project):
+            spec = rev.specs.get(service)
+            if not spec or spec.get("config_hash") == current_hash:
+                continue
+            if service in rev.result.get("done", ()):
+                return rev.number, spec
+        return None
+
     def mark_abandoned(self, project: str) -> int:
         """Revisions left 'running' by a killed compound become 'interrupted'."""
         with self._tx() as db:
@@ -203,6 +245,7 @@ class Store:
             plan=json.loads(r["plan"]),
             decisions=json.loads(r["decisions"]),
             result=json.loads(r["result"]),
+            specs=json.loads(r["specs"]),
         )
 
 

@@ -179,6 +179,7 @@ class VMDriver(Driver):
         *,
         oneoff: bool = False,
         image_id: str | None = None,
+        name: str | None = None,
     ) -> Instance:
         kernel, initramfs, probed, launcher = self._shared()
         image_id = (
@@ -203,6 +204,7 @@ class VMDriver(Driver):
             image_id,
             api_version=self.client.api.api_version,
             oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
+            name=name,
         )
         run_dir = run_dir_for(args.name, self.cache_dir)
         process = merge_service(disk.config, service)
@@ -400,6 +402,10 @@ class VMDriver(Driver):
 
     def start(self, instance: Instance) -> None:
         self._containers.start(instance)
+
+    def rename(self, instance: Instance, name: str) -> None:
+        # the run dir is found through a label, so the launcher may change name
+        self._containers.rename(instance, name)
 
     def stop(self, instance: Instance, grace: float | None = None) -> None:
         self._containers.stop(instance, grace)
