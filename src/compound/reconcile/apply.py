@@ -177,8 +177,10 @@ class Applier:
             self.progress.fail(name, str(exc))
             self._record(name, ok=False, not_started=str(exc))
         except CompoundError as exc:
+            # the service's own advice beats the generic one of the summary
+            why = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
             self.progress.fail(name, exc.message)
-            self._record(name, ok=False, failed=exc.message)
+            self._record(name, ok=False, failed=why)
         except Exception as exc:  # an engine or library surprise must not kill the others
             self.progress.fail(name, f"{type(exc).__name__}: {exc}")
             self._record(name, ok=False, failed=f"{type(exc).__name__}: {exc}")

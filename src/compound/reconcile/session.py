@@ -11,7 +11,6 @@ import dataclasses
 import platform
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -359,8 +358,7 @@ class Session:
             if not mine:
                 missing.append(f"{name} (no instances)")
                 continue
-            current = Counter(i.config_hash for i in mine).most_common(1)[0][0]
-            found = self.store.previous_spec(self.project.name, name, current)
+            found = self.store.previous_spec(self.project.name, name, {i.config_hash for i in mine})
             if found is None:
                 missing.append(f"{name} (no earlier revision deployed it)")
                 continue

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,7 +93,11 @@ class Store:
         self.path = path or default_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            # up's service threads look up revisions (rollback): one connection, serialised
+            self._lock = threading.RLock()
+            self._db = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
@@ -118,16 +123,17 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock:
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"state store {self.path}: {exc}") from exc
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StateError(f"state store {self.path}: {exc}") from exc
 
     def begin(
         self,
@@ -202,15 +208,23 @@ class Store:
         return None
 
     def previous_spec(
-        self, project: str, service: str, current_hash: str
+        self, project: str, service: str, running: set[str]
     ) -> tuple[int, dict[str, Any]] | None:
-        """What ``service`` ran before it ran ``current_hash``: the newest
-        revision that deployed it successfully with another configuration."""
+        """What ``service`` ran before its current configuration: the newest
+        revision that deployed it successfully with another configuration
+        than the newest one still running (``running``: the instances'
+        config hashes; several after a paused update)."""
+        current: str | None = None
         for rev in self.history(project):
             spec = rev.specs.get(service)
-            if not spec or spec.get("config_hash") == current_hash:
+            if not spec:
                 continue
-            if service in rev.result.get("done", ()):
+            config_hash = spec.get("config_hash")
+            if current is None:
+                if config_hash in running:
+                    current = config_hash
+                continue
+            if config_hash != current and service in rev.result.get("done", ()):
                 return rev.number, spec
         return None
 
@@ -226,8 +240,9 @@ class Store:
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
         try:
-            self._db.row_factory = sqlite3.Row
-            return list(self._db.execute(sql, args).fetchall())
+            with self._lock:
+                self._db.row_factory = sqlite3.Row
+                return list(self._db.execute(sql, args).fetchall())
         except sqlite3.Error as exc:
             raise StateError(f"state store {self.path}: {exc}") from exc
 
