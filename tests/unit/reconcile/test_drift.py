@@ -3,6 +3,7 @@ reported, and the planner branch behind `up --recreate-drifted`."""
 
 import json
 
+from compound.errors import VMError
 from compound.planner.diff import UpOptions, desired_hash, make_plan
 from compound.reconcile.drift import (
     ConfigDrift,
@@ -15,8 +16,8 @@ from compound.reconcile.drift import (
     summary,
     tally,
 )
-from compound.runtimes.base import Change, RootChanges
-from tests.unit.fakes import instance, project, service
+from compound.runtimes.base import Capabilities, Change, Instance, RootChanges
+from tests.unit.fakes import FakeDriver, instance, project, service
 
 
 def _changes(*rows: str) -> tuple[Change, ...]:
@@ -167,3 +168,46 @@ def test_config_drift_is_read_from_the_plans_recreate_steps():
         ConfigDrift("web", "demo-web-1", "w", "configuration changed"),
     )
     assert config_drift(_plan(p, [])) == ()  # missing instances are not drift
+
+
+# --- the session: one driver call per instance, failures become "unknown" -----------
+
+
+class _ChangesDriver(FakeDriver):
+    capabilities = Capabilities(changes=True)
+
+    def __init__(self, answers: dict[str, RootChanges | Exception]) -> None:
+        super().__init__()
+        self.answers = answers
+
+    def changes(self, instance: Instance) -> RootChanges:
+        answer = self.answers[instance.id]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_session_file_drift_classifies_and_reports_what_it_cannot_read(monkeypatch):
+    from compound.reconcile.session import Session
+
+    p = project(
+        service("web", secrets=[{"source": "token", "target": "/run/secrets/token"}]),
+        service("vm"),
+    )
+    web, vm = instance("web", id="w"), instance("vm", id="v", runtime="vm")
+    old = instance("old")  # an orphan: not the file's, not diffed
+    containers = _ChangesDriver(
+        {"w": RootChanges(_changes("A /run/secrets/token", "A /x"), managed=("/data",))}
+    )
+    vms = _ChangesDriver({"v": VMError("demo-vm-1 is exited: start it")})
+    session = Session(p, client=None, drivers={"container": containers, "vm": vms})  # type: ignore[arg-type]
+    monkeypatch.setattr(session, "instances", lambda services=(): [web, vm, old])
+    got = {d.instance: d for d in session.file_drift()}
+    assert set(got) == {"demo-web-1", "demo-vm-1"}
+    assert got["demo-web-1"].changes == _changes("A /x")  # the injected secret is declared
+    assert got["demo-vm-1"].unknown == "demo-vm-1 is exited: start it"
+    assert not got["demo-vm-1"].drifted
+    plain = Session(p, client=None, drivers={"container": FakeDriver()})  # type: ignore[arg-type]
+    monkeypatch.setattr(plain, "instances", lambda services=(): [web])
+    (only,) = plain.file_drift()
+    assert only.unknown == "the container runtime cannot tell"
