@@ -13,6 +13,7 @@ from compound.cli.logs_view import follow_logs
 from compound.cli.render import LiveProgress, print_json
 from compound.errors import CompoundError, UsageError
 from compound.planner.diff import Plan, UpOptions
+from compound.reconcile.drift import recreate_reasons
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
 from compound.spec.model import Service
@@ -72,6 +73,13 @@ def register(app: typer.Typer) -> None:
         force_recreate: Annotated[bool, typer.Option("--force-recreate")] = False,
         no_recreate: Annotated[bool, typer.Option("--no-recreate")] = False,
         remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+        recreate_drifted: Annotated[
+            bool,
+            typer.Option(
+                "--recreate-drifted",
+                help="Also recreate instances whose files changed (see `compound diff`).",
+            ),
+        ] = False,
         build: Annotated[
             bool, typer.Option("--build", help="Build images before starting.")
         ] = False,
@@ -88,6 +96,8 @@ def register(app: typer.Typer) -> None:
         app_ctx = app_context(ctx)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
+        if recreate_drifted and no_recreate:
+            raise UsageError("--recreate-drifted and --no-recreate cannot be combined")
         names = services or []
         session = app_ctx.session(names)
         opts = UpOptions(
@@ -97,6 +107,7 @@ def register(app: typer.Typer) -> None:
             no_recreate=no_recreate,
             remove_orphans=remove_orphans,
             scale=_parse_scale(scale),
+            drifted=recreate_reasons(session.file_drift(names)) if recreate_drifted else {},
         )
         if build:
             _build(

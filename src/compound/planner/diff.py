@@ -136,6 +136,7 @@ class UpOptions:
     no_recreate: bool = False
     remove_orphans: bool = False
     scale: Mapping[str, int] = field(default_factory=dict)
+    drifted: Mapping[str, str] = field(default_factory=dict)  # instance id -> why (drift.py)
 
 
 def selected_services(project: Project, opts: UpOptions) -> list[str]:
@@ -298,6 +299,9 @@ def _service_steps(
             steps.append(Step("recreate", svc.name, number, "--force-recreate", inst))
         elif stale and not opts.no_recreate:
             why = "runtime changed" if inst.runtime != runtime else "configuration changed"
+            steps.append(Step("recreate", svc.name, number, why, inst))
+        elif inst.id in opts.drifted and not opts.no_recreate:
+            why = "drifted: " + opts.drifted[inst.id]
             steps.append(Step("recreate", svc.name, number, why, inst))
         elif not inst.running:
             steps.append(Step("start", svc.name, number, f"is {inst.status}", inst))

@@ -41,12 +41,14 @@ from compound.planner.diff import (
 from compound.planner.graph import dependencies
 from compound.planner.update import backend_service, load_balanced, update_policy
 from compound.reconcile.apply import Applier, ApplyResult
+from compound.reconcile.drift import DriftReport, InstanceDrift, classify, config_drift
 from compound.reconcile.health import probe_with, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.rolling import Desired, Frontend, RollingUpdate
 from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
+from compound.runtimes.container_config import file_targets
 from compound.runtimes.docker import ContainerDriver
 from compound.spec.model import Project, Service
 from compound.state.store import Store
@@ -549,6 +551,33 @@ class Session:
             return inst.health
         svc = self.project.services.get(inst.service)
         return probe_with(driver, inst, svc.healthcheck if svc else None)
+
+    # --- drift (`compound diff`, `up --recreate-drifted`) -----------------------------
+
+    def file_drift(self, services: Iterable[str] = ()) -> list[InstanceDrift]:
+        """What each instance changed in its root filesystem (drift.py),
+        read in parallel: a VM answers through its guest agent."""
+        targets = [i for i in self.instances(services) if i.service in self.project.services]
+
+        def read(inst: Instance) -> InstanceDrift:
+            driver = self.driver_for(inst)
+            if not driver.capabilities.changes:
+                return InstanceDrift.of(inst, unknown=f"the {inst.runtime} runtime cannot tell")
+            try:
+                root = driver.changes(inst)
+            except CompoundError as exc:
+                return InstanceDrift.of(inst, unknown=exc.message)
+            declared = file_targets(self.project.services[inst.service])
+            return InstanceDrift.of(inst, classify(root, declared))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+            return list(pool.map(read, targets))
+
+    def drift(self, services: Sequence[str] = ()) -> DriftReport:
+        """File drift and config drift (the planner's recreate steps)."""
+        self.check_services(services)
+        plan = self.plan_up(UpOptions(services=tuple(services), no_deps=True))
+        return DriftReport(self.project.name, tuple(self.file_drift(services)), config_drift(plan))
 
     # --- down and friends -------------------------------------------------------------
 

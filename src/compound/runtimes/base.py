@@ -15,8 +15,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from compound.errors import NotSupportedError
 from compound.spec.model import Project, Service
 
 LABEL_PREFIX = "io.compound"
@@ -47,6 +48,7 @@ class Capabilities:
     pause: bool = True
     native_healthcheck: bool = True  # the engine runs the healthcheck itself
     console: bool = False  # a separate kernel console exists (VMs)
+    changes: bool = False  # can list files changed since creation (`compound diff`)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,26 @@ class LogLine:
     text: str
     stream: str = "stdout"
     timestamp: str | None = None
+
+
+ChangeKind = Literal["A", "C", "D"]  # added, changed, deleted (as `docker diff`)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    path: str  # absolute, in the instance's root filesystem
+
+
+@dataclass(frozen=True)
+class RootChanges:
+    """What an instance changed in its root filesystem since it was created,
+    as the runtime sees it, and the paths the runtime itself manages there:
+    mount points (volumes, tmpfs, binds, /proc...) and files it writes at
+    every start (/etc/hosts, /etc/resolv.conf...). Those are never drift."""
+
+    changes: tuple[Change, ...]
+    managed: tuple[str, ...] = ()
 
 
 class Driver(abc.ABC):
@@ -181,3 +203,8 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def wait(self, instance: Instance, timeout: float | None = None) -> int:
         """Block until the instance exits; its exit code."""
+
+    def changes(self, instance: Instance) -> RootChanges:
+        """Files the instance changed in its root filesystem since it was
+        created (``capabilities.changes`` says whether this runtime can tell)."""
+        raise NotSupportedError(f"the {self.name} runtime cannot list changed files")

@@ -539,6 +539,13 @@ def file_objects(
     return mounts, files
 
 
+def file_targets(service: Service) -> list[str]:
+    """Where the service's secrets and configs appear in its root filesystem."""
+    return [_file_target("secret", r) for r in service.secrets] + [
+        _file_target("config", r) for r in service.configs
+    ]
+
+
 def _file_target(kind: str, ref: FileReference) -> str:
     target = ref.target or ref.source
     if posixpath.isabs(target):

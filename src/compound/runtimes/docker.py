@@ -59,11 +59,14 @@ from compound.runtimes.base import (
     LABEL_VERSION,
     LABEL_VOLUME,
     Capabilities,
+    Change,
+    ChangeKind,
     Driver,
     Instance,
     LogLine,
     PortBinding,
     ProgressFn,
+    RootChanges,
     _no_progress,
 )
 from compound.runtimes.container_config import (
@@ -681,12 +684,22 @@ def _not_running(exc: BaseException) -> bool:
 # --- the driver ------------------------------------------------------------------------
 
 
+# GET /containers/{id}/changes: Kind 0 modified, 1 added, 2 deleted.
+_CHANGE_KINDS: dict[int, ChangeKind] = {0: "C", 1: "A", 2: "D"}
+
+
 class ContainerDriver(Driver):
     """Services as plain Docker containers."""
 
     name = "container"
     capabilities = Capabilities(
-        exec=True, logs=True, stats=True, pause=True, native_healthcheck=True, console=False
+        exec=True,
+        logs=True,
+        stats=True,
+        pause=True,
+        native_healthcheck=True,
+        console=False,
+        changes=True,
     )
 
     def __init__(
@@ -929,6 +942,21 @@ class ContainerDriver(Driver):
 
     def inspect(self, instance_id: str) -> Instance:
         return inspect_instance(self.client, instance_id)
+
+    def changes(self, instance: Instance) -> RootChanges:
+        """The engine's diff of the container's writable layer (running or
+        stopped), and the mount points it keeps apart from that layer."""
+        with engine_errors(f"list the changed files of {instance.name}"):
+            rows = self.client.api.diff(instance.id) or []
+            mounts = self.client.api.inspect_container(instance.id).get("Mounts") or []
+        return RootChanges(
+            changes=tuple(
+                Change(_CHANGE_KINDS[int(r["Kind"])], str(r["Path"]))
+                for r in rows
+                if int(r.get("Kind", -1)) in _CHANGE_KINDS
+            ),
+            managed=tuple(str(m["Destination"]) for m in mounts if m.get("Destination")),
+        )
 
     def wait(self, instance: Instance, timeout: float | None = None) -> int:
         try:

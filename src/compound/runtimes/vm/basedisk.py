@@ -28,6 +28,7 @@ from .imageconfig import ImageConfig
 
 MiB = 1 << 20
 EXPORT_TIMEOUT = 600.0
+DOCKERENV = ".dockerenv"  # in every export; removed from the disk
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ def _tree_usage(root: Path) -> tuple[int, int]:
     return total, count
 
 
-def _export_to_dir(client: docker.DockerClient, image_id: str, dest: Path) -> None:
+@contextlib.contextmanager
+def exported_image(client: docker.DockerClient, image_id: str) -> Iterator[Iterator[bytes]]:
+    """The image's filesystem as a tar stream: the export of a created,
+    never-started container (removed afterwards)."""
     try:
         container = client.containers.create(
             image_id,
@@ -72,6 +76,16 @@ def _export_to_dir(client: docker.DockerClient, image_id: str, dest: Path) -> No
     except docker.errors.APIError as exc:
         raise VMError(f"cannot create a container to export {image_id}: {exc}") from exc
     try:
+        # types-docker says str; the engine streams bytes.
+        stream: Iterator[Any] = iter(container.export(chunk_size=1 << 20))
+        yield stream
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+
+
+def _export_to_dir(client: docker.DockerClient, image_id: str, dest: Path) -> None:
+    with exported_image(client, image_id) as stream:
         deadline = time.monotonic() + EXPORT_TIMEOUT
         tar = subprocess.Popen(
             [
@@ -91,8 +105,6 @@ def _export_to_dir(client: docker.DockerClient, image_id: str, dest: Path) -> No
         )
         assert tar.stdin is not None
         try:
-            # types-docker says str; the engine streams bytes.
-            stream: Iterator[Any] = iter(container.export(chunk_size=1 << 20))
             for chunk in stream:
                 tar.stdin.write(chunk)
                 if time.monotonic() > deadline:
@@ -106,12 +118,9 @@ def _export_to_dir(client: docker.DockerClient, image_id: str, dest: Path) -> No
             raise
         if tar.returncode != 0:
             raise VMError(f"unpacking {image_id} failed: {err.decode(errors='replace')[-500:]}")
-    finally:
-        with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True)
     # Docker's init layer adds these; a VM is not a Docker container.
     with contextlib.suppress(FileNotFoundError):
-        (dest / ".dockerenv").unlink()
+        (dest / DOCKERENV).unlink()
 
 
 def ensure_base_disk(

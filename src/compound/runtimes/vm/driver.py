@@ -30,12 +30,14 @@ import requests.exceptions
 from compound.engine import connect
 from compound.errors import NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
+    LABEL_IMAGE_ID,
     LABEL_RUNTIME,
     Capabilities,
     Driver,
     Instance,
     LogLine,
     ProgressFn,
+    RootChanges,
     _no_progress,
 )
 from compound.runtimes.container_config import build_create_args, image_ref
@@ -63,6 +65,7 @@ from .launcher import (
 )
 from .launcher_image import LauncherImage, ensure_launcher_image
 from .qemu import Accel, GuestAgent, build_command, host_tsc_khz
+from .rootdiff import LIST_SCRIPT, compare, image_manifest, parse_listing
 from .vm import read_markers, slirp_network
 
 LABEL_VM_ACCEL = "io.compound.vm.accel"
@@ -100,7 +103,13 @@ class VMDriver(Driver):
 
     name = "vm"
     capabilities = Capabilities(
-        exec=True, logs=True, stats=True, pause=True, native_healthcheck=False, console=True
+        exec=True,
+        logs=True,
+        stats=True,
+        pause=True,
+        native_healthcheck=False,
+        console=True,
+        changes=True,
     )
 
     def __init__(
@@ -469,6 +478,29 @@ class VMDriver(Driver):
 
     def stats(self, instance: Instance) -> dict[str, Any]:
         return self._containers.stats(instance)
+
+    def changes(self, instance: Instance) -> RootChanges:
+        """The guest's root filesystem against its image (rootdiff.py); only
+        while the guest runs, since the overlay cannot name files by itself."""
+        if instance.status != "running":
+            raise VMError(
+                f"{instance.name} is {instance.status}: a VM's changed files are listed"
+                " through its guest agent, so only while it runs",
+                hint=f"start it (`compound start {instance.service}`) and run diff again",
+            )
+        image_id = instance.labels.get(LABEL_IMAGE_ID)
+        if not image_id:
+            raise VMError(f"{instance.name} has no {LABEL_IMAGE_ID} label")
+        base = image_manifest(self.client, image_id, self.cache_dir)
+        with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
+            res = agent.exec("/bin/busybox", ["sh", "-c", LIST_SCRIPT], timeout=300)
+        if res.exit_code != 0:
+            raise VMError(
+                f"listing the files of {instance.name} failed (exit {res.exit_code}): "
+                + res.stderr.decode(errors="replace")[-300:]
+            )
+        entries, mounts = parse_listing(res.stdout.decode(errors="surrogateescape"))
+        return compare(base, entries, mounts)
 
     # -- exec through the guest agent --------------------------------------------------
 
