@@ -129,7 +129,7 @@ def test_pause_stops_after_the_first_failed_batch():
     d.adopt(*old)
     result, _ = _apply(p, d, old)
     assert "update paused after 0 of 3" in result.failed["web"]
-    assert "compound rollback web" not in result.failed["web"]  # that is the hint
+    assert "compound rollback web" in result.failed["web"]  # the hint travels along
     assert [w for v, w in d.calls if v == "create"] == ["web-1"]
     assert {"old2", "old3"} <= set(d.instances)
 
