@@ -117,7 +117,9 @@ def _assert_down_leaves_nothing(app: App, qemu_before: set[int]) -> None:
     ids = [c.id for c in launchers]
     run_dirs = [Path(c.labels[LABEL_RUN_DIR]) for c in launchers]
     for c in launchers:
-        assert Path(c.labels[LABEL_RUN_DIR]) == run_dir_for(c.name)
+        run_dir = Path(c.labels[LABEL_RUN_DIR])
+        assert run_dir.parent == run_dir_for(c.name).parent
+        assert run_dir.name.startswith(f"{c.name}.")
     ours = {pid for pid in _qemu_pids() - qemu_before if _is_ours(pid, ids)}
     running = sum(1 for c in launchers if c.status == "running")
     assert len(ours) >= running, f"{running} running launchers but QEMU pids {ours}"

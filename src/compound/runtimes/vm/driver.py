@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -31,6 +32,7 @@ from compound.engine import connect
 from compound.errors import NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
+    LABEL_PROJECT,
     LABEL_RUNTIME,
     Capabilities,
     Driver,
@@ -71,6 +73,7 @@ from .vm import read_markers, slirp_network
 LABEL_VM_ACCEL = "io.compound.vm.accel"
 LABEL_VM_KERNEL = "io.compound.vm.kernel"
 LABEL_VM_RUN_DIR = "io.compound.vm.run-dir"
+RUN_DIR_GRACE = 300.0  # seconds before an unreferenced run dir counts as abandoned
 DEFAULT_MEMORY_MIB = 256
 # QEMU itself (TCG translation cache included) on top of the guest's RAM,
 # when the service sets a memory limit for the launcher's cgroup.
@@ -215,7 +218,10 @@ class VMDriver(Driver):
             oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
             name=name,
         )
-        run_dir = run_dir_for(args.name, self.cache_dir)
+        # one dir per instance, not per name: a successor runs beside its
+        # predecessor and later takes its name
+        self._sweep_run_dirs(project.name)
+        run_dir = run_dir_for(f"{args.name}.{uuid.uuid4().hex[:8]}", self.cache_dir)
         process = merge_service(disk.config, service)
         shares, mounts, tmpfs = self._volumes(project, service)
         memory_mib, container_limit = _memory(service)
@@ -314,6 +320,26 @@ class VMDriver(Driver):
                 "run_dir": str(run_dir),
             },
         )
+
+    def _sweep_run_dirs(self, project_name: str) -> None:
+        """Remove this project's run dirs that no launcher refers to: left by a
+        compound killed between making the dir and creating the launcher.
+        Young ones may belong to a create in flight, so they stay."""
+        root = run_dir_for("x", self.cache_dir).parent
+        candidates = [
+            d
+            for d in root.glob(f"{project_name}-*")
+            if d.is_dir() and time.time() - d.stat().st_mtime > RUN_DIR_GRACE
+        ]
+        if not candidates:
+            return
+        rows = self.client.api.containers(
+            all=True, filters={"label": [f"{LABEL_PROJECT}={project_name}", LABEL_VM_RUN_DIR]}
+        )
+        used = {(r.get("Labels") or {}).get(LABEL_VM_RUN_DIR) for r in rows}
+        for d in candidates:
+            if str(d) not in used:
+                remove_run_dir(d)
 
     def _volumes(
         self, project: Project, service: Service

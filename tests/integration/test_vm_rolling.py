@@ -1,0 +1,89 @@
+"""A rolling update of a VM service: a new image (so a new base disk), the
+same volume, start-first beside the running guest, then rollback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from compound.runtimes.base import LABEL_PROJECT
+from compound.runtimes.vm.launcher import run_dir_for
+from tests.integration.apps import App
+from tests.integration.test_vm_compose import _container_of as _cgroup
+from tests.integration.test_vm_compose import _launchers, _qemu_pids
+from tests.integration.test_vm_compose import vm_app as vm_app  # the fixture
+
+pytestmark = pytest.mark.integration
+
+
+def _build(app: App, tag: str, version: str) -> str:
+    (app.dir / "Dockerfile").write_text(
+        f"FROM local/busybox:latest\nRUN echo {version} > /version\n"
+    )
+    image, _ = app.client.images.build(path=str(app.dir), tag=tag, rm=True)
+    return str(image.id)
+
+
+@pytest.mark.timeout(420)
+def test_vm_service_rolls_to_a_new_image_and_back(vm_app: App) -> None:
+    app = vm_app
+    tag = f"local/{app.name}:latest"
+    app.dir.mkdir(parents=True, exist_ok=True)
+    app.write(f"""
+        services:
+          api:
+            image: {tag}
+            command:
+              - sh
+              - -c
+              - "cat /version >> /data/boots; touch /tmp/ready; exec httpd -f -p 8000 -h /data"
+            expose: ["8000"]
+            volumes: ["data:/data"]
+            healthcheck:
+              test: ["CMD", "test", "-f", "/tmp/ready"]
+              interval: 1s
+              retries: 60
+            x-compound: {{runtime: vm}}
+        volumes:
+          data: {{}}
+        """)
+    try:
+        first = _build(app, tag, "1")
+        app.ok("up", "-d", "--wait")
+        (old,) = _launchers(app)
+        second = _build(app, tag, "2")
+        plan = json.loads(app.ok("up", "--dry-run", "--json"))
+        assert [s["summary"] for s in plan["services"]] == ["recreate"]
+        app.ok("up", "-d", "--wait")
+        (new,) = _launchers(app)
+        assert new.id != old.id and new.name == f"{app.name}-api-1"
+        assert new.labels["io.compound.image-id"] == second != first
+        # the new guest booted the new image and found the old guest's writes
+        code, out = app.run("exec", "api", "cat", "/version", "/data/boots")
+        assert (code, out.split()) == (0, ["2", "1", "2"])
+        assert not Path(old.labels["io.compound.vm.run-dir"]).exists()
+
+        # the predecessor's QEMU is gone, the successor's runs
+        def qemu_of(container_id: str) -> list[int]:
+            return [p for p in _qemu_pids() if container_id in _cgroup(p)]
+
+        assert qemu_of(new.id) and not qemu_of(old.id)
+        app.ok("rollback", "api")
+        (back,) = _launchers(app)
+        assert back.labels["io.compound.image-id"] == first
+        app.ok("up", "--wait", "--no-recreate", "-d")  # waits for health only
+        code, out = app.run("exec", "api", "cat", "/version", "/data/boots")
+        assert (code, out.split()) == (0, ["1", "1", "2", "1"])
+        leftovers = app.client.containers.list(
+            all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}
+        )
+        assert [c.name for c in leftovers] == [f"{app.name}-api-1"]
+        # one run dir: the live guest's (each instance has its own)
+        dirs = list(run_dir_for("x").parent.glob(f"{app.name}-*"))
+        assert dirs == [Path(back.labels["io.compound.vm.run-dir"])]
+    finally:
+        app.run("down", "-v")
+        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
