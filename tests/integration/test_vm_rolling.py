@@ -87,3 +87,61 @@ def test_vm_service_rolls_to_a_new_image_and_back(vm_app: App) -> None:
     finally:
         app.run("down", "-v")
         subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
+
+
+@pytest.mark.timeout(600)
+def test_sigkill_during_a_vm_update_then_up_converges(vm_app: App) -> None:
+    """Kill compound at several moments of a VM service's update (creating the
+    successor, booting it, retiring the predecessor); the next `up` leaves one
+    launcher with one QEMU, the new configuration, and the volume's data."""
+    import os
+    import signal
+    import sys
+    import time
+
+    app = vm_app
+    body = """
+        services:
+          api:
+            image: local/busybox:latest
+            command: ["sh", "-c", "echo $$V >> /data/boots; exec httpd -f -p 8000 -h /data"]
+            environment: {{V: "{v}"}}
+            expose: ["8000"]
+            volumes: ["data:/data"]
+            x-compound: {{runtime: vm}}
+        volumes:
+          data: {{}}
+        """
+    app.write(body.format(v="0"))
+    app.ok("up", "-d")
+    compound = os.path.join(os.path.dirname(sys.executable), "compound")
+    for round_, delay in enumerate((0.5, 2.0, 4.0), start=1):
+        app.write(body.format(v=str(round_)))
+        proc = subprocess.Popen(
+            [compound, "--progress", "plain", "-f", str(app.file), "-p", app.name, "up", "-d"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        app.ok("up", "-d")
+        launchers = _launchers(app)
+        assert [c.name for c in launchers] == [f"{app.name}-api-1"], f"round {round_}"
+        (live,) = launchers
+        env = dict(e.split("=", 1) for e in live.attrs["Config"]["Env"] if "=" in e)
+        assert live.labels["io.compound.config-hash"]
+        code, out = app.run("exec", "api", "tail", "-n", "1", "/data/boots")
+        assert (code, out.strip()) == (0, str(round_)), env
+        qemu = [p for p in _qemu_pids() if live.id in _cgroup(p)]
+        assert qemu, "the live launcher runs QEMU"
+        others = {
+            c.id
+            for c in app.client.containers.list(
+                all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}
+            )
+        } - {live.id}
+        assert not others
+    code, out = app.run("exec", "api", "cat", "/data/boots")
+    # the volume kept every boot's line: no update touched it
+    assert out.split()[0] == "0" and out.split()[-1] == "3"
