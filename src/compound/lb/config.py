@@ -21,9 +21,9 @@ RUN_DIR = "/compound/lb"
 CONFIG_NAME = "haproxy.cfg"
 SOCKET_NAME = "admin.sock"
 
-# Health checks: a TCP connect every second, every 250 ms while a server is
-# changing state; one success makes it UP, two failures DOWN.
-CHECK = "check inter 1s fastinter 250ms downinter 1s rise 1 fall 2"
+# Health checks: a TCP connect every 500 ms (a new server waits for its first
+# one); one success makes a server UP, three failures in a row DOWN.
+CHECK = "check inter 500ms rise 1 fall 3"
 
 # HAProxy's server names: letters, digits and - _ . :
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")

@@ -70,7 +70,7 @@ def command(path: Path, line: str, timeout: float = 5.0) -> str:
                 chunks.append(chunk)
     except OSError as exc:  # refused, missing socket, timeout
         raise RuntimeAPIError(
-            f"the load balancer's admin socket {path} did not answer {line.split()[0]!r}: {exc}"
+            f"the load balancer's admin socket {path} did not answer `{line}`: {exc}"
         ) from exc
     return b"".join(chunks).decode(errors="replace")
 

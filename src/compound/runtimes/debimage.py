@@ -181,7 +181,7 @@ def loaded_libraries(root: Path, program: str, image: DebImage) -> list[str]:
     )
     libs = []
     for line in proc.stdout.splitlines():
-        # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        # "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux... (0x...)"
         words = line.split()
         path = words[2] if len(words) > 2 and words[1] == "=>" else words[0] if words else ""
         if path.startswith("/"):
