@@ -243,17 +243,20 @@ def test_add_drain_remove_and_sync_fail_no_request(
     assert w1.name not in cfg and w2.name not in cfg
 
 
-def test_add_times_out_clearly_on_a_server_that_does_not_answer(
+def test_a_server_that_fails_its_check_is_named_and_taken_out(
     engine: docker.DockerClient, project: Project, replicas: Replicas
 ) -> None:
     idle = replicas.start(1, command=("sleep", "300"))  # on the network, nothing on 8000
+    w2 = replicas.start(2)
     balancer = lb.ensure(engine, project, project.service("web"), [])
-    dead = lb.Backend("nothing-listens", balancer.backend_for(idle).address)
     with pytest.raises(ServiceError) as err:
-        balancer.add(dead, timeout=3)
-    assert "nothing-listens" in err.value.message and "health check" in err.value.message
-    assert "L4CON" in err.value.message
-    assert names(balancer) == {}  # taken out again
+        balancer.add_many([balancer.backend_for(idle), balancer.backend_for(w2)], timeout=3)
+    message = err.value.message
+    assert f"waited 3s for {idle.name} to pass the health check" in message
+    assert "last check L4CON" in message and w2.name not in message
+    # the one that passed serves; the other was taken out again
+    assert names(balancer) == {w2.name: ("ready", balancer.backend_for(w2).address)}
+    assert get(published_port(engine, balancer)) == host(w2)
 
 
 def test_restart_keeps_the_servers_and_remove_leaves_nothing(

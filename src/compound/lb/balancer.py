@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,81 +103,85 @@ class LoadBalancer:
         self.add_many([backend], timeout=timeout)
 
     def add_many(self, backends: Sequence[Backend], *, timeout: float = ADD_TIMEOUT) -> None:
-        """Add several at once: checked in parallel, all ready or an error
-        (those that did not pass are taken out again)."""
+        """Add several at once, checked in parallel. Those that pass within
+        ``timeout`` get traffic; the others are taken out again and named in
+        the error raised."""
         with self._lock:
-            current = self._by_name()
-            todo: list[Backend] = []
+            present = {(s.backend, s.name): s for s in self.servers()}
+            todo: dict[str, Backend] = {}
             for b in backends:
                 if not valid_server_name(b.name):
                     raise ServiceError(
                         self.service, f"{b.name!r} cannot name a load balancer server"
                     )
-                rows = current.get(b.name)
-                if rows and rows[0].address != b.address:
+                rows = [present[k] for k in self._refs(b.name) if k in present]
+                if any(r.address != b.address for r in rows):
                     raise self._error(
                         f"server {b.name} is already there at {rows[0].address}, not {b.address}",
                         hint="remove it first (sync does)",
                     )
-                if rows and all(r.admin == "ready" for r in rows):
+                if len(rows) == len(self.targets) and all(r.admin == "ready" for r in rows):
                     continue  # already serving
-                todo.append(b)
-            for b in todo:
+                todo[b.name] = b
+            if not todo:
+                return
+            for b in todo.values():
                 for t in self.targets:
                     ref = f"{backend_name(t)}/{b.name}"
-                    if b.name not in current:
+                    if (backend_name(t), b.name) not in present:  # else: an add cut short
                         self._expect(
                             f"add server {ref} {server_args(b, t)}", "New server registered."
                         )
                     self._expect(f"enable health {ref}", "")
                     self._expect(f"set server {ref} state drain", "")
-            if not todo:
-                return
-            names = {b.name for b in todo}
-            try:
-                self._wait(
-                    f"{', '.join(sorted(names))} to pass the health check",
-                    lambda rows: (
-                        all(r.healthy for r in rows if r.name in names)
-                        and {r.name for r in rows} >= names
-                    ),
-                    timeout,
-                    lambda rows: self._unhealthy(rows, names, timeout),
-                )
-            except ServiceError:
-                for b in todo:
-                    self._delete(b.name, timeout=5.0)
-                self.persist()
-                raise
-            for b in todo:
+
+            def healthy(rows: list[ServerState]) -> set[str]:
+                ok = Counter(r.name for r in rows if r.name in todo and r.healthy)
+                return {n for n in todo if ok[n] == len(self.targets)}
+
+            last = self._wait_until(lambda rows: healthy(rows) == set(todo), timeout)
+            passed = set(todo) if last is None else healthy(last)
+            for name in passed:
                 for t in self.targets:
-                    self._expect(f"set server {backend_name(t)}/{b.name} state ready", "")
+                    self._expect(f"set server {backend_name(t)}/{name} state ready", "")
+            for name in set(todo) - passed:
+                self._delete(name, timeout=5.0)
             self.persist()
+            if last is not None:
+                bad = [
+                    f"{r.name} at {r.address}:{r.port} (last check {r.check}, {r.operational})"
+                    for r in last
+                    if r.name in todo and r.name not in passed and not r.healthy
+                ]
+                raise self._error(
+                    f"waited {timeout:.0f}s for {', '.join(sorted(set(todo) - passed))} to pass "
+                    "the health check; not healthy: " + ", ".join(bad),
+                    hint="does the instance listen on its network address (not 127.0.0.1 only)"
+                    f" on port(s) {', '.join(map(str, self.targets))}?",
+                )
 
     def drain(self, name: str, *, timeout: float = DRAIN_TIMEOUT) -> int:
         """No new sessions for ``name``; wait for its sessions to end (at most
         ``timeout``, then they are shut), then maintenance. Returns how many
         sessions had to be shut."""
         with self._lock:
-            if name not in self._by_name():
+            present = {(s.backend, s.name) for s in self.servers()}
+            refs = [f"{be}/{name}" for be, n in self._refs(name) if (be, n) in present]
+            if not refs:
                 return 0
-            for t in self.targets:
-                self._expect(f"set server {backend_name(t)}/{name} state drain", "")
+            for ref in refs:
+                self._expect(f"set server {ref} state drain", "")
             self.persist()
+            rows = self._wait_until(
+                lambda rows: sum(r.sessions for r in rows if r.name == name) == 0, timeout
+            )
             cut = 0
-            try:
-                self._wait(
-                    f"the sessions of {name} to end",
-                    lambda rows: sum(r.sessions for r in rows if r.name == name) == 0,
-                    timeout,
-                    None,
-                )
-            except ServiceError:
-                cut = sum(s.sessions for s in self.servers() if s.name == name)
-                for t in self.targets:
-                    self._expect(f"shutdown sessions server {backend_name(t)}/{name}", "")
-            for t in self.targets:
-                self._expect(f"set server {backend_name(t)}/{name} state maint", "")
+            if rows is not None:  # timed out: shut what is left
+                cut = sum(r.sessions for r in rows if r.name == name)
+                for ref in refs:
+                    self._expect(f"shutdown sessions server {ref}", "")
+            for ref in refs:
+                self._expect(f"set server {ref} state maint", "")
             return cut
 
     def remove(self, name: str, *, timeout: float = DRAIN_TIMEOUT) -> None:
@@ -270,30 +275,22 @@ class LoadBalancer:
                     raise self._error(f"HAProxy did not delete server {ref}: {answer}")
                 time.sleep(POLL)
 
-    def _wait(
-        self,
-        what: str,
-        done: Callable[[list[ServerState]], bool],
-        timeout: float,
-        explain: Callable[[list[ServerState]], str] | None,
-    ) -> None:
+    def _wait_until(
+        self, done: Callable[[list[ServerState]], bool], timeout: float
+    ) -> list[ServerState] | None:
+        """Poll until ``done``; None then, else the last state seen at the timeout."""
         deadline = time.monotonic() + timeout
         while True:
             rows = self.servers()
             if done(rows):
-                return
+                return None
             if time.monotonic() >= deadline:
-                detail = explain(rows) if explain else ""
-                raise self._error(f"waited {timeout:.0f}s for {what}{detail}")
+                return rows
             time.sleep(POLL)
 
-    def _unhealthy(self, rows: list[ServerState], names: set[str], timeout: float) -> str:
-        bad = [
-            f"{r.name} at {r.address}:{r.port} (last check {r.check}, {r.operational})"
-            for r in rows
-            if r.name in names and not r.healthy
-        ]
-        return "; not healthy: " + ", ".join(bad) if bad else ""
+    def _refs(self, name: str) -> list[tuple[str, str]]:
+        """(backend, server) of ``name`` in every backend."""
+        return [(backend_name(t), name) for t in self.targets]
 
     def _error(self, message: str, hint: str | None = None) -> ServiceError:
         return ServiceError(self.service, f"load balancer {self.name}: {message}", hint=hint)
