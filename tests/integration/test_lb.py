@@ -282,7 +282,12 @@ def test_restart_keeps_the_servers_and_remove_leaves_nothing(
     assert again.container_id == balancer.container_id
     assert set(names(again)) == {w2.name}
 
+    found = lb.get(engine, project, service)
+    assert found is not None and found.container_id == balancer.container_id
+    assert set(names(found)) == {w2.name}
+
     assert lb.remove(engine, project.name, "web") is True
+    assert lb.get(engine, project, service) is None
     with pytest.raises(docker.errors.NotFound):
         engine.api.inspect_container(balancer.container_id)
     assert not run_dir_for(lb_name(project.name, "web")).exists()
