@@ -29,6 +29,7 @@ from compound.errors import (
     UsageError,
 )
 from compound.hostfacts import host_facts
+from compound.lb import remove_load_balancers
 from compound.placement import capacity_warnings, host_from_facts
 from compound.planner.diff import (
     Plan,
@@ -657,6 +658,13 @@ class Session:
                 "down could not remove every instance:\n" + "\n".join(errors),
                 hint="run `compound down` again; it continues from what is left",
             )
+        # load balancers hold the networks too; those of services still in the file
+        # (or every one with --remove-orphans) go, like the instances
+        for name in remove_load_balancers(
+            self.client, self.project.name, None if remove_orphans else known
+        ):
+            removed.setdefault("load_balancers", []).append(name)
+            progress.update(name, "Removed", done=True)
         for name in engine_resources.remove_networks(self.client, self.project.name):
             removed["networks"].append(name)
             progress.update(f"network {name}", "Removed", done=True)

@@ -31,6 +31,8 @@ LABEL_VERSION = f"{LABEL_PREFIX}.version"
 LABEL_NETWORK = f"{LABEL_PREFIX}.network"  # key of a project network
 LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # key of a project volume
 LABEL_IMAGE_ID = f"{LABEL_PREFIX}.image-id"  # resolved image id the instance was made from
+LABEL_ROLE = f"{LABEL_PREFIX}.role"  # "lb": a service's load balancer, not an instance
+ROLE_LB = "lb"
 
 # Report progress of long steps: (service, message).
 ProgressFn = Callable[[str, str], None]

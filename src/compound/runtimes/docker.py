@@ -54,10 +54,12 @@ from compound.runtimes.base import (
     LABEL_NUMBER,
     LABEL_ONEOFF,
     LABEL_PROJECT,
+    LABEL_ROLE,
     LABEL_RUNTIME,
     LABEL_SERVICE,
     LABEL_VERSION,
     LABEL_VOLUME,
+    ROLE_LB,
     Capabilities,
     Change,
     ChangeKind,
@@ -115,14 +117,30 @@ def list_instances(
         rows = client.api.containers(all=include_stopped, filters={"label": filters})
     instances = []
     for row in rows:
-        is_oneoff = (row.get("Labels") or {}).get(LABEL_ONEOFF) == "true"
-        if is_oneoff != oneoff:
+        labels = row.get("Labels") or {}
+        if labels.get(LABEL_ROLE) == ROLE_LB:
+            continue  # a service's load balancer, see list_load_balancers
+        if (labels.get(LABEL_ONEOFF) == "true") != oneoff:
             continue
         try:
             instances.append(inspect_instance(client, row["Id"]))
         except NoSuchInstanceError:
             continue  # removed between the list and the inspect
     return sorted(instances, key=lambda i: (i.service, i.number, i.name))
+
+
+def list_load_balancers(client: docker.DockerClient, project_name: str) -> list[Instance]:
+    """The load balancers compound put in front of the project's services."""
+    filters = [f"{LABEL_PROJECT}={project_name}", f"{LABEL_ROLE}={ROLE_LB}"]
+    with engine_errors(f"list the load balancers of project {project_name!r}"):
+        rows = client.api.containers(all=True, filters={"label": filters})
+    found = []
+    for row in rows:
+        try:
+            found.append(inspect_instance(client, row["Id"]))
+        except NoSuchInstanceError:
+            continue
+    return sorted(found, key=lambda i: i.name)
 
 
 def inspect_instance(client: docker.DockerClient, instance_id: str) -> Instance:

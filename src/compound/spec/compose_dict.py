@@ -302,6 +302,8 @@ def _x_compound(x: XCompound) -> dict[str, Any]:
     if x.vm.accel != "auto":
         vm["accel"] = x.vm.accel
     _put(out, "vm", vm)
+    if x.lb.mode != "http":
+        out["lb"] = {"mode": x.lb.mode}
     _put(out, "hints", dict(x.hints))
     return out
 

@@ -166,11 +166,18 @@ class VMOptions(Frozen):
     accel: Literal["auto", "kvm", "tcg"] = "auto"
 
 
+class LBOptions(Frozen):
+    """How compound's load balancer treats the service's published ports."""
+
+    mode: Literal["http", "tcp"] = "http"
+
+
 class XCompound(Frozen):
     """The service-level ``x-compound`` extension."""
 
     runtime: Literal["container", "vm", "auto"] = "container"
     vm: VMOptions = Field(default_factory=VMOptions)
+    lb: LBOptions = Field(default_factory=LBOptions)
     hints: dict[str, Any] = Field(default_factory=dict)  # validated by the advisor
 
 
@@ -257,12 +264,14 @@ class Service(Frozen):
 
     def config_hash(self) -> str:
         """Hash of everything that, when changed, means the instances must be
-        recreated. Replica count is excluded: scaling is not a recreate."""
+        recreated. Replica count is excluded: scaling is not a recreate; so are
+        the load balancer's options, which change the balancer, not the instances."""
         data = self.model_dump(mode="json", exclude={"scale", "profiles"})
-        # how instances are replaced is not what they run: editing the update
-        # policy must not itself trigger an update
+        # how instances are replaced or balanced is not what they run: editing
+        # the update policy must not itself trigger an update
         for key in ("replicas", "update_config", "rollback_config"):
             data["deploy"].pop(key, None)
+        data["x_compound"].pop("lb", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

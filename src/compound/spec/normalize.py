@@ -28,6 +28,7 @@ from .model import (
     DeployResources,
     FileReference,
     Healthcheck,
+    LBOptions,
     Logging,
     Placement,
     PortSpec,
@@ -840,6 +841,8 @@ class _ServiceNormalizer:
             if vm.get(key) is not None:
                 vm_fields[key] = vm[key]
         fields["vm"] = VMOptions(**vm_fields)
+        lb = value.get("lb") or {}
+        fields["lb"] = LBOptions(**{k: v for k, v in lb.items() if v is not None})
         fields["hints"] = dict(value.get("hints") or {})
         return XCompound(**fields)
 

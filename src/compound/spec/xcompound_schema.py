@@ -8,6 +8,8 @@
         kernel: ./vmlinuz                # guest kernel, relative to the project
         kernel_args: "console=ttyS0"
         accel: auto | kvm | tcg
+      lb:                                # the load balancer of a replicated service with ports
+        mode: http | tcp                 # default http (per request); tcp for other protocols
       hints: {...}                       # free-form; checked by the advisor
 
 Sizes and paths are checked and normalised by the loader, not here.
@@ -19,6 +21,7 @@ from typing import Any
 
 RUNTIMES = ("container", "vm", "auto")
 ACCELERATORS = ("auto", "kvm", "tcg")
+LB_MODES = ("http", "tcp")
 
 XCOMPOUND_SCHEMA: dict[str, Any] = {
     "type": ["object", "null"],
@@ -33,6 +36,11 @@ XCOMPOUND_SCHEMA: dict[str, Any] = {
                 "kernel_args": {"type": "string"},
                 "accel": {"type": "string", "enum": list(ACCELERATORS)},
             },
+            "additionalProperties": False,
+        },
+        "lb": {
+            "type": ["object", "null"],
+            "properties": {"mode": {"type": "string", "enum": list(LB_MODES)}},
             "additionalProperties": False,
         },
         "hints": {"type": ["object", "null"]},

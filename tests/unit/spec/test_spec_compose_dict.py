@@ -102,3 +102,9 @@ def test_empty_command_is_kept(load: Loader, project_dir: Path) -> None:
     web = to_compose_dict(project)["services"]["web"]
     assert web["entrypoint"] == [] and web["command"] == []
     assert reload(load, project_dir, project).services["web"].entrypoint == ()
+
+
+def test_lb_mode_round_trips(load: Loader, project_dir: Path) -> None:
+    project = load("services:\n  web: {image: x, x-compound: {lb: {mode: tcp}}}\n").project
+    assert to_compose_dict(project)["services"]["web"]["x-compound"] == {"lb": {"mode": "tcp"}}
+    assert reload(load, project_dir, project).services["web"].x_compound.lb.mode == "tcp"

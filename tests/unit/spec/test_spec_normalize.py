@@ -474,6 +474,14 @@ def test_x_compound_memory_as_bytes_and_null(load: Loader) -> None:
     assert service(load, "x-compound:").runtime == "container"
 
 
+def test_x_compound_lb_mode(load: Loader) -> None:
+    assert service(load, "x-compound:").x_compound.lb.mode == "http"
+    tcp = service(load, "x-compound: {lb: {mode: tcp}}")
+    assert tcp.x_compound.lb.mode == "tcp"
+    # the balancer's mode is the balancer's business: the instances stay as they are
+    assert tcp.config_hash() == service(load, "x-compound: {lb: {mode: http}}").config_hash()
+
+
 def test_ignored_keys_warn(load: Loader) -> None:
     result = load(
         "services:\n  web:\n    image: x\n"
@@ -546,6 +554,11 @@ def test_links_imply_dependency(load: Loader) -> None:
             "x-compound: {vm: {accel: hvf}}",
             "services.web.x-compound.vm.accel",
             "must be one of auto, kvm, tcg",
+        ),
+        (
+            "x-compound: {lb: {mode: udp}}",
+            "services.web.x-compound.lb.mode",
+            "must be one of http, tcp",
         ),
     ],
 )

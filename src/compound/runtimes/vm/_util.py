@@ -1,12 +1,10 @@
-"""Small helpers shared by the VM runtime: cache layout, subprocess with
-timeouts, atomic publication of cache entries, file locks."""
+"""Small helpers of the VM runtime: its cache layout, subprocesses that fail
+with VMError, atomic publication of cache entries. The generic parts live in
+``compound.runtimes.hostops`` and are re-exported here."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -15,17 +13,24 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from compound.errors import VMError
+from compound.runtimes import hostops
+from compound.runtimes.hostops import atomic_write, digest, locked, sha256_file
+
+__all__ = [
+    "atomic_write",
+    "default_cache_dir",
+    "digest",
+    "locked",
+    "run",
+    "sha256_file",
+    "staging_dir",
+]
 
 
 def default_cache_dir() -> Path:
     """``$COMPOUND_CACHE_DIR/vm``, else ``$XDG_CACHE_HOME/compound/vm``,
     else ``~/.cache/compound/vm``."""
-    env = os.environ.get("COMPOUND_CACHE_DIR")
-    if env:
-        return Path(env) / "vm"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "compound" / "vm"
+    return hostops.cache_root() / "vm"
 
 
 def run(
@@ -38,52 +43,7 @@ def run(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command, capture its output, raise VMError on failure or timeout."""
-    label = what or argv[0]
-    try:
-        proc = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=env,
-        )
-    except FileNotFoundError as exc:
-        raise VMError(f"{label}: {argv[0]} is not installed", hint=hint) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise VMError(f"{label}: timed out after {timeout:.0f}s", hint=hint) from exc
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise VMError(f"{label} failed (exit {proc.returncode}): " + " | ".join(tail), hint=hint)
-    return proc
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def digest(obj: object) -> str:
-    """Stable sha256 of a JSON-able value: the cache key of a recipe."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (created), so two processes
-    building the same cache entry do it once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return hostops.run(argv, timeout=timeout, cwd=cwd, what=what, hint=hint, env=env, error=VMError)
 
 
 @contextlib.contextmanager
@@ -101,17 +61,3 @@ def staging_dir(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
