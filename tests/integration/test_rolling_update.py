@@ -53,7 +53,7 @@ def versions(app: App) -> dict[str, str]:
     """Instance name -> the VERSION its process saw."""
     out = {}
     for c in app.client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={app.name}"}):
-        env = dict(e.split("=", 1) for e in c.attrs["Config"]["Env"])
+        env = dict(e.split("=", 1) for e in c.attrs["Config"]["Env"] or [])
         out[c.name] = env.get("VERSION", "")
     return out
 
@@ -214,3 +214,122 @@ def test_sigkill_at_many_points_of_an_update_then_up_converges(app: App, order: 
         assert len(running) == replicas
     history = json.loads(app.ok("history", "--json"))
     assert "interrupted" in {h["outcome"] for h in history}
+
+
+BALANCED = """
+services:
+  web:
+    image: local/busybox:latest
+    command:
+      - sh
+      - -c
+      - mkdir -p /www; echo $$VERSION > /www/index.html; exec httpd -f -p 8080 -h /www
+    environment: {{VERSION: "{v}"}}
+    ports: ["127.0.0.1:{port}:8080"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/www/index.html"]
+      interval: 500ms
+    deploy:
+      replicas: {replicas}
+      update_config: {{parallelism: 1, order: {order}}}
+"""
+
+
+class _Load:
+    """Requests in a loop from a thread: what a user of the service sees."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.ok: dict[str, int] = {}
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    body = r.read().decode().strip()
+                self.ok[body] = self.ok.get(body, 0) + 1
+            except Exception as exc:
+                self.failed.append(repr(exc))
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_published_replicas_update_behind_the_balancer_without_a_failed_request(
+    app: App, order: str
+) -> None:
+    port = _free_port()
+    app.write(BALANCED.format(v="1", port=port, replicas=3, order=order))
+    app.ok("up", "-d", "--wait")
+    lb = app.client.containers.get(f"{app.name}-web-lb")
+    assert lb.labels["io.compound.role"] == "lb"
+    # the replicas publish nothing; the balancer publishes the service's port
+    for i in (1, 2, 3):
+        assert not app.client.api.inspect_container(f"{app.name}-web-{i}")["HostConfig"][
+            "PortBindings"
+        ]
+    url = f"http://127.0.0.1:{port}/index.html"
+    with _Load(url) as load:
+        time.sleep(1.0)
+        app.write(BALANCED.format(v="2", port=port, replicas=3, order=order))
+        app.ok("up", "-d")
+        time.sleep(1.0)
+    assert load.failed == [], load.failed[:5]
+    assert load.ok.get("1") and load.ok.get("2"), load.ok
+    assert versions(app) == {
+        f"{app.name}-web-1": "2",
+        f"{app.name}-web-2": "2",
+        f"{app.name}-web-3": "2",
+        f"{app.name}-web-lb": "",
+    }
+    # `ps` and the planner do not count the balancer as an instance
+    rows = json.loads(app.ok("ps", "--json"))
+    assert sorted(r["name"] for r in rows) == [f"{app.name}-web-{i}" for i in (1, 2, 3)]
+    assert json.loads(app.ok("up", "--dry-run", "--json"))["changed"] is False
+
+
+def test_scaling_moves_a_service_behind_a_balancer_and_back(app: App) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/index.html"
+
+    def get() -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode().strip())
+
+    app.write(BALANCED.format(v="1", port=port, replicas=1, order="stop-first"))
+    app.ok("up", "-d", "--wait")
+    assert get() == "1"
+    assert not app.client.containers.list(filters={"name": f"{app.name}-web-lb"})
+    app.write(BALANCED.format(v="1", port=port, replicas=3, order="stop-first"))
+    app.ok("up", "-d", "--wait")
+    assert app.client.containers.get(f"{app.name}-web-lb").status == "running"
+    assert get() == "1"
+    app.write(BALANCED.format(v="1", port=port, replicas=1, order="stop-first"))
+    app.ok("up", "-d", "--wait")
+    assert not app.client.containers.list(all=True, filters={"name": f"{app.name}-web-lb"})
+    assert get() == "1"
+    out = json.loads(app.ok("down", "--json"))
+    assert out["instances"] == [f"{app.name}-web-1"]

@@ -29,7 +29,9 @@ from compound.errors import (
     UsageError,
 )
 from compound.hostfacts import host_facts
+from compound.lb import remove as remove_load_balancer
 from compound.lb import remove_load_balancers
+from compound.lb.frontend import BalancedFrontend
 from compound.placement import capacity_warnings, host_from_facts
 from compound.planner.diff import (
     Plan,
@@ -50,7 +52,7 @@ from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
 from compound.runtimes.container_config import file_targets
-from compound.runtimes.docker import ContainerDriver
+from compound.runtimes.docker import ContainerDriver, list_load_balancers
 from compound.spec.model import Project, Service
 from compound.state.store import Store
 
@@ -107,6 +109,8 @@ class Session:
         self.project = project
         self.client = client
         self.decisions: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._balanced: set[str] | None = None  # services that have a load balancer
         self._store = store
         self.drivers: Mapping[str, Driver] = (
             dict(drivers) if drivers is not None else RuntimeDrivers(client)
@@ -454,8 +458,30 @@ class Session:
 
     def frontend_for(self, plan: ServicePlan) -> Frontend | None:
         """The load balancer in front of a replicated service with published
-        ports (made or adopted here); removes one a service no longer needs."""
-        return None
+        ports (made on first use); removes one a service no longer needs, so
+        its single instance can publish the ports itself."""
+        service = self.project.services[plan.service]
+        if not plan.load_balanced:
+            with self._lock:
+                if self._balanced is None:  # one engine query per up, not one per service
+                    self._balanced = {
+                        i.service for i in list_load_balancers(self.client, self.project.name)
+                    }
+            if plan.service in self._balanced:
+                remove_load_balancer(self.client, self.project.name, plan.service)
+            return None
+
+        def serving() -> list[Instance]:
+            found = self.instances([plan.service], include_stopped=False)
+            return [i for i in found if i.health in (None, "healthy")]
+
+        return BalancedFrontend(
+            self.client,
+            self.project,
+            service,
+            inspect=lambda inst: self.driver_for(inst).inspect(inst.id),
+            serving=serving,
+        )
 
     def live_revision(self) -> int | None:
         """The newest revision whose recorded configuration is what runs now."""
