@@ -48,6 +48,7 @@ services:
   web:
     image: {image}
     command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true  # httpd as PID 1 would ignore SIGTERM and wait out the grace period
     ports: ["127.0.0.1:{port}:8080"]
     healthcheck:
       test: ["CMD", "test", "-f", "/www/index.html"]

@@ -225,6 +225,7 @@ services:
       - -c
       - mkdir -p /www; echo $$VERSION > /www/index.html; exec httpd -f -p 8080 -h /www
     environment: {{VERSION: "{v}"}}
+    init: true  # httpd as PID 1 would ignore SIGTERM and wait out the grace period
     ports: ["127.0.0.1:{port}:8080"]
     healthcheck:
       test: ["CMD", "test", "-f", "/www/index.html"]
