@@ -173,3 +173,16 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def wait(self, instance: Instance, timeout: float | None = None) -> int:
         """Block until the instance exits; its exit code."""
+
+    def pause(self, instance: Instance) -> bool:
+        """Freeze the instance's writers (data flushed first where that means
+        something); False if it was not running, so it is not ours to resume."""
+        from compound.errors import NotSupportedError
+
+        raise NotSupportedError(f"{instance.name}: the {self.name} runtime cannot pause")
+
+    def unpause(self, instance: Instance) -> None:
+        """Undo :meth:`pause`."""
+        from compound.errors import NotSupportedError
+
+        raise NotSupportedError(f"{instance.name}: the {self.name} runtime cannot unpause")
