@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -295,6 +296,16 @@ def read_archive(path: Path, sink: Sink | None = None, meter: Meter | None = Non
             # whatever follows the manifest (tar padding) must still decompress cleanly
             while proc.stdout.read(CHUNK):
                 pass
+        except ArchiveError as exc:
+            # a truncated or corrupt stream: zstd's own words are the clearer ones
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.stdout.close()
+                if proc.wait(timeout=5) not in (0, None):
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    raise ArchiveError(label, _zstd_problem(err)) from exc
+            with contextlib.suppress(OSError):
+                proc.kill()
+            raise
         except BaseException:
             with contextlib.suppress(OSError):
                 proc.kill()
@@ -307,8 +318,13 @@ def read_archive(path: Path, sink: Sink | None = None, meter: Meter | None = Non
             if proc.stderr:
                 proc.stderr.close()
         if rc != 0:
-            raise ArchiveError(label, f"the compressed data is damaged or truncated ({err})")
+            raise ArchiveError(label, _zstd_problem(err))
     return manifest
+
+
+def _zstd_problem(stderr: str) -> str:
+    detail = " ".join(re.sub(r"/\*stdin\*\\?\s*:", "", stderr).split())
+    return f"the compressed data is damaged or truncated (zstd: {detail or 'failed'})"
 
 
 def _read_members(stream: IO[bytes], label: str, sink: Sink | None) -> Manifest:
