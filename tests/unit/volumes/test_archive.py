@@ -24,6 +24,7 @@ from compound.volumes.archive import (
 )
 from compound.volumes.localdir import DirExtractor, backup_dir, restore_dir
 from compound.volumes.manifest import ArchiveError, Entry, Manifest
+from tests.unit.volumes.helpers import snapshot
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,23 +46,6 @@ def _tree(root: Path) -> None:
     os.chmod(root / "sub" / "deep", 0o555)
     os.chmod(root, 0o750)
     os.chown(root, 999, 999)
-
-
-def _snapshot(root: Path) -> dict[str, tuple[object, ...]]:
-    out: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [".", *dirnames, *filenames]:
-            full = Path(dirpath) / name if name != "." else Path(dirpath)
-            st = os.lstat(full)
-            rel = str(full.relative_to(root))
-            data = b""
-            if full.is_symlink():
-                data = os.readlink(full).encode()
-            elif full.is_file():
-                data = full.read_bytes()
-            mtime = round(st.st_mtime, 3) if not full.is_dir() or full != root else None
-            out[rel] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, mtime, data)
-    return out
 
 
 def _backup(src: Path, dest: Path) -> Manifest:
@@ -225,13 +209,13 @@ def test_meter_sees_the_total_first_and_every_byte(volume: Path, tmp_path: Path)
 def test_restore_reproduces_contents_owners_modes_links_and_empty_dirs(
     volume: Path, archive: Path, tmp_path: Path
 ) -> None:
-    before = _snapshot(volume)
+    before = snapshot(volume)
     target = tmp_path / "volumes" / "w" / "_data"
     target.mkdir(parents=True)
     (target / "stale").write_text("must go")
     manifest = restore_dir(archive, target, _Meter())
     assert manifest.file_count == 2
-    assert _snapshot(target) == before
+    assert snapshot(target) == before
     assert os.listdir(target.parent) == ["_data"], "staging or old files left beside the volume"
 
 
@@ -308,10 +292,10 @@ def test_damaged_archive_is_refused_and_volume_untouched(
 ) -> None:
     bad = _tamper(archive, change)
     (volume / "a.txt").write_text("current data\n")
-    before = _snapshot(volume)
+    before = snapshot(volume)
     with pytest.raises(ArchiveError, match=message):
         restore_dir(bad, volume, _Meter())
-    assert _snapshot(volume) == before
+    assert snapshot(volume) == before
     assert os.listdir(volume.parent) == ["_data"]
 
 
@@ -324,10 +308,10 @@ def test_damaged_compressed_stream_is_refused(how: str, volume: Path, archive: P
         data = data[:200] + bytes([data[200] ^ 0x10]) + data[201:]
     bad = archive.with_name("bad.tar.zst")
     bad.write_bytes(data)
-    before = _snapshot(volume)
+    before = snapshot(volume)
     with pytest.raises(ArchiveError, match=r"damaged|truncated|differs"):
         restore_dir(bad, volume, _Meter())
-    assert _snapshot(volume) == before
+    assert snapshot(volume) == before
 
 
 def test_foreign_files_are_not_backups(tmp_path: Path, volume: Path) -> None:
