@@ -18,7 +18,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.errors
@@ -26,6 +26,7 @@ import docker.errors
 from compound.engine import engine_errors
 from compound.errors import CompoundError, EngineError
 from compound.runtimes.docker import local_image_id
+from compound.volumes import tarstream
 from compound.volumes.archive import CHUNK, ArchiveWriter, Meter, read_archive
 from compound.volumes.manifest import Entry, Manifest
 
@@ -115,8 +116,23 @@ def _relative(name: str) -> str:
 class _TarSink:
     """Re-emits verified archive members as a tar for ``PUT /archive``."""
 
-    def __init__(self, tar: tarfile.TarFile) -> None:
-        self.tar = tar
+    KINDS = {
+        "dir": tarfile.DIRTYPE,
+        "file": tarfile.REGTYPE,
+        "symlink": tarfile.SYMTYPE,
+        "hardlink": tarfile.LNKTYPE,
+        "fifo": tarfile.FIFOTYPE,
+        "chardev": tarfile.CHRTYPE,
+        "blockdev": tarfile.BLKTYPE,
+    }
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.offset = 0
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.offset += len(data)
 
     def add(self, entry: Entry, chunks: Iterator[bytes]) -> None:
         if entry.path == ".":
@@ -124,27 +140,18 @@ class _TarSink:
         info = tarfile.TarInfo(entry.path)
         info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
         info.mtime = entry.mtime
-        kinds = {
-            "dir": tarfile.DIRTYPE,
-            "file": tarfile.REGTYPE,
-            "symlink": tarfile.SYMTYPE,
-            "hardlink": tarfile.LNKTYPE,
-            "fifo": tarfile.FIFOTYPE,
-            "chardev": tarfile.CHRTYPE,
-            "blockdev": tarfile.BLKTYPE,
-        }
-        info.type = kinds[entry.type]
+        info.type = self.KINDS[entry.type]
         info.linkname = entry.link or ""
+        info.size = entry.size if entry.type == "file" else 0
         if entry.device:
             info.devmajor, info.devminor = entry.device
-        if entry.type == "file":
-            info.size = entry.size
-            self.tar.addfile(info, io.BufferedReader(_IterReader(chunks), CHUNK))
-        else:
-            self.tar.addfile(info)
+        self._write(tarstream.header(info))
+        for data in chunks:
+            self._write(data)
+        self._write(tarstream.padding(info.size))
 
     def finish(self) -> None:
-        return None
+        self._write(tarstream.end(self.offset))
 
 
 def restore_engine(
@@ -174,12 +181,8 @@ def _put(client: docker.DockerClient, cid: str, archive: Path) -> None:
 
     def produce() -> None:
         try:
-            with (
-                os.fdopen(write_fd, "wb") as out,
-                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
-            ):
-                tar.copybufsize = CHUNK  # type: ignore[attr-defined]
-                read_archive(archive, _TarSink(tar))
+            with os.fdopen(write_fd, "wb") as out:
+                read_archive(archive, _TarSink(out))
         except BaseException as exc:  # reported by the caller's thread
             failure.append(exc)
 
