@@ -72,7 +72,7 @@ def inspect(ctx: typer.Context, name: str, json_out: JsonOpt = False) -> None:
     session = app_ctx.session(quiet=True)
     info = ops.volume_info(session, ops.resolve(session, name))
     if not info["exists"] and info["key"] is None:
-        raise ops._missing(session, ops.resolve(session, name))
+        raise ops.missing_error(session, ops.resolve(session, name))
     if json_out:
         print_json(info)
         return

@@ -56,7 +56,7 @@ def services_using(session: Session, key: str | None) -> list[str]:
     )
 
 
-def _missing(session: Session, ref: VolumeRef) -> CompoundError:
+def missing_error(session: Session, ref: VolumeRef) -> CompoundError:
     known = ", ".join(sorted(session.project.volumes)) or "none"
     if ref.declared is not None:
         return CompoundError(
@@ -182,7 +182,7 @@ def backup(
     ref = resolve(session, name)
     attrs = _inspect_volume(session.client, ref.name)
     if attrs is None:
-        raise _missing(session, ref)
+        raise missing_error(session, ref)
     mountpoint = _choose(attrs, via, write=False)
     services = services_using(session, ref.key)
     users = instances_using(session.client, ref.name, running_only=True) if consistent else []
@@ -245,7 +245,7 @@ def restore(
     created = False
     if attrs is None:
         if ref.declared is None:
-            raise _missing(session, ref)
+            raise missing_error(session, ref)
         ensure_volume(session.client, session.project, ref.declared)
         attrs = _inspect_volume(session.client, ref.name) or {}
         created = True
