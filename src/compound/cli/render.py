@@ -138,3 +138,80 @@ class LiveProgress:
         took = time.monotonic() - self._t0
         head = Text(f"[+] {self.title} {len(self._lines)} items, {took:.1f}s", style="bold")
         return Group(head, table)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+class ByteProgress:
+    """One transfer measured in bytes (volume backup/restore), in the modes
+    of LiveProgress: a rich bar on a terminal, a line per quarter of the way
+    in plain mode (CI logs), nothing when quiet. Thread-safe ``advance``."""
+
+    def __init__(self, console: Console, title: str, mode: str = "auto") -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console, self.title = console, title
+        tty = console.is_terminal
+        self.mode = "tty" if mode == "tty" or (mode == "auto" and tty) else mode
+        if self.mode == "auto":
+            self.mode = "plain"
+        self._total: int | None = None
+        self._done = 0
+        self._next_note = 0.25
+        self._lock = threading.Lock()
+        self._bar = (
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
+            if self.mode == "tty"
+            else None
+        )
+        self._task = self._bar.add_task(title, total=None) if self._bar else None
+
+    def __enter__(self) -> ByteProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def total(self, nbytes: int | None) -> None:
+        with self._lock:
+            self._total = nbytes
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=nbytes)
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self._done += nbytes
+            done, total = self._done, self._total
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, nbytes)
+        elif self.mode == "plain" and total and done / total >= self._next_note:
+            self._next_note += 0.25
+            self.console.print(
+                f"  {self.title}: {human_bytes(done)} of {human_bytes(total)}",
+                markup=False,
+                highlight=False,
+            )

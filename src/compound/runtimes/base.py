@@ -155,8 +155,6 @@ class Driver(abc.ABC):
 
     def rename(self, instance: Instance, name: str) -> None:
         """Give the instance a new name (a successor takes its predecessor's)."""
-        from compound.errors import NotSupportedError
-
         raise NotSupportedError(f"the {self.name} runtime cannot rename {instance.name}")
 
     @abc.abstractmethod
@@ -210,3 +208,12 @@ class Driver(abc.ABC):
         """Files the instance changed in its root filesystem since it was
         created (``capabilities.changes`` says whether this runtime can tell)."""
         raise NotSupportedError(f"the {self.name} runtime cannot list changed files")
+
+    def pause(self, instance: Instance) -> bool:
+        """Freeze the instance's writers (data flushed first where that means
+        something); False if it was not running, so it is not ours to resume."""
+        raise NotSupportedError(f"{instance.name}: the {self.name} runtime cannot pause")
+
+    def unpause(self, instance: Instance) -> None:
+        """Undo :meth:`pause`."""
+        raise NotSupportedError(f"{instance.name}: the {self.name} runtime cannot unpause")

@@ -958,6 +958,18 @@ class ContainerDriver(Driver):
                 return
             raise service_error(instance.service, f"remove {instance.name}", exc) from exc
 
+    def pause(self, instance: Instance) -> bool:
+        # the engine's freezer cgroup: every process stops between two syscalls
+        if inspect_instance(self.client, instance.id).status != "running":
+            return False
+        with engine_errors(f"pause {instance.name}"):
+            self.client.api.pause(instance.id)
+        return True
+
+    def unpause(self, instance: Instance) -> None:
+        with engine_errors(f"unpause {instance.name}"):
+            self.client.api.unpause(instance.id)
+
     def inspect(self, instance_id: str) -> Instance:
         return inspect_instance(self.client, instance_id)
 

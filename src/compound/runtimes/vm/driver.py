@@ -66,7 +66,7 @@ from .launcher import (
     run_dir_for,
 )
 from .launcher_image import LauncherImage, ensure_launcher_image
-from .qemu import Accel, GuestAgent, build_command, host_tsc_khz
+from .qemu import Accel, GuestAgent, build_command, host_tsc_khz, qmp
 from .rootdiff import LIST_SCRIPT, compare, image_manifest, parse_listing
 from .vm import read_markers, slirp_network
 
@@ -527,6 +527,28 @@ class VMDriver(Driver):
             )
         entries, mounts = parse_listing(res.stdout.decode(errors="surrogateescape"))
         return compare(base, entries, mounts)
+
+    # -- pause: guest sync, then QMP stop ------------------------------------------------
+
+    def pause(self, instance: Instance) -> bool:
+        """Flush the guest's dirty pages to its shares (``sync`` through the
+        guest agent, from the initramfs's busybox: any image works), then stop
+        its vCPUs (QMP ``stop``). The launcher container keeps running."""
+        qmp_sock = self._run_dir(instance) / "qmp.sock"
+        if (qmp(qmp_sock, "query-status") or {}).get("status") != "running":
+            return False
+        with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
+            res = agent.exec("/bin/sync", timeout=120)
+        if res.exit_code != 0:
+            raise VMError(
+                f"{instance.name}: sync in the guest exited {res.exit_code}: "
+                + res.stderr.decode(errors="replace").strip()
+            )
+        qmp(qmp_sock, "stop")
+        return True
+
+    def unpause(self, instance: Instance) -> None:
+        qmp(self._run_dir(instance) / "qmp.sock", "cont")
 
     # -- exec through the guest agent --------------------------------------------------
 

@@ -1,0 +1,203 @@
+"""A volume read and written through the engine's archive API.
+
+The fallback for when the volume's directory is not usable from here: a
+remote engine, a driver other than plain local, a tmpfs/nfs local volume
+(mounted only while a container uses it), or no root. A helper container
+with the volume mounted is created (never started for a backup: the engine
+mounts a container's volumes for ``GET /archive`` itself) and removed
+afterwards; a restore runs it once to empty the volume, then ``PUT
+/archive``s the verified contents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import docker.errors
+
+from compound.engine import engine_errors
+from compound.errors import CompoundError, EngineError
+from compound.runtimes.docker import local_image_id
+from compound.volumes import tarstream
+from compound.volumes.archive import CHUNK, ArchiveWriter, Meter, read_archive
+from compound.volumes.manifest import Entry, Manifest
+
+HELPER_IMAGE = "local/busybox:latest"
+HELPER_LABEL = "io.compound.helper"
+MOUNT = "/v"
+
+
+@contextlib.contextmanager
+def helper(
+    client: docker.DockerClient, volume: str, *, read_only: bool, command: list[str] | None = None
+) -> Iterator[str]:
+    """A container of HELPER_IMAGE with ``volume`` at /v; removed on exit."""
+    with engine_errors(f"create a helper container for volume {volume!r}"):
+        if local_image_id(client, HELPER_IMAGE) is None:
+            raise EngineError(
+                f"reaching volume {volume!r} through the engine needs the image {HELPER_IMAGE}",
+                hint="build it: `make images`",
+            )
+        host = client.api.create_host_config(
+            binds=[f"{volume}:{MOUNT}:{'ro' if read_only else 'rw'}"], network_mode="none"
+        )
+        cid = client.api.create_container(
+            HELPER_IMAGE,
+            command=command or ["true"],
+            host_config=host,
+            labels={HELPER_LABEL: "volume"},
+            network_disabled=True,
+        )["Id"]
+    try:
+        yield str(cid)
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.api.remove_container(cid, force=True)
+
+
+class _IterReader(io.RawIOBase):
+    """A file over an iterator of byte chunks (the engine's archive stream)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def backup_engine(
+    client: docker.DockerClient, volume: str, writer: ArchiveWriter, meter: Meter
+) -> None:
+    """The volume's tree as the engine archives it, re-rooted at ``data``."""
+    meter.total(None)
+    with (
+        helper(client, volume, read_only=True) as cid,
+        engine_errors(f"read volume {volume!r} through the engine"),
+    ):
+        chunks, _ = client.api.get_archive(cid, MOUNT, chunk_size=CHUNK)
+        stream = io.BufferedReader(_IterReader(iter(chunks)), CHUNK)
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
+            for info in tar:
+                rel = _relative(info.name)
+                if info.islnk():
+                    info.linkname = _relative(info.linkname)
+                content = tar.extractfile(info) if info.isreg() else None
+                writer.add(info, rel, content)
+
+
+def _relative(name: str) -> str:
+    # the engine names members after the archived directory: "v", "v/a", ...
+    head, _, rest = name.strip("/").partition("/")
+    if head != MOUNT.strip("/"):
+        raise EngineError(f"unexpected member {name!r} in the engine's archive of {MOUNT}")
+    return rest or "."
+
+
+class _TarSink:
+    """Re-emits verified archive members as a tar for ``PUT /archive``."""
+
+    KINDS = {
+        "dir": tarfile.DIRTYPE,
+        "file": tarfile.REGTYPE,
+        "symlink": tarfile.SYMTYPE,
+        "hardlink": tarfile.LNKTYPE,
+        "fifo": tarfile.FIFOTYPE,
+        "chardev": tarfile.CHRTYPE,
+        "blockdev": tarfile.BLKTYPE,
+    }
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.offset = 0
+
+    def _write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.offset += len(data)
+
+    def add(self, entry: Entry, chunks: Iterator[bytes]) -> None:
+        if entry.path == ".":
+            return  # the mountpoint's own attributes are set by the helper
+        info = tarfile.TarInfo(entry.path)
+        info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
+        info.mtime = entry.mtime
+        info.type = self.KINDS[entry.type]
+        info.linkname = entry.link or ""
+        info.size = entry.size if entry.type == "file" else 0
+        if entry.device:
+            info.devmajor, info.devminor = entry.device
+        self._write(tarstream.header(info))
+        for data in chunks:
+            self._write(data)
+        self._write(tarstream.padding(info.size))
+
+    def finish(self) -> None:
+        self._write(tarstream.end(self.offset))
+
+
+def restore_engine(
+    client: docker.DockerClient, volume: str, archive: Path, meter: Meter
+) -> Manifest:
+    """Verify the whole archive first (nothing is touched before), then empty
+    the volume and stream the contents in."""
+    manifest = read_archive(archive, meter=meter)
+    root = next((e for e in manifest.entries if e.path == "."), None)
+    prepare = "rm -rf /v/..?* /v/.[!.]* /v/*"
+    if root is not None:
+        prepare += f" && chown {root.uid}:{root.gid} /v && chmod {root.mode:o} /v"
+    with helper(client, volume, read_only=False, command=["sh", "-c", prepare]) as cid:
+        with engine_errors(f"empty volume {volume!r}"):
+            client.api.start(cid)
+            code = client.api.wait(cid, timeout=600).get("StatusCode")
+        if code != 0:
+            logs = client.api.logs(cid).decode(errors="replace").strip()
+            raise CompoundError(f"emptying volume {volume!r} failed (exit {code}): {logs}")
+        _put(client, cid, archive)
+    return manifest
+
+
+def _put(client: docker.DockerClient, cid: str, archive: Path) -> None:
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as out:
+                read_archive(archive, _TarSink(out))
+        except BaseException as exc:  # reported by the caller's thread
+            failure.append(exc)
+
+    def chunks(f: io.BufferedReader) -> Iterator[bytes]:
+        while data := f.read(CHUNK):
+            yield data
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    with os.fdopen(read_fd, "rb") as f:
+        try:
+            with engine_errors("write the backup into the volume"):
+                client.api.put_archive(cid, MOUNT, chunks(f))
+        finally:
+            f.close()  # a failed upload must not leave the producer blocked on the pipe
+            thread.join()
+    if failure:
+        raise failure[0]
