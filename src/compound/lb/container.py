@@ -65,8 +65,19 @@ class LBSpec:
                 "targets": self.targets,
                 "ports": self.ports,
                 "networks": self.networks,
+                "sysctls": SYSCTLS,
             }
         )
+
+
+# A balancer opens a new connection to a backend per request (http-server-close
+# backends such as busybox httpd): without reusing TIME_WAIT ports, a few
+# thousand requests a second exhaust the ephemeral range and connects stall
+# for a second (measured: p99 0.93 s through the LB vs 0.02 s direct).
+SYSCTLS = (
+    ("net.ipv4.tcp_tw_reuse", "1"),
+    ("net.ipv4.ip_local_port_range", "1024 65535"),
+)
 
 
 def lb_name(project: str, service: str) -> str:
@@ -134,6 +145,7 @@ def create_args(spec: LBSpec, run_dir: Path) -> dict[str, Any]:
             "PortBindings": bindings,
             "Binds": [f"{run_dir}:{RUN_DIR}"],
             "RestartPolicy": {"Name": "unless-stopped"},
+            "Sysctls": dict(SYSCTLS),
         },
         "NetworkingConfig": {"EndpointsConfig": {spec.networks[0]: {}}},
     }

@@ -52,26 +52,35 @@ class BalancedFrontend:
             for inst in self._serving():
                 ip = container.ip_on(self._inspect(inst), network)
                 if ip is not None:
-                    backends.append(Backend(inst.name, ip))
+                    backends.append(Backend(server_name(inst), ip))
             self._lb = balancer.ensure(
                 self.client, self.project, self.service, backends, timeout=self.timeout
             )
         return self._lb
 
+    def _backend(self, lb: LoadBalancer, instance: Instance) -> Backend:
+        return Backend(server_name(instance), lb.backend_for(self._inspect(instance)).address)
+
     def add(self, instance: Instance) -> None:
         lb = self._ensured()
-        lb.add(lb.backend_for(self._inspect(instance)), timeout=self.timeout)
+        lb.add(self._backend(lb, instance), timeout=self.timeout)
 
     def drain(self, instance: Instance) -> None:
         lb = self._existing()
         if lb is not None:
-            lb.drain(instance.name)
+            lb.drain(server_name(instance))
 
     def remove(self, instance: Instance) -> None:
         lb = self._existing()
         if lb is not None:
-            lb.remove(instance.name)
+            lb.remove(server_name(instance))
 
     def sync(self, instances: Sequence[Instance]) -> None:
         lb = self._ensured()
-        lb.sync([lb.backend_for(self._inspect(i)) for i in instances], timeout=self.timeout)
+        lb.sync([self._backend(lb, i) for i in instances], timeout=self.timeout)
+
+
+def server_name(instance: Instance) -> str:
+    """The instance's server in HAProxy: stable when a successor takes its
+    predecessor's name (a start-first update renames it after it joined)."""
+    return f"{instance.service}-{instance.number}-{instance.id[:12]}"

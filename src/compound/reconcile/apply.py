@@ -140,6 +140,9 @@ class Applier:
         try:
             if not sp.changed:
                 state.instances = [s.instance for s in sp.steps if s.instance]
+                frontend = self.frontend_for(sp)
+                if frontend is not None:  # a balancer that died or was removed comes back
+                    frontend.sync([i for i in state.instances if i.running])
                 self.progress.update(name, "Running", "unchanged", done=True)
                 self._record(name, ok=True)
                 return

@@ -234,7 +234,10 @@ class RollingUpdate:
         error = self._wait_healthy(inst, deadline)
         if error is not None:
             return error
-        window = self.policy.config.monitor or SETTLE
+        # a passing healthcheck already shows the process lives; without one,
+        # running for a moment is the least evidence there is
+        settle = 0.0 if check_command(self.desired.service.healthcheck) else SETTLE
+        window = self.policy.config.monitor or settle
         until = time.monotonic() + window
         while True:
             cur = self.driver.inspect(inst.id)
