@@ -57,6 +57,8 @@ services:
     deploy:
       replicas: {replicas}
       update_config: {{parallelism: 1, order: start-first}}
+    x-compound:
+      lb: {{maxconn: {maxconn}}}
 """
 
 
@@ -130,8 +132,16 @@ def time_to_healthy(since: float, until: float, project: str) -> dict[str, float
     """Container id -> seconds from its creation to its first healthy report."""
     r = sh(
         [
-            "docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
-            "--filter", f"label={LABEL}={project}", "--format", "{{json .}}",
+            "docker",
+            "events",
+            "--since",
+            f"{since:.3f}",
+            "--until",
+            f"{until:.3f}",
+            "--filter",
+            f"label={LABEL}={project}",
+            "--format",
+            "{{json .}}",
         ],
         timeout=60,
     )
@@ -182,6 +192,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--rest-seconds", type=int, default=10)
+    ap.add_argument(
+        "--maxconn",
+        type=int,
+        default=8,
+        help="x-compound.lb.maxconn per replica (busybox httpd listens with a backlog of 9)",
+    )
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -191,13 +207,14 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/index.html"
     work = Path(tempfile.mkdtemp(prefix="compound-bench-roll-"))
     (work / "compose.yaml").write_text(
-        COMPOSE.format(image=IMAGE, port=port, replicas=args.replicas)
+        COMPOSE.format(image=IMAGE, port=port, replicas=args.replicas, maxconn=args.maxconn)
     )
     res: dict[str, Any] = {
         "benchmark": "rolling_update",
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": machine_info(),
         "replicas": args.replicas,
+        "maxconn": args.maxconn,
         "load_generator": "wrk -t2 -c16 (loopback, through compound's HAProxy)",
         "rounds": [],
     }
@@ -249,8 +266,8 @@ def render(res: dict[str, Any]) -> str:
         "",
         f"{m.get('nproc')} x {m.get('cpu')}, {m.get('memory_mib')} MiB, Docker "
         f"{m.get('docker_server')}, commit {m.get('git_commit')}. {res['replicas']} replicas "
-        f"of busybox httpd behind compound's HAProxy; {res['load_generator']}; "
-        "update_config: parallelism 1, start-first.",
+        f"of busybox httpd behind compound's HAProxy (lb.maxconn {res.get('maxconn')}); "
+        f"{res['load_generator']}; update_config: parallelism 1, start-first.",
         "",
         f"At rest: {rest['requests']} requests in {rest['seconds']:.1f} s, "
         f"p99 {rest['p99_ms']:.2f} ms, failed {rest['failed']}.",

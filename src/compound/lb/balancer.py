@@ -62,6 +62,7 @@ class LoadBalancer:
     name: str  # container name
     container_id: str
     mode: Mode
+    maxconn: int | None
     targets: tuple[int, ...]
     network: str  # engine network where backends are reached
     run_dir: Path
@@ -130,7 +131,8 @@ class LoadBalancer:
                     ref = f"{backend_name(t)}/{b.name}"
                     if (backend_name(t), b.name) not in present:  # else: an add cut short
                         self._expect(
-                            f"add server {ref} {server_args(b, t)}", "New server registered."
+                            f"add server {ref} {server_args(b, t, self.maxconn)}",
+                            "New server registered.",
                         )
                     self._expect(f"enable health {ref}", "")
                     self._expect(f"set server {ref} state drain", "")
@@ -301,6 +303,7 @@ def write_config(lb: LoadBalancer, servers: tuple[Backend, ...]) -> None:
         LBConfig(
             service=lb.service,
             mode=lb.mode,
+            maxconn=lb.maxconn,
             targets=lb.targets,
             servers=servers,
             socket_uid=_uid(),
@@ -329,6 +332,7 @@ def _handle(client: docker.DockerClient, spec: container.LBSpec, cid: str) -> Lo
         name=spec.name,
         container_id=cid,
         mode=spec.mode,
+        maxconn=spec.maxconn,
         targets=spec.targets,
         network=spec.networks[0],
         run_dir=container.run_dir_for(spec.name),

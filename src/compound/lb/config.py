@@ -45,6 +45,7 @@ class LBConfig:
     servers: tuple[Backend, ...] = ()
     socket_uid: int = 0  # owner of the admin socket on the host side
     socket_gid: int = 0
+    maxconn: int | None = None  # per server
 
 
 def backend_name(target: int) -> str:
@@ -59,12 +60,13 @@ def valid_server_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
-def server_args(server: Backend, target: int) -> str:
+def server_args(server: Backend, target: int, maxconn: int | None = None) -> str:
     """What follows ``server <name>`` in the file and ``add server be/<name>``
     on the runtime API (dynamic servers take no default-server settings, so
     both spell everything out)."""
     address = f"[{server.address}]" if ":" in server.address else server.address
-    return f"{address}:{target} {CHECK}"
+    limit = f" maxconn {maxconn}" if maxconn else ""
+    return f"{address}:{target}{limit} {CHECK}"
 
 
 def render(cfg: LBConfig) -> str:
@@ -109,5 +111,5 @@ def render(cfg: LBConfig) -> str:
             # a dynamic ("add server") backend needs a dynamic algorithm
             "    balance roundrobin",
         ]
-        lines += [f"    server {s.name} {server_args(s, target)}" for s in cfg.servers]
+        lines += [f"    server {s.name} {server_args(s, target, cfg.maxconn)}" for s in cfg.servers]
     return "\n".join(lines) + "\n"

@@ -49,6 +49,7 @@ class LBSpec:
     service: str
     image: str  # tag of the LB image
     mode: Mode
+    maxconn: int | None
     targets: tuple[int, ...]
     ports: tuple[tuple[int, str, str], ...]  # (target, host_ip, published) of each published port
     networks: tuple[str, ...]  # engine names; the first is where backends are reached
@@ -62,6 +63,7 @@ class LBSpec:
             {
                 "image": self.image,
                 "mode": self.mode,
+                "maxconn": self.maxconn,
                 "targets": self.targets,
                 "ports": self.ports,
                 "networks": self.networks,
@@ -118,6 +120,7 @@ def spec_for(project: Project, service: Service, image: str) -> LBSpec:
         service=service.name,
         image=image,
         mode=service.x_compound.lb.mode,
+        maxconn=service.x_compound.lb.maxconn,
         targets=tuple(sorted({t for t, _ip, _pub in ports})),
         ports=tuple(sorted(ports)),
         networks=tuple(networks),

@@ -302,8 +302,13 @@ def _x_compound(x: XCompound) -> dict[str, Any]:
     if x.vm.accel != "auto":
         vm["accel"] = x.vm.accel
     _put(out, "vm", vm)
+    lb: dict[str, Any] = {}
     if x.lb.mode != "http":
-        out["lb"] = {"mode": x.lb.mode}
+        lb["mode"] = x.lb.mode
+    if x.lb.maxconn is not None:
+        lb["maxconn"] = x.lb.maxconn
+    if lb:
+        out["lb"] = lb
     _put(out, "hints", dict(x.hints))
     return out
 

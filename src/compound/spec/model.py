@@ -170,6 +170,9 @@ class LBOptions(Frozen):
     """How compound's load balancer treats the service's published ports."""
 
     mode: Literal["http", "tcp"] = "http"
+    # concurrent connections per replica; beyond it requests queue in HAProxy
+    # instead of overflowing a small server's accept queue (None: no limit)
+    maxconn: int | None = None
 
 
 class XCompound(Frozen):

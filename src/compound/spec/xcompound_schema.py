@@ -40,7 +40,10 @@ XCOMPOUND_SCHEMA: dict[str, Any] = {
         },
         "lb": {
             "type": ["object", "null"],
-            "properties": {"mode": {"type": "string", "enum": list(LB_MODES)}},
+            "properties": {
+                "mode": {"type": "string", "enum": list(LB_MODES)},
+                "maxconn": {"type": ["integer", "null"], "minimum": 1},
+            },
             "additionalProperties": False,
         },
         "hints": {"type": ["object", "null"]},

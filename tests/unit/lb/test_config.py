@@ -132,3 +132,19 @@ def test_what_cannot_be_balanced_says_so() -> None:
     host = service("h", ports=(PortSpec(target=80),), network_mode="host", networks={})
     with pytest.raises(NotSupportedError, match="network_mode 'host'"):
         spec_for(project(host), host, "img")
+
+
+def test_maxconn_limits_each_server_in_the_file_and_the_runtime_api() -> None:
+    assert server_args(Backend("a", "10.0.0.1"), 80, 8) == (
+        "10.0.0.1:80 maxconn 8 check inter 500ms rise 1 fall 3"
+    )
+    text = render(
+        LBConfig(
+            service="web",
+            mode="http",
+            targets=(80,),
+            servers=(Backend("a", "10.0.0.1"),),
+            maxconn=8,
+        )
+    )
+    assert "    server a 10.0.0.1:80 maxconn 8 check" in text
