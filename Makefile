@@ -50,7 +50,7 @@ help:
 	@echo "make images   build local/busybox:latest and local/python:3 (images/build.sh all; cached)"
 	@echo "make test     deps venv engine images, then $(VENV)/bin/pytest \$$PYTEST_ARGS"
 	@echo "make demo     deps venv engine images, then bash examples/demo.sh"
-	@echo "make bench    deps venv engine images, then every benchmark (compose up/down, VM boot, placement, volume backup)"
+	@echo "make bench    deps venv engine images, then every benchmark (compose up/down, VM boot, placement, volume backup, rolling update)"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make clean    remove $(VENV) (images and caches stay)"
 
@@ -92,6 +92,7 @@ bench: deps venv engine images
 	$(VENV)/bin/python bench/vm_boot.py
 	$(VENV)/bin/python bench/placement.py
 	$(VENV)/bin/python bench/volume_backup.py
+	$(VENV)/bin/python bench/rolling_update.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import RESULTS_DIR, log, machine_info, sh  # noqa: E402  (bench/run.py helpers)
+from run import RESULTS_DIR, log, machine_info, sh
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOUND = str(ROOT / ".venv" / "bin" / "compound")
