@@ -36,7 +36,29 @@ step "compound exec into the VM (through qemu-guest-agent): the ledger as the gu
 step "the VM reaches the containers by name too (DNS and HTTP from inside the guest)"
 "$compound" exec -T billing sh -c 'nslookup api | grep -A1 "^Name:"; printf "GET /health HTTP/1.0\r\n\r\n" | nc api 8000 | head -1'
 
-step "compound up again: nothing to do"
+step "rolling update of web (2 replicas behind compound's HAProxy) while a client keeps asking"
+ok=0; failed=0
+( while :; do curl -fsS -o /dev/null "$web/" && echo ok || echo failed; sleep 0.02; done ) > /tmp/compound-demo-load.$$ &
+load=$!
+WEB_RELEASE=2 "$compound" up -d
+sleep 0.5; kill "$load"; wait "$load" 2>/dev/null || true
+ok=$(grep -c '^ok' /tmp/compound-demo-load.$$ || true); failed=$(grep -c '^failed' /tmp/compound-demo-load.$$ || true)
+rm -f /tmp/compound-demo-load.$$
+echo "requests during the update: $ok answered, $failed failed"
+[ "$failed" = 0 ] || { echo "expected no failed request" >&2; exit 1; }
+
+step "compound rollback web: back to the previous revision, batch by batch"
+"$compound" rollback web
+
+step "compound diff: no instance drifted from its image or the file (web still says release 1 there)"
+"$compound" diff || true
+
+step "consistent backup of the ledger: writers paused (the billing VM through QMP after a guest sync)"
+backup=$(mktemp -d)/ledger.tar.zst
+"$compound" volume backup ledger -o "$backup" --consistent
+"$compound" volume ls
+
+step "compound up: the file says release 1 again, so nothing to do"
 "$compound" up -d --dry-run
 
 step "compound history"
