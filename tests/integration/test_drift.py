@@ -155,3 +155,24 @@ def test_vm_drift_from_the_guest_root_but_not_its_volume(app: App) -> None:
         assert app.ok("exec", "-T", "vm", "cat", "/data/deep/in-volume").strip() == "kept"
     finally:
         app.run("down", "-v")
+
+
+def test_the_engines_init_is_not_drift(app: App) -> None:
+    """`init: true` bind-mounts docker-init into the container's /sbin: the
+    engine's doing, not a change to the instance."""
+    app.write("""
+        services:
+          a:
+            image: local/busybox:latest
+            command: ["sleep", "3600"]
+            init: true
+          b:
+            image: local/python:3
+            command: ["sleep", "3600"]
+            init: true
+        """)
+    app.ok("up", "-d")
+    report = json.loads(app.ok("diff", "--json"))
+    assert report["drifted"] is False, report
+    assert sorted(i["service"] for i in report["instances"]) == ["a", "b"]
+    assert all(i["changes"] == [] and i["unknown"] is None for i in report["instances"]), report

@@ -43,7 +43,18 @@ FILL = (
 )
 
 
-def _write_app(app: App, command: str, restart: str = "no") -> None:
+def _write_app(app: App, command: str, restart: str = "no", reader: bool = False) -> None:
+    # a read-only user of the volume: it needs no pause for a consistent backup
+    reader_svc = (
+        f"""
+          report:
+            image: {BUSYBOX}
+            command: ["sleep", "3600"]
+            stop_signal: SIGKILL
+            volumes: ["ledger:/data:ro"]"""
+        if reader
+        else ""
+    )
     app.write(f"""
         services:
           store:
@@ -51,7 +62,7 @@ def _write_app(app: App, command: str, restart: str = "no") -> None:
             command: ["sh", "-c", {json.dumps(command)}]
             restart: "{restart}"
             stop_signal: SIGKILL
-            volumes: ["ledger:/data"]
+            volumes: ["ledger:/data"]{reader_svc}
         volumes:
           ledger: {{}}
         """)
@@ -226,7 +237,7 @@ WRITER = "i=0; while true; do i=$((i+1)); echo $i >> /data/log; usleep 20000; do
 
 
 def test_consistent_backup_pauses_the_writer_and_resumes_it(app: App, tmp_path: Path) -> None:
-    _write_app(app, WRITER)
+    _write_app(app, WRITER, reader=True)
     app.ok("up", "-d")
     name = f"{app.name}-store-1"
     _until("writer writes", lambda: (_mountpoint(app) / "log").exists())
@@ -243,7 +254,7 @@ def test_consistent_backup_pauses_the_writer_and_resumes_it(app: App, tmp_path: 
     result = ops.backup(
         _session(app), "ledger", tmp_path / "b.tar.zst", consistent=True, on_paused=look
     )
-    assert seen == {"paused": [name], "state": "paused", "grew": False}
+    assert seen == {"paused": [name], "state": "paused", "grew": False}  # not the reader
     assert result.paused == [name]
     assert _status(app.client, name) == "running"
     size = (_mountpoint(app) / "log").stat().st_size

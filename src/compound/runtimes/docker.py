@@ -978,14 +978,19 @@ class ContainerDriver(Driver):
         stopped), and the mount points it keeps apart from that layer."""
         with engine_errors(f"list the changed files of {instance.name}"):
             rows = self.client.api.diff(instance.id) or []
-            mounts = self.client.api.inspect_container(instance.id).get("Mounts") or []
+            attrs = self.client.api.inspect_container(instance.id)
+        managed = [str(m["Destination"]) for m in attrs.get("Mounts") or [] if m.get("Destination")]
+        if (attrs.get("HostConfig") or {}).get("Init"):
+            # `init: true` bind-mounts the engine's init here (/sbin is /usr/sbin
+            # in merged-/usr images); it is not in Mounts
+            managed += ["/sbin/docker-init", "/usr/sbin/docker-init"]
         return RootChanges(
             changes=tuple(
                 Change(_CHANGE_KINDS[int(r["Kind"])], str(r["Path"]))
                 for r in rows
                 if int(r.get("Kind", -1)) in _CHANGE_KINDS
             ),
-            managed=tuple(str(m["Destination"]) for m in mounts if m.get("Destination")),
+            managed=tuple(managed),
         )
 
     def wait(self, instance: Instance, timeout: float | None = None) -> int:

@@ -185,7 +185,11 @@ def backup(
         raise missing_error(session, ref)
     mountpoint = _choose(attrs, via, write=False)
     services = services_using(session, ref.key)
-    users = instances_using(session.client, ref.name, running_only=True) if consistent else []
+    users = (
+        instances_using(session.client, ref.name, running_only=True, writers_only=True)
+        if consistent
+        else []
+    )
     output = output.absolute()
     tmp = _partial_file(output)
     result = Result(ref.name, ref.key, str(output), "mount" if mountpoint else "engine")

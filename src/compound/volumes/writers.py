@@ -26,24 +26,30 @@ from compound.runtimes.docker import NoSuchInstanceError, inspect_instance
 
 
 def instances_using(
-    client: docker.DockerClient, volume: str, *, running_only: bool = False
+    client: docker.DockerClient,
+    volume: str,
+    *,
+    running_only: bool = False,
+    writers_only: bool = False,
 ) -> list[Instance]:
-    """Every container (of any project, or none) that mounts ``volume``."""
+    """Every container (of any project, or none) that mounts ``volume``
+    (read-write, with ``writers_only``: a reader needs no pause)."""
     with engine_errors(f"list the containers using volume {volume!r}"):
         rows = client.api.containers(all=not running_only, filters={"volume": volume})
     found = []
     for row in rows:
         with contextlib.suppress(NoSuchInstanceError):
             inst = inspect_instance(client, row["Id"])
-            if any(_mounts(row, volume)):
+            if any(_mounts(row, volume, writers_only)):
                 found.append(inst)
     return sorted(found, key=lambda i: i.name)
 
 
-def _mounts(row: dict[str, Any], volume: str) -> Iterator[bool]:
+def _mounts(row: dict[str, Any], volume: str, writers_only: bool = False) -> Iterator[bool]:
     # the engine's filter also matches a mount *destination* equal to the name
     for m in row.get("Mounts") or ():
-        yield m.get("Type") == "volume" and m.get("Name") == volume
+        ours = m.get("Type") == "volume" and m.get("Name") == volume
+        yield ours and (m.get("RW", True) or not writers_only)
 
 
 @contextlib.contextmanager
