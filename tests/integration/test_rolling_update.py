@@ -334,3 +334,42 @@ def test_scaling_moves_a_service_behind_a_balancer_and_back(app: App) -> None:
     assert get() == "1"
     out = json.loads(app.ok("down", "--json"))
     assert out["instances"] == [f"{app.name}-web-1"]
+
+
+def test_sigkill_during_updates_behind_the_balancer_then_up_converges(app: App) -> None:
+    """The same behind HAProxy: after each kill and `up`, the balancer routes
+    to exactly the three current instances, and they answer the new version."""
+    from compound.lb import container, runtime_api
+    from compound.lb.config import SOCKET_NAME
+    from compound.lb.frontend import server_name
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/index.html"
+    app.write(BALANCED.format(v="0", port=port, replicas=3, order="start-first"))
+    app.ok("up", "-d", "--wait")
+    for round_, delay in enumerate((0.4, 1.2, 2.2, 3.2), start=1):
+        app.write(BALANCED.format(v=str(round_), port=port, replicas=3, order="start-first"))
+        proc = _compound(app, "up", "-d")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        app.ok("up", "-d", "--wait")
+        rows = json.loads(app.ok("ps", "--json"))
+        assert sorted(r["name"] for r in rows) == [f"{app.name}-web-{i}" for i in (1, 2, 3)]
+        sock = container.run_dir_for(f"{app.name}-web-lb") / SOCKET_NAME
+        servers = {(s.name, s.admin) for s in runtime_api.servers(sock)}
+        want = {(server_name(_as_instance(app, r["id"])), "ready") for r in rows}
+        assert servers == want, f"after a kill at {delay}s"
+        import urllib.request
+
+        bodies = set()
+        for _ in range(12):
+            with urllib.request.urlopen(url, timeout=5) as r:
+                bodies.add(r.read().decode().strip())
+        assert bodies == {str(round_)}
+
+
+def _as_instance(app: App, container_id: str):  # type: ignore[no-untyped-def]
+    from compound.runtimes.docker import inspect_instance
+
+    return inspect_instance(app.client, container_id)
