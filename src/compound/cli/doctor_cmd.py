@@ -364,24 +364,60 @@ def _launcher_tag() -> tuple[str, str]:
 
 
 def check_launcher(env: DoctorEnv) -> Verdict:
+    tag, key = _launcher_tag()
+    return _check_local_image(
+        env,
+        tag,
+        key,
+        launcher_image_mod.REPOSITORY,
+        lambda client: launcher_image_mod.ensure_launcher_image(client, env.cache_dir).tag,
+        first_use="the first VM `up` builds it (mmdebstrap, a few minutes)",
+    )
+
+
+def check_lb_image(env: DoctorEnv) -> Verdict:
+    from compound.lb import image as lb_image
+
+    key = digest(lb_image.image().recipe())
+    return _check_local_image(
+        env,
+        f"{lb_image.REPOSITORY}:{key[:12]}",
+        key,
+        lb_image.REPOSITORY,
+        lambda client: lb_image.ensure_lb_image(client).tag,
+        first_use="the first `up` of a replicated service with published ports builds it"
+        " (mmdebstrap, about 20 s)",
+    )
+
+
+def _check_local_image(
+    env: DoctorEnv,
+    tag: str,
+    key: str,
+    repository: str,
+    build: Callable[[docker.DockerClient], str],
+    *,
+    first_use: str,
+) -> Verdict:
+    """An image compound builds from Debian packages: built for the current
+    recipe, or when it will be (``--prepare``: now)."""
     if env.client is None:
         return skip("not checked: no Docker Engine (see above)")
     client = env.client
-    tag, key = _launcher_tag()
     if env.prepare:
-        with env.progress(f"launcher image {tag}: building if missing (mmdebstrap: minutes)"):
-            built = launcher_image_mod.ensure_launcher_image(client, env.cache_dir)
-        img = client.images.get(built.tag)
-        return ok(f"{built.tag} built ({built.id[7:19]}, {_size(int(img.attrs.get('Size', 0)))})")
+        with env.progress(f"{tag}: building if missing (mmdebstrap)"):
+            built = build(client)
+        img = client.images.get(built)
+        return ok(f"{built} built ({str(img.id)[7:19]}, {_size(int(img.attrs.get('Size', 0)))})")
     found: Image | None = None
     with engine_errors(f"inspect {tag}"), contextlib.suppress(docker.errors.ImageNotFound):
         found = client.images.get(tag)
     if found is not None and (found.labels or {}).get(launcher_image_mod.LABEL_RECIPE) == key:
         size = _size(int(found.attrs.get("Size", 0)))
         return ok(f"{tag} built ({str(found.id)[7:19]}, {size})")
-    with engine_errors(f"list {launcher_image_mod.REPOSITORY} images"):
-        others = [t for i in client.images.list(launcher_image_mod.REPOSITORY) for t in i.tags]
-    detail = f"{tag} is not built; the first VM `up` builds it (mmdebstrap, a few minutes)"
+    with engine_errors(f"list {repository} images"):
+        others = [t for i in client.images.list(repository) for t in i.tags]
+    detail = f"{tag} is not built; {first_use}"
     if others:
         detail += f"; older recipes present: {', '.join(sorted(others))}"
     hint = "compound doctor --prepare builds it now"
@@ -471,6 +507,7 @@ CHECKS: tuple[CheckDef, ...] = (
     CheckDef("initramfs", check_initramfs),
     CheckDef("kvm", check_kvm),
     CheckDef("launcher image", check_launcher),
+    CheckDef("load balancer image", check_lb_image),
     CheckDef("caches", check_caches),
     CheckDef("host", check_host),
     CheckDef("cpus/memory", check_resources),
@@ -564,7 +601,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
         prepare: Annotated[
             bool,
-            typer.Option("--prepare", help="Also build the launcher image if it is missing."),
+            typer.Option(
+                "--prepare", help="Also build the launcher and load balancer images if missing."
+            ),
         ] = False,
         json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     ) -> None:
