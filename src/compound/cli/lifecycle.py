@@ -44,6 +44,8 @@ def print_plan(app: AppContext, plan: Plan) -> None:
         for step in sp.steps:
             if step.action != "keep":
                 out.print(f"  {step.describe()}", markup=False)
+        if sp.update:
+            out.print(f"  {'update':<8} {sp.service}: {sp.update}", markup=False)
     if plan.remove_orphans:
         for o in plan.orphans:
             out.print(f"  remove   {o.name}: orphan", markup=False)

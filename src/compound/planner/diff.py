@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from compound.planner.graph import dependencies, start_levels, with_dependencies
-from compound.planner.update import backend_service, load_balanced
+from compound.planner.update import backend_service, load_balanced, update_policy
 from compound.runtimes.base import Instance
 from compound.spec.model import Project, Service
 
@@ -57,6 +57,7 @@ class ServicePlan:
     depends_on: tuple[str, ...]
     image_id: str | None = None  # the local image the config hash was computed with
     load_balanced: bool = False  # replicas share published ports through compound's HAProxy
+    update: str | None = None  # how recreated instances are replaced, when some are
 
     @property
     def changed(self) -> bool:
@@ -110,6 +111,7 @@ class Plan:
                     "config_hash": sp.config_hash,
                     "image_id": sp.image_id,
                     "load_balanced": sp.load_balanced,
+                    "update": sp.update,
                     "steps": [
                         {
                             "action": s.action,
@@ -197,6 +199,11 @@ def make_plan(
                 depends_on=tuple(sorted(dependencies(svc) & set(order))),
                 image_id=image_ids.get(name),
                 load_balanced=load_balanced(svc, replicas),
+                update=(
+                    update_policy(svc, replicas).describe(load_balanced(svc, replicas))
+                    if any(s.action == "recreate" for s in steps)
+                    else None
+                ),
             )
         )
     notes: list[str] = []

@@ -42,6 +42,17 @@ class UpdatePolicy:
     def start_first(self) -> bool:
         return self.config.order == "start-first"
 
+    def describe(self, balanced: bool = False) -> str:
+        c = self.config
+        batch = "all at once" if c.parallelism <= 0 else f"{c.parallelism} at a time"
+        parts = [f"rolling {c.order}", batch]
+        if c.delay:
+            parts.append(f"{c.delay:g}s apart")
+        parts.append(f"on failure {c.failure_action}")
+        if balanced:
+            parts.append("behind compound's load balancer")
+        return ", ".join(parts)
+
 
 def start_first_blocker(service: Service, replicas: int) -> str | None:
     """Why a new instance cannot run beside the one it replaces, or None."""

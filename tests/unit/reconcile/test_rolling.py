@@ -264,3 +264,13 @@ def test_update_policy_edits_do_not_recreate():
     a = service("a")
     b = service("a", deploy=_deploy(1, parallelism=3, order="start-first"))
     assert a.config_hash() == b.config_hash()
+
+
+def test_the_plan_says_how_an_update_will_roll():
+    p = project(service("web", deploy=_deploy(3, parallelism=2, delay=1.5)))
+    plan = make_plan(p, _running("web", 3), image_ids={}, opts=UpOptions())
+    (sp,) = plan.services
+    assert sp.update == "rolling stop-first, 2 at a time, 1.5s apart, on failure pause"
+    assert plan.to_json()["services"][0]["update"] == sp.update
+    fresh = make_plan(p, [], image_ids={}, opts=UpOptions())
+    assert fresh.services[0].update is None  # nothing to replace
