@@ -72,7 +72,6 @@ class Outcome:
     current: list[Instance] = field(default_factory=list)  # the service's instances now
     replaced: int = 0
     failures: list[str] = field(default_factory=list)
-    halted: bool = False  # stopped before every instance was replaced
 
 
 def successor_name(final: str, predecessor: str) -> str:
@@ -131,7 +130,6 @@ class RollingUpdate:
         for index, batch in enumerate(batches(pending, cfg.parallelism)):
             if self.cancelled():
                 outcome.current.extend(pending[done:])
-                outcome.halted = True
                 return outcome
             if index and cfg.delay:
                 self._sleep(cfg.delay)
@@ -152,7 +150,6 @@ class RollingUpdate:
             over = len(outcome.failures) / total > cfg.max_failure_ratio
             if over and cfg.failure_action != "continue":
                 outcome.current.extend(pending[done:])
-                outcome.halted = done < total
                 return outcome
         return outcome
 
@@ -190,7 +187,7 @@ class RollingUpdate:
         if new.name != final:
             with self.slot():
                 self.driver.rename(new, final)
-            new = _renamed(new, final)
+            new = dataclasses.replace(new, name=final)
         return new, None
 
     def _stop_first(self, old: Instance) -> tuple[Instance | None, str | None]:
@@ -288,7 +285,3 @@ def _unfit(cur: Instance) -> str | None:
     if not cur.running and cur.status != "created" and cur.exit_code not in (0, None):
         return f"{cur.name} exited with code {cur.exit_code}"
     return None
-
-
-def _renamed(inst: Instance, name: str) -> Instance:
-    return dataclasses.replace(inst, name=name)

@@ -491,10 +491,10 @@ class Session:
                 current.setdefault(inst.service, set()).add(inst.config_hash)
         if not current:
             return None
-        for rev in self.store.history(self.project.name):
-            specs = {k: v for k, v in rev.specs.items() if k in current}
+        for number, all_specs, _result in self.store.deployments(self.project.name):
+            specs = {k: v for k, v in all_specs.items() if k in current}
             if specs and all(current[k] == {v.get("config_hash")} for k, v in specs.items()):
-                return rev.number
+                return number
         return None
 
     def ensure_resources_for(self, services: Sequence[str]) -> None:

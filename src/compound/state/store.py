@@ -201,10 +201,10 @@ class Store:
         self, project: str, service: str, config_hash: str
     ) -> tuple[int, dict[str, Any]] | None:
         """The newest revision that deployed ``service`` with this config hash."""
-        for rev in self.history(project):
-            spec = rev.specs.get(service)
+        for number, specs, _result in self.deployments(project):
+            spec = specs.get(service)
             if spec and spec.get("config_hash") == config_hash:
-                return rev.number, spec
+                return number, spec
         return None
 
     def previous_spec(
@@ -215,8 +215,8 @@ class Store:
         than the newest one still running (``running``: the instances'
         config hashes; several after a paused update)."""
         current: str | None = None
-        for rev in self.history(project):
-            spec = rev.specs.get(service)
+        for number, specs, result in self.deployments(project):
+            spec = specs.get(service)
             if not spec:
                 continue
             config_hash = spec.get("config_hash")
@@ -224,9 +224,18 @@ class Store:
                 if config_hash in running:
                     current = config_hash
                 continue
-            if config_hash != current and service in rev.result.get("done", ()):
-                return rev.number, spec
+            if config_hash != current and service in result.get("done", ()):
+                return number, spec
         return None
+
+    def deployments(self, project: str) -> list[tuple[int, dict[str, Any], dict[str, Any]]]:
+        """(number, specs, result) of every revision, newest first: what the
+        rollback lookups need, without parsing each revision's model and plan."""
+        rows = self._query(
+            "SELECT number, specs, result FROM revisions WHERE project = ? ORDER BY number DESC",
+            (project,),
+        )
+        return [(r["number"], json.loads(r["specs"]), json.loads(r["result"])) for r in rows]
 
     def mark_abandoned(self, project: str) -> int:
         """Revisions left 'running' by a killed compound become 'interrupted'."""
