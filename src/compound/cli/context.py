@@ -67,7 +67,7 @@ class AppContext:
 
     @cached_property
     def store(self) -> Store:
-        return Store()
+        return Store(warn=lambda m: self.err.print(f"WARN {m}", markup=False))
 
     def session(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> Session:
         project = self.load(target_services, quiet=quiet).project
