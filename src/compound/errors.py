@@ -184,6 +184,10 @@ class StateError(CompoundError):
     pass
 
 
+class ProjectBusyError(StateError):
+    """Another compound is changing the same project (and we were told not to wait)."""
+
+
 class VMError(CompoundError):
     pass
 

@@ -15,6 +15,7 @@ from compound.advisor.source import project_locator
 from compound.engine import connect
 from compound.reconcile.session import Session
 from compound.spec import LoadOptions, LoadResult, load_project
+from compound.state.lock import ProjectLock, lock_path
 from compound.state.store import Store
 
 
@@ -26,6 +27,7 @@ class GlobalOptions:
     env_files: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     progress: str = "auto"  # auto | tty | plain | quiet
+    lock_wait: bool = True  # a second writer of a project waits (False: fails at once)
 
 
 class AppContext:
@@ -39,6 +41,7 @@ class AppContext:
             self.out = Console(highlight=False, soft_wrap=True, width=240, emoji=False)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self._loaded: dict[tuple[str, ...], LoadResult] = {}
+        self._locks: dict[str, ProjectLock] = {}
 
     def load(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> LoadResult:
         key = tuple(target_services)
@@ -69,8 +72,26 @@ class AppContext:
     def store(self) -> Store:
         return Store(warn=lambda m: self.err.print(f"WARN {m}", markup=False))
 
-    def session(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> Session:
+    def close(self) -> None:
+        """The command ended: let the next writer of its projects in (tests
+        and `compound serve` run many commands in one process)."""
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()
+
+    def session(
+        self, target_services: Sequence[str] = (), *, quiet: bool = False, writer: bool = False
+    ) -> Session:
+        """The project's session; ``writer``: this command changes the project,
+        so it first takes the project's lock (held until the command ends)."""
         project = self.load(target_services, quiet=quiet).project
+        if writer and project.name not in self._locks:
+            lock = ProjectLock(lock_path(self.store.path.parent, project.name), project.name)
+            lock.acquire(
+                wait=self.opts.lock_wait,
+                on_wait=lambda m: self.err.print(f"{m}…", markup=False),
+            )
+            self._locks[project.name] = lock
         return Session(project, self.client, self.store)
 
 

@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         if recreate_drifted and no_recreate:
             raise UsageError("--recreate-drifted and --no-recreate cannot be combined")
         names = services or []
-        session = app_ctx.session(names)
+        session = app_ctx.session(names, writer=not dry_run)
         opts = UpOptions(
             services=tuple(names),
             no_deps=no_deps,
@@ -147,6 +147,8 @@ def register(app: typer.Typer) -> None:
             app_ctx.err.print(f"note: {note}", markup=False)
         if detach or wait or json_out:
             return
+        # following logs changes nothing: another terminal's `down` must not wait for it
+        app_ctx.close()
         selected = [sp.service for sp in outcome.plan.services]
         app_ctx.err.print("Attaching to logs; press Ctrl-C to stop the services.", markup=False)
         try:
@@ -182,7 +184,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stop and remove the project's instances and networks (and volumes with -v)."""
         app_ctx = app_context(ctx)
-        session = app_ctx.session()
+        session = app_ctx.session(writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
             removed = session.down(
@@ -200,7 +202,7 @@ def register(app: typer.Typer) -> None:
         """Replace services' instances with what they ran before (the previous
         revision that deployed them), batch by batch as deploy.rollback_config says."""
         app_ctx = app_context(ctx)
-        session = app_ctx.session(services or [])
+        session = app_ctx.session(services or [], writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Rolling back", mode) as progress:
             targets = session.rollback(services or [], progress=progress)

@@ -59,6 +59,13 @@ def _global(
     progress: Annotated[
         str, typer.Option("--progress", help="Progress output: auto, tty, plain or quiet.")
     ] = "auto",
+    no_lock_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-lock-wait",
+            help="Fail at once when another compound is changing the project, instead of waiting.",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -76,8 +83,10 @@ def _global(
             env_files=list(env_file or []),
             profiles=list(profile or []),
             progress=progress,
+            lock_wait=not no_lock_wait,
         )
     )
+    ctx.call_on_close(ctx.obj.close)
 
 
 lifecycle.register(app)

@@ -113,7 +113,7 @@ def restore(
 ) -> None:
     """Replace a volume's contents by a backup's, after verifying every checksum."""
     app_ctx = app_context(ctx)
-    session = app_ctx.session(quiet=True)
+    session = app_ctx.session(quiet=True, writer=True)
     with _progress(app_ctx, f"restore {name}", json_out) as meter:
         result = ops.restore(session, name, archive, via=via, meter=meter)
     _report(app_ctx, "Restored", result.to_json(), json_out)

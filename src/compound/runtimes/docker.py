@@ -289,6 +289,7 @@ def ensure_network(client: docker.DockerClient, project: Project, network: Netwo
 
 
 def _inspect_network(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+    _dedupe_network(client, name)
     with engine_errors(f"inspect network {name!r}"):
         try:
             data = client.api.inspect_network(name)
@@ -296,6 +297,33 @@ def _inspect_network(client: docker.DockerClient, name: str) -> dict[str, Any] |
             return None
     # Inspect also resolves id prefixes; only an exact name is this network.
     return cast(dict[str, Any], data) if data.get("Name") == name else None
+
+
+def _dedupe_network(client: docker.DockerClient, name: str) -> None:
+    """The engine lets two concurrent creates make two networks of one name
+    (compound before its project lock did); every later lookup by name then
+    fails as ambiguous. Keep the one with endpoints (else the oldest) and
+    remove the other compound-made copies, which nothing uses."""
+    with engine_errors(f"list networks named {name!r}"):
+        rows = [n for n in client.api.networks(names=[name]) if n.get("Name") == name]
+    if len(rows) < 2:
+        return
+    ours = [n for n in rows if (n.get("Labels") or {}).get(LABEL_PROJECT)]
+    if len(ours) < len(rows):
+        return  # someone else's network shares the name: theirs to sort out
+    detail = []
+    for n in ours:
+        with engine_errors(f"inspect network {n['Id'][:12]}"):
+            detail.append(client.api.inspect_network(n["Id"]))
+    detail.sort(key=lambda n: (not n.get("Containers"), str(n.get("Created", ""))))
+    for extra in detail[1:]:
+        if extra.get("Containers"):
+            continue  # in use: removing it would cut instances off; down repairs it
+        with (
+            contextlib.suppress(docker.errors.NotFound),
+            engine_errors(f"remove duplicate network {name!r} ({extra['Id'][:12]})"),
+        ):
+            client.api.remove_network(extra["Id"])
 
 
 def network_differences(network: Network, existing: Mapping[str, Any]) -> list[str]:
