@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         if deps and not no_deps:
             with LiveProgress(app_ctx.err, "Running", app_ctx.opts.progress) as progress:
                 session.up(UpOptions(services=tuple(deps)), progress=progress, command="run")
-        runtime = session.runtimes([service])[service]
+        runtime = session.decide([service])[service].runtime
         tty = (
             not no_tty
             and not detach

@@ -11,14 +11,13 @@ import dataclasses
 import platform
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import docker
 
-from compound.advisor import advise
 from compound.errors import (
     ApplyError,
     CompoundError,
@@ -42,6 +41,7 @@ from compound.planner.diff import (
     selected_services,
 )
 from compound.planner.graph import dependencies
+from compound.planner.runtime import RuntimeDecision, decide_runtimes, decisions_json
 from compound.planner.update import backend_service, load_balanced, update_policy
 from compound.reconcile.apply import Applier, ApplyResult
 from compound.reconcile.drift import DriftReport, InstanceDrift, classify, config_drift
@@ -52,42 +52,11 @@ from compound.reconcile.slots import default_limit
 from compound.runtimes import docker as engine_resources
 from compound.runtimes.base import Driver, Instance
 from compound.runtimes.container_config import file_targets
-from compound.runtimes.docker import ContainerDriver, list_load_balancers
+from compound.runtimes.docker import list_load_balancers
+from compound.runtimes.kind import Runtime
+from compound.runtimes.registry import RuntimeDrivers
 from compound.spec.model import Project, Service
 from compound.state.store import Store
-
-SUPPORTED_RUNTIMES = ("container",)
-
-
-class RuntimeDrivers(Mapping[str, Driver]):
-    """The drivers of every runtime, each made on first use: a project of
-    containers never imports (or pays for) the VM machinery."""
-
-    RUNTIMES = ("container", "vm")
-
-    def __init__(self, client: docker.DockerClient) -> None:
-        self._client = client
-        self._made: dict[str, Driver] = {}
-
-    def __getitem__(self, runtime: str) -> Driver:
-        if runtime not in self._made:
-            if runtime == "container":
-                self._made[runtime] = ContainerDriver(self._client)
-            elif runtime == "vm":
-                from compound.runtimes.vm.driver import VMDriver
-
-                containers = self["container"]
-                assert isinstance(containers, ContainerDriver)
-                self._made[runtime] = VMDriver(self._client, containers=containers)
-            else:
-                raise KeyError(runtime)
-        return self._made[runtime]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.RUNTIMES)
-
-    def __len__(self) -> int:
-        return len(self.RUNTIMES)
 
 
 @dataclass
@@ -95,7 +64,6 @@ class UpOutcome:
     plan: Plan
     result: ApplyResult | None  # None for a dry run or an unchanged project
     revision: int | None
-    decisions: dict[str, Any] = field(default_factory=dict)
 
 
 class Session:
@@ -108,7 +76,6 @@ class Session:
     ) -> None:
         self.project = project
         self.client = client
-        self.decisions: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._balanced: set[str] | None = None  # services that have a load balancer
         self._store = store
@@ -159,37 +126,11 @@ class Session:
 
     # --- up -------------------------------------------------------------------------
 
-    def decide_runtimes(self, services: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Runtime per service with the reason: declared, or the advisor's
-        decision for `runtime: auto` (the same decision `compound advise` shows)."""
-        names = list(services)
-        auto = [n for n in names if self.project.services[n].runtime == "auto"]
-        advice = {a.service: a for a in advise(self.project, host_facts(), auto)} if auto else {}
-        decided: dict[str, dict[str, Any]] = {}
-        for name in names:
-            declared = self.project.services[name].runtime
-            if name in advice:
-                a = advice[name]
-                decided[name] = {
-                    "runtime": a.runtime,
-                    "declared": "auto",
-                    "confidence": a.confidence,
-                    "tie": a.tie,
-                    "why": [
-                        f"{f.factor}: {f.why} (toward {f.toward}, weight {f.weight})"
-                        for f in a.factors
-                        if f.axis == "runtime"
-                    ],
-                }
-            else:
-                decided[name] = {"runtime": declared, "declared": declared, "why": ["declared"]}
-        return decided
-
-    def runtimes(self, services: Iterable[str]) -> dict[str, str]:
-        """Runtime per service; the reasons are kept for the revision record."""
-        self.decisions = self.decide_runtimes(services)
-        decided = {n: str(d["runtime"]) for n, d in self.decisions.items()}
-        unsupported = {n: r for n, r in decided.items() if r not in self.drivers}
+    def decide(self, services: Iterable[str]) -> dict[str, RuntimeDecision]:
+        """The planner's runtime decision for each service (planner/runtime.py),
+        checked against the drivers this session has."""
+        decided = decide_runtimes(self.project, services, host_facts())
+        unsupported = {n: d.runtime for n, d in decided.items() if d.runtime not in self.drivers}
         if unsupported:
             listed = ", ".join(f"{s} (runtime: {r})" for s, r in sorted(unsupported.items()))
             raise NotSupportedError(
@@ -198,10 +139,14 @@ class Session:
             )
         return decided
 
+    def driver_of_service(self, service: str) -> Driver:
+        """The driver a service's instances are made by (its decided runtime)."""
+        return self.drivers[self.decide([service])[service].runtime]
+
     def plan_up(self, opts: UpOptions) -> Plan:
         self.check_services(opts.services)
         order = selected_services(self.project, opts)
-        runtimes = self.runtimes(order)
+        decisions = self.decide(order)
         refs = {n: self._image_ref(n) for n in order}
         ids = {ref: self._local_image_id(ref) for ref in set(refs.values())}  # one call per image
         image_ids = {n: ids[ref] for n, ref in refs.items()}
@@ -209,7 +154,7 @@ class Session:
         notes = [
             self._closed_vm_note(n, image_ids[n])
             for n in order
-            if runtimes[n] == "vm"
+            if not self.drivers[decisions[n].runtime].capabilities.open_network
             and not self.project.services[n].ports
             and not self.project.services[n].expose
         ]
@@ -219,7 +164,7 @@ class Session:
             image_ids=image_ids,
             existing_networks=nets,
             existing_volumes=vols,
-            runtimes=runtimes,
+            decisions=decisions,
             opts=opts,
         )
         extra = tuple(n for n in notes if n)
@@ -282,13 +227,12 @@ class Session:
             return UpOutcome(plan=plan, result=None, revision=None)
         for warning in self.capacity_warnings():
             progress.note(warning)
-        decisions = self.decisions  # made by plan_up, exactly what the plan used
         revision = self.store.begin(
             self.project.name,
             command,
             redacted_model(self.project),
             plan.to_json(),
-            decisions,
+            decisions_json(plan.decisions),  # exactly what the plan used
             specs=self._specs(plan),
         )
         applier = Applier(
@@ -318,7 +262,7 @@ class Session:
                 hint="fix the cause and run `compound up` again: it continues from what is running",
                 interrupted=result.interrupted,
             )
-        return UpOutcome(plan=plan, result=result, revision=revision, decisions=decisions)
+        return UpOutcome(plan=plan, result=result, revision=revision)
 
     # --- revisions: what was deployed, and going back to it -------------------------
 
@@ -425,7 +369,7 @@ class Session:
         replicas = int(spec.get("replicas") or 1)
         stale = [i for i in instances if i.config_hash != target.config_hash]
         keep = [i for i in instances if i.config_hash == target.config_hash]
-        runtime = target.runtime or self.project.services[name].runtime
+        runtime = Runtime.parse(target.runtime or self.project.services[name].runtime)
         driver = self.drivers[runtime]
         plan = ServicePlan(
             service=name,

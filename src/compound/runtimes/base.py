@@ -51,6 +51,9 @@ class Capabilities:
     native_healthcheck: bool = True  # the engine runs the healthcheck itself
     console: bool = False  # a separate kernel console exists (VMs)
     changes: bool = False  # can list files changed since creation (`compound diff`)
+    # every port of the instance is reachable from its networks; a VM receives
+    # only the ports it declares (forwarded into the guest)
+    open_network: bool = True
 
 
 @dataclass(frozen=True)

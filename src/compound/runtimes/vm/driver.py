@@ -113,6 +113,7 @@ class VMDriver(Driver):
         native_healthcheck=False,
         console=True,
         changes=True,
+        open_network=False,
     )
 
     def __init__(
