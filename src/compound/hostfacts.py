@@ -39,18 +39,9 @@ def _host_is_vm() -> bool | None:
 
 def kvm_usable() -> bool | None:
     """The VM runtime's cached boot probe, if it has run; None = not known."""
-    try:
-        from compound.runtimes.vm import accel
-    except ImportError:
-        return None
-    probe = getattr(accel, "cached_kvm_usable", None)
-    if probe is None:
-        return None
-    try:
-        answer = probe()
-    except Exception:  # a probe cache problem must not break advice
-        return None
-    return answer if isinstance(answer, bool) else None
+    from compound.runtimes.vm.accel import cached_kvm_usable  # only when asked
+
+    return cached_kvm_usable()
 
 
 @lru_cache(maxsize=1)

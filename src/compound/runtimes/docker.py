@@ -46,6 +46,7 @@ from compound.errors import (
     CompoundError,
     EngineError,
     ImageNotFoundError,
+    NotSupportedError,
     ServiceError,
 )
 from compound.runtimes.base import (
@@ -67,6 +68,7 @@ from compound.runtimes.base import (
     Instance,
     LogLine,
     PortBinding,
+    Processes,
     ProgressFn,
     RootChanges,
     _no_progress,
@@ -718,6 +720,8 @@ class ContainerDriver(Driver):
         native_healthcheck=True,
         console=False,
         changes=True,
+        terminal=True,
+        top=True,
     )
 
     def __init__(
@@ -1111,13 +1115,27 @@ class ContainerDriver(Driver):
         user: str | None = None,
         workdir: str | None = None,
         env: dict[str, str] | None = None,
-    ) -> tuple[int, str, str]:
-        """Run a command without our stdio; (exit code, stdout, stderr)."""
+        timeout: float = 600.0,
+    ) -> tuple[int, bytes, bytes]:
+        """Run a command without our stdio; (exit code, stdout, stderr).
+        ``timeout`` is not enforced: the engine's exec API has none, and the
+        engine runs healthchecks itself (native_healthcheck)."""
         exec_id = self._exec_create(instance, command, user, workdir, env, False, False)
         with engine_errors(f"exec in {instance.name}"):
             out, err = self.client.api.exec_start(exec_id, demux=True)
         code = self._exec_exit_code(exec_id)
-        return code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+        return code, out or b"", err or b""
+
+    def console(self, instance: Instance) -> str:
+        raise NotSupportedError(f"{instance.name}: a container has no separate kernel console")
+
+    def top(self, instance: Instance) -> Processes:
+        with engine_errors(f"list the processes of {instance.name}"):
+            data = self.client.api.top(instance.id)
+        return Processes(
+            titles=tuple(data.get("Titles", [])),
+            rows=tuple(tuple(str(x) for x in proc) for proc in data.get("Processes", []) or []),
+        )
 
     def _exec_create(
         self,

@@ -38,6 +38,7 @@ from compound.runtimes.base import (
     Driver,
     Instance,
     LogLine,
+    Processes,
     ProgressFn,
     RootChanges,
     _no_progress,
@@ -114,6 +115,8 @@ class VMDriver(Driver):
         console=True,
         changes=True,
         open_network=False,
+        terminal=False,  # the guest agent runs commands without a terminal
+        top=False,  # the processes are the guest's
     )
 
     def __init__(
@@ -505,6 +508,20 @@ class VMDriver(Driver):
 
     def stats(self, instance: Instance) -> dict[str, Any]:
         return self._containers.stats(instance)
+
+    def top(self, instance: Instance) -> Processes:
+        raise NotSupportedError(
+            f"{instance.name} (vm): processes are inside the guest; use `compound exec` with ps"
+        )
+
+    def describe(self, instance: Instance) -> Instance:
+        """With the kernel version, accelerator and boot time (inspect adds them)."""
+        return self.inspect(instance.id)
+
+    def shown_image(self, instance: Instance, project: Project) -> str:
+        # the container runs the launcher image; the service's image is what boots
+        svc = project.services.get(instance.service)
+        return (svc.image if svc and svc.image else None) or f"{project.name}-{instance.service}"
 
     def changes(self, instance: Instance) -> RootChanges:
         """The guest's root filesystem against its image (rootdiff.py); only
