@@ -18,10 +18,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from compound.errors import NotSupportedError
 from compound.spec.model import Project, Service
+
+if TYPE_CHECKING:  # the check machinery imports the engine; drivers load it on use
+    from compound.runtimes.hostcheck import CheckDef, CheckEnv
 
 LABEL_PREFIX = "io.compound"
 LABEL_PROJECT = f"{LABEL_PREFIX}.project"
@@ -147,6 +150,9 @@ class HostCheck:
     status: CheckStatus
     detail: str
     hint: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "hint": self.hint}
 
 
 @dataclass(frozen=True)
@@ -288,10 +294,23 @@ class Driver(abc.ABC):
         """The image `ps` names: what the instance runs from."""
         return instance.image
 
+    @classmethod
+    def host_checks(cls) -> tuple[CheckDef, ...]:
+        """What this runtime needs from the host, as `compound doctor` checks it."""
+        return ()
+
     def fingerprint(self, *, quick: bool = False) -> Fingerprint:
-        """What this runtime needs from the host and whether it is there
-        (``quick``: nothing that may take more than a second)."""
-        return Fingerprint(self.name)
+        """Run :meth:`host_checks` (``quick``: nothing that may take more than
+        a second): what this runtime found on this host."""
+        from compound.runtimes.hostcheck import run_checks
+
+        env = self._check_env(quick)
+        return Fingerprint(self.name, tuple(run_checks(env, self.host_checks())))
+
+    def _check_env(self, quick: bool) -> CheckEnv:
+        from compound.runtimes.hostcheck import CheckEnv
+
+        return CheckEnv(quick=quick)
 
     def changes(self, instance: Instance) -> RootChanges:
         """Files the instance changed in its root filesystem since it was

@@ -80,6 +80,7 @@ from compound.runtimes.container_config import (
     build_create_args,
     image_ref,
 )
+from compound.runtimes.hostcheck import CheckDef
 from compound.spec.model import Network, Project, Service, Volume
 
 DEFAULT_STOP_GRACE = 10  # seconds, the engine's own default
@@ -742,6 +743,12 @@ class ContainerDriver(Driver):
         if self._client is None:
             self._client = connect()
         return self._client
+
+    @classmethod
+    def host_checks(cls) -> tuple[CheckDef, ...]:
+        from compound.runtimes.container_checks import CONTAINER_CHECKS
+
+        return CONTAINER_CHECKS
 
     # -- prepare ------------------------------------------------------------------
 

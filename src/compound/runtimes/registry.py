@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 import docker
 
 from compound.runtimes.base import Driver
+from compound.runtimes.hostcheck import CheckDef
 from compound.runtimes.kind import Runtime
 
 
@@ -38,6 +39,7 @@ class RuntimeDrivers(Mapping[str, Driver]):
             return ContainerDriver(self._client)
         from compound.runtimes.vm.driver import VMDriver
 
+        # a VM's launcher is a container: the VM driver makes it through this one
         containers = self[Runtime.CONTAINER]
         assert isinstance(containers, ContainerDriver)
         return VMDriver(self._client, containers=containers)
@@ -47,3 +49,20 @@ class RuntimeDrivers(Mapping[str, Driver]):
 
     def __len__(self) -> int:
         return len(Runtime)
+
+
+def driver_class(kind: Runtime) -> type[Driver]:
+    """The class of a runtime's driver (imports only that runtime)."""
+    if kind is Runtime.CONTAINER:
+        from compound.runtimes.docker import ContainerDriver
+
+        return ContainerDriver
+    from compound.runtimes.vm.driver import VMDriver
+
+    return VMDriver
+
+
+def host_checks() -> tuple[CheckDef, ...]:
+    """Every runtime's host checks (its fingerprint), in runtime order:
+    what `compound doctor` runs."""
+    return tuple(check for kind in Runtime for check in driver_class(kind).host_checks())

@@ -29,13 +29,14 @@ import docker.errors
 import requests.exceptions
 
 from compound.engine import connect
-from compound.errors import NotSupportedError, ServiceError, VMError
+from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
     LABEL_PROJECT,
     LABEL_RUNTIME,
     Capabilities,
     Driver,
+    Fingerprint,
     Instance,
     LogLine,
     Processes,
@@ -45,6 +46,7 @@ from compound.runtimes.base import (
 )
 from compound.runtimes.container_config import build_create_args, image_ref
 from compound.runtimes.docker import ContainerDriver, service_error
+from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.spec.model import Project, Service, VolumeMount
 
 from ._util import default_cache_dir
@@ -508,6 +510,26 @@ class VMDriver(Driver):
 
     def stats(self, instance: Instance) -> dict[str, Any]:
         return self._containers.stats(instance)
+
+    @classmethod
+    def host_checks(cls) -> tuple[CheckDef, ...]:
+        from compound.runtimes.vm.fingerprint import VM_CHECKS
+
+        return VM_CHECKS
+
+    def _check_env(self, quick: bool) -> CheckEnv:
+        try:
+            client: docker.DockerClient | None = self.client
+        except CompoundError:  # no engine: the launcher check says so
+            client = None
+        return CheckEnv(quick=quick, client=client, cache_dir=self.cache_dir)
+
+    def fingerprint(self, *, quick: bool = False) -> Fingerprint:
+        """The VM checks, and whether KVM really works when the probe ran."""
+        env = self._check_env(quick)
+        checks = tuple(run_checks(env, self.host_checks()))
+        facts = {"kvm_usable": env.accel.accel == "kvm"} if env.accel is not None else {}
+        return Fingerprint(self.name, checks, facts)
 
     def top(self, instance: Instance) -> Processes:
         raise NotSupportedError(
