@@ -12,6 +12,7 @@ import platform
 from functools import lru_cache
 
 from compound.advisor import HostFacts
+from compound.runtimes.hostops import host_is_vm
 
 
 def _memory_bytes() -> int | None:
@@ -20,18 +21,6 @@ def _memory_bytes() -> int | None:
             for line in f:
                 if line.startswith("MemTotal:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _host_is_vm() -> bool | None:
-    # x86 guests see the CPUID hypervisor bit as the "hypervisor" flag
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return " hypervisor" in line
     except OSError:
         return None
     return None
@@ -48,7 +37,7 @@ def kvm_usable() -> bool | None:
 def host_facts() -> HostFacts:
     return HostFacts(
         kvm_usable=kvm_usable(),
-        host_is_vm=_host_is_vm(),
+        host_is_vm=host_is_vm(),
         os="linux",
         arch=platform.machine() or None,
         cpus=float(os.cpu_count() or 1),

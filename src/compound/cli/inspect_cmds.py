@@ -17,7 +17,7 @@ from compound.cli.context import AppContext, app_context
 from compound.cli.logs_view import follow_logs
 from compound.cli.render import print_json
 from compound.engine import engine_version
-from compound.errors import EngineError, NotSupportedError, UsageError
+from compound.errors import CompoundError, EngineError, NotSupportedError, UsageError
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Driver, Instance
 from compound.spec.model import Project
 
@@ -373,8 +373,8 @@ def register(app: typer.Typer) -> None:
         info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
         try:
             info["engine"] = engine_version(app_ctx.client)
-        except Exception as exc:  # version must work without an engine
-            info["engine"] = f"unavailable ({exc})"
+        except CompoundError as exc:  # version must work without an engine
+            info["engine"] = f"unavailable ({exc.message})"
         if json_out:
             print_json(info)
         else:

@@ -46,6 +46,7 @@ from compound.errors import (
     CompoundError,
     EngineError,
     ImageNotFoundError,
+    NoSuchInstanceError,
     NotSupportedError,
     ServiceError,
 )
@@ -96,10 +97,6 @@ IMAGE_HINT = (
     "build or import it first: `make images` builds local/busybox and local/python; "
     "or `docker import`/`docker load` it"
 )
-
-
-class NoSuchInstanceError(EngineError):
-    """The container behind an Instance no longer exists."""
 
 
 # --- reading actual state ------------------------------------------------------
@@ -399,7 +396,7 @@ def volume_create_args(project_name: str, volume: Volume) -> dict[str, Any]:
 
 def ensure_volume(client: docker.DockerClient, project: Project, volume: Volume) -> bool:
     """Create the project volume unless it exists; True if created."""
-    existing = _inspect_volume(client, volume.name)
+    existing = inspect_volume(client, volume.name)
     if volume.external:
         if existing is None:
             raise EngineError(
@@ -415,7 +412,7 @@ def ensure_volume(client: docker.DockerClient, project: Project, volume: Volume)
     return True
 
 
-def _inspect_volume(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+def inspect_volume(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
     with engine_errors(f"inspect volume {name!r}"):
         try:
             return client.api.inspect_volume(name)

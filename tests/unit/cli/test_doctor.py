@@ -55,7 +55,7 @@ def _const(v: Verdict) -> Any:
 @pytest.fixture
 def fake_facts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor_cmd, "host_facts", lambda: FACTS)
-    monkeypatch.setattr(vm_checks, "host_facts", lambda: FACTS)
+    monkeypatch.setattr(vm_checks, "host_is_vm", lambda: FACTS.host_is_vm)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from compound.errors import ArchiveError
 from compound.volumes.archive import (
     HEADER,
     MANIFEST,
@@ -23,7 +24,7 @@ from compound.volumes.archive import (
     read_archive,
 )
 from compound.volumes.localdir import DirExtractor, backup_dir, restore_dir
-from compound.volumes.manifest import ArchiveError, Entry, Manifest
+from compound.volumes.manifest import Entry, Manifest
 from tests.unit.volumes.helpers import snapshot
 
 pytestmark = pytest.mark.timeout(60)

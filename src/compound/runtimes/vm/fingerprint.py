@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from compound.hostfacts import host_facts
 from compound.runtimes.hostcheck import (
     CheckDef,
     CheckEnv,
@@ -30,7 +29,7 @@ from compound.runtimes.hostcheck import (
     tool,
     warn,
 )
-from compound.runtimes.hostops import digest
+from compound.runtimes.hostops import digest, host_is_vm
 from compound.runtimes.vm import launcher_image as launcher_image_mod
 from compound.runtimes.vm.accel import probe_accel
 from compound.runtimes.vm.initramfs import ensure_initramfs
@@ -156,8 +155,8 @@ def check_kvm(env: CheckEnv) -> Verdict:
     dev = Path("/dev/kvm")
     present = dev.exists()
     usable = present and os.access(dev, os.R_OK | os.W_OK)
-    facts = host_facts()
-    nested = " (this host is itself a VM: KVM here is nested)" if facts.host_is_vm else ""
+    on_vm = host_is_vm()
+    nested = " (this host is itself a VM: KVM here is nested)" if on_vm else ""
     if not present:
         dev_text = "/dev/kvm is missing"
     elif not usable:
@@ -167,7 +166,7 @@ def check_kvm(env: CheckEnv) -> Verdict:
     no_kvm_hint = (
         "VMs run under TCG (emulation): enable virtualization (VT-x/AMD-V) in the firmware, "
         "load kvm_intel or kvm_amd"
-        + (", and enable nested virtualization on the outer hypervisor" if facts.host_is_vm else "")
+        + (", and enable nested virtualization on the outer hypervisor" if on_vm else "")
     )
     if env.quick or env.kernel is None or env.initramfs is None:
         why = "--quick" if env.quick else "no guest kernel/initramfs"
