@@ -51,7 +51,7 @@ help:
 	@echo "make test     deps venv engine images, then $(VENV)/bin/pytest \$$PYTEST_ARGS"
 	@echo "make demo     deps venv engine images, then bash examples/demo.sh"
 	@echo "make bench    deps venv engine images, then every benchmark (compose up/down, VM boot, placement, volume backup, rolling update)"
-	@echo "make lint     ruff check, ruff format --check, mypy"
+	@echo "make lint     ruff check, ruff format --check, mypy, lint-imports (the layer contract)"
 	@echo "make clean    remove $(VENV) (images and caches stay)"
 
 deps:
@@ -98,6 +98,7 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV)

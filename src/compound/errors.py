@@ -11,11 +11,13 @@ Every error a user can provoke is a ``CompoundError``; the CLI prints its
      +-- EngineError               the Docker Engine refused or failed a call
      |    +-- EngineUnavailableError   no engine answers on the socket
      |    +-- ImageNotFoundError       image missing locally and not pullable
+     |    +-- NoSuchInstanceError      the container behind an instance is gone
      +-- ServiceError              one service failed to start, stop, become healthy
      +-- ApplyError                an ``up`` that left some services not running
      +-- StateError                the SQLite store is unreadable or locked
      +-- VMError                   a guest did not boot, answer or stop
-     +-- InterruptedError_         the user pressed Ctrl-C; partial result attached
+     +-- ArchiveError              a volume backup that is damaged or does not match
+     +-- LoadBalancerError         a load balancer's admin socket did not answer
 """
 
 from __future__ import annotations
@@ -192,5 +194,21 @@ class VMError(CompoundError):
     pass
 
 
-class InterruptedError_(CompoundError):  # trailing _: the builtin has this name
-    exit_code = 130
+class NoSuchInstanceError(EngineError):
+    """The container behind an Instance no longer exists."""
+
+
+class ArchiveError(CompoundError):
+    """A backup archive that is not one, is damaged, or does not match its manifest."""
+
+    def __init__(self, archive: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"{archive}: {problem}",
+            hint=hint or "nothing was changed; use another backup (`compound volume backup`)",
+        )
+        self.problem = problem
+
+
+class LoadBalancerError(CompoundError):
+    """A load balancer's admin socket (HAProxy's runtime API) did not answer,
+    or refused a command."""

@@ -12,6 +12,7 @@ import platform
 from functools import lru_cache
 
 from compound.advisor import HostFacts
+from compound.runtimes.hostops import host_is_vm
 
 
 def _memory_bytes() -> int | None:
@@ -25,39 +26,18 @@ def _memory_bytes() -> int | None:
     return None
 
 
-def _host_is_vm() -> bool | None:
-    # x86 guests see the CPUID hypervisor bit as the "hypervisor" flag
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return " hypervisor" in line
-    except OSError:
-        return None
-    return None
-
-
 def kvm_usable() -> bool | None:
     """The VM runtime's cached boot probe, if it has run; None = not known."""
-    try:
-        from compound.runtimes.vm import accel
-    except ImportError:
-        return None
-    probe = getattr(accel, "cached_kvm_usable", None)
-    if probe is None:
-        return None
-    try:
-        answer = probe()
-    except Exception:  # a probe cache problem must not break advice
-        return None
-    return answer if isinstance(answer, bool) else None
+    from compound.runtimes.vm.accel import cached_kvm_usable  # only when asked
+
+    return cached_kvm_usable()
 
 
 @lru_cache(maxsize=1)
 def host_facts() -> HostFacts:
     return HostFacts(
         kvm_usable=kvm_usable(),
-        host_is_vm=_host_is_vm(),
+        host_is_vm=host_is_vm(),
         os="linux",
         arch=platform.machine() or None,
         cpus=float(os.cpu_count() or 1),

@@ -438,7 +438,7 @@ def test_exec(
     )
     assert code == 3
     assert out.getvalue() == b"out v1 /tmp 65534\n" and err.getvalue() == b"err\n"
-    assert driver.exec_capture(inst, ["sh", "-c", "echo hi; exit 0"]) == (0, "hi\n", "")
+    assert driver.exec_capture(inst, ["sh", "-c", "echo hi; exit 0"]) == (0, b"hi\n", b"")
     # interactive: our stdin goes to the process, its stdout comes back demultiplexed
     stdin_file = tmp_path / "stdin"
     stdin_file.write_bytes(b"typed line\n")

@@ -67,7 +67,8 @@ def test_vm_service_beside_a_container(
     deadline = time.monotonic() + 90
     text = ""
     while time.monotonic() < deadline:
-        _, text, _ = containers.exec_capture(ct, ["sh", "-c", fetch])
+        _, answer, _ = containers.exec_capture(ct, ["sh", "-c", fetch])
+        text = answer.decode(errors="replace")
         if "hello-from-vm" in text:
             break
         time.sleep(0.5)

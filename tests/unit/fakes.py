@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from compound.reconcile.rolling import Frontend
 from compound.runtimes.base import Capabilities, Driver, Instance, LogLine, ProgressFn
-from compound.spec.model import Dependency, Healthcheck, Network, Project, Service
+from compound.spec.model import Dependency, Healthcheck, Network, Project, Service, Volume
 
 
 def service(name: str, **kw: Any) -> Service:
@@ -183,3 +184,71 @@ class FakeDriver(Driver):
 
     def wait(self, instance: Instance, timeout: float | None = None) -> int:
         return 0
+
+
+class FakeEngine:
+    """The engine the verbs see (reconcile/project_engine.py), in memory: the
+    instances are the fake drivers' own; networks and volumes are names."""
+
+    def __init__(self, *drivers: FakeDriver, images: dict[str, str] | None = None) -> None:
+        self.drivers = drivers
+        self.networks: set[str] = set()
+        self.volumes: set[str] = set()
+        self.images = images or {}  # reference -> image id
+        self.balanced: set[str] = set()
+
+    def instances(self, *, include_stopped: bool = True, oneoff: bool = False) -> list[Instance]:
+        found = [i for d in self.drivers for i in d.instances.values()]
+        return sorted(
+            (i for i in found if i.oneoff == oneoff and (include_stopped or i.running)),
+            key=lambda i: (i.service, i.number, i.name),
+        )
+
+    def resources(self) -> tuple[Sequence[str], Sequence[str]]:
+        return sorted(self.networks), sorted(self.volumes)
+
+    def image_id(self, ref: str) -> str | None:
+        return self.images.get(ref)
+
+    def exposed_ports(self, image_id: str) -> frozenset[str]:
+        return frozenset()
+
+    def ensure_network(self, project: Project, network: Network) -> bool:
+        created = network.name not in self.networks
+        self.networks.add(network.name)
+        return created
+
+    def ensure_volume(self, project: Project, volume: Volume) -> bool:
+        created = volume.name not in self.volumes
+        self.volumes.add(volume.name)
+        return created
+
+    def remove_networks(self) -> list[str]:
+        gone, self.networks = sorted(self.networks), set()
+        return gone
+
+    def remove_volumes(self) -> list[str]:
+        gone, self.volumes = sorted(self.volumes), set()
+        return gone
+
+    def balanced_services(self) -> set[str]:
+        return set(self.balanced)
+
+    def remove_load_balancer(self, service: str) -> None:
+        self.balanced.discard(service)
+
+    def remove_load_balancers(self, services: Iterable[str] | None) -> list[str]:
+        only = set(services) if services is not None else set(self.balanced)
+        gone = sorted(self.balanced & only)
+        self.balanced -= only
+        return [f"demo-{s}-lb" for s in gone]
+
+    def frontend(
+        self,
+        project: Project,
+        service: Service,
+        *,
+        inspect: Callable[[Instance], Instance],
+        serving: Callable[[], Sequence[Instance]],
+    ) -> Frontend:
+        raise AssertionError("no unit test deploys a load-balanced service")

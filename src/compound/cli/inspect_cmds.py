@@ -7,6 +7,7 @@ import json
 import platform
 from typing import Annotated, Any
 
+import docker.errors
 import typer
 import yaml
 from rich.table import Table
@@ -16,15 +17,17 @@ from compound.cli.context import AppContext, app_context
 from compound.cli.logs_view import follow_logs
 from compound.cli.render import print_json
 from compound.engine import engine_version
-from compound.errors import EngineError, UsageError
-from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance
+from compound.errors import CompoundError, EngineError, NotSupportedError, UsageError
+from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Driver, Instance
 from compound.spec.model import Project
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
-def instance_row(inst: Instance, project: Project | None = None) -> dict[str, Any]:
+def instance_row(
+    inst: Instance, project: Project | None = None, driver: Driver | None = None
+) -> dict[str, Any]:
     ports = [
         f"{p.host_ip}:{p.host_port}->{p.target}/{p.protocol}"
         if p.host_port
@@ -41,7 +44,7 @@ def instance_row(inst: Instance, project: Project | None = None) -> dict[str, An
         "accel": d.get("accel", "-"),
         "boot_time": d.get("boot_time"),
         # a VM's container runs the launcher image; the service's image is what boots
-        "image": _service_image(inst, project),
+        "image": driver.shown_image(inst, project) if driver and project else inst.image,
         "status": inst.status,
         "health": inst.health,
         "exit_code": inst.exit_code,
@@ -49,13 +52,6 @@ def instance_row(inst: Instance, project: Project | None = None) -> dict[str, An
         "ports": ports,
         "id": inst.id,
     }
-
-
-def _service_image(inst: Instance, project: Project | None) -> str:
-    if inst.runtime == "container" or project is None:
-        return inst.image
-    svc = project.services.get(inst.service)
-    return (svc.image if svc and svc.image else None) or f"{project.name}-{inst.service}"
 
 
 def _boot(row: dict[str, Any]) -> str:
@@ -91,14 +87,14 @@ def register(app: typer.Typer) -> None:
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         instances = [
-            # runtimes other than containers add what only they know (kernel, boot)
-            i if i.runtime == "container" else session.driver_for(i).inspect(i.id)
+            # each runtime adds what only it knows (a VM's kernel, boot time)
+            session.driver_for(i).describe(i)
             for i in session.instances(names, include_stopped=all_)
         ]
-        rows = [instance_row(i, session.project) for i in instances]
+        rows = [instance_row(i, session.project, session.driver_for(i)) for i in instances]
         for row, inst in zip(rows, instances, strict=True):
-            if inst.runtime != "container":
-                row["health"] = session.health_of(inst)
+            # the engine's health, or a probe where the engine runs no healthcheck
+            row["health"] = session.health_of(inst)
         if json_out:
             print_json(rows)
             return
@@ -151,11 +147,12 @@ def register(app: typer.Typer) -> None:
         names = session.check_services(services or [])
         if console:
             for inst in session.instances(names):
-                read = getattr(session.driver_for(inst), "console", None)
-                if read is None:
-                    app_ctx.err.print(f"{inst.name}: a container has no separate kernel console")
+                try:
+                    text = session.driver_for(inst).console(inst)
+                except NotSupportedError as exc:
+                    app_ctx.err.print(exc.message, markup=False)
                     continue
-                for line in str(read(inst)).splitlines():
+                for line in text.splitlines():
                     app_ctx.out.print(f"{inst.service}-{inst.number} | {line}", markup=False)
             return
         if tail != "all" and not tail.isdigit():
@@ -182,19 +179,16 @@ def register(app: typer.Typer) -> None:
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         for inst in session.instances(names, include_stopped=False):
-            if inst.runtime != "container":
-                app_ctx.out.print(
-                    f"{inst.name} ({inst.runtime}): processes are inside the guest;"
-                    " use `compound exec` with ps",
-                    markup=False,
-                )
+            try:
+                procs = session.driver_for(inst).top(inst)
+            except NotSupportedError as exc:
+                app_ctx.out.print(exc.message, markup=False)
                 continue
-            data = session.client.api.top(inst.id)
             table = Table(title=inst.name, box=None, header_style="bold", title_justify="left")
-            for title in data.get("Titles", []):
+            for title in procs.titles:
                 table.add_column(title)
-            for proc in data.get("Processes", []) or []:
-                table.add_row(*[str(x) for x in proc])
+            for proc in procs.rows:
+                table.add_row(*proc)
             app_ctx.out.print(table)
 
     @app.command()
@@ -209,13 +203,13 @@ def register(app: typer.Typer) -> None:
                 img = session.client.images.get(inst.image_id or inst.image)
                 size = int(img.attrs.get("Size", 0))
                 tags = img.tags
-            except Exception:  # image removed after the container was made
+            except docker.errors.NotFound:  # image removed after the container was made
                 size, tags = 0, []
             rows.append(
                 {
                     "instance": inst.name,
                     # a VM's container runs the launcher image; the service's image is what boots
-                    "image": _service_image(inst, session.project),
+                    "image": session.driver_for(inst).shown_image(inst, session.project),
                     "id": inst.image_id,
                     "tags": tags,
                     "size": size,
@@ -379,8 +373,8 @@ def register(app: typer.Typer) -> None:
         info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
         try:
             info["engine"] = engine_version(app_ctx.client)
-        except Exception as exc:  # version must work without an engine
-            info["engine"] = f"unavailable ({exc})"
+        except CompoundError as exc:  # version must work without an engine
+            info["engine"] = f"unavailable ({exc.message})"
         if json_out:
             print_json(info)
         else:

@@ -14,9 +14,9 @@ from compound.cli.render import LiveProgress, print_json
 from compound.errors import CompoundError, UsageError
 from compound.planner.diff import Plan, UpOptions
 from compound.reconcile.drift import recreate_reasons
+from compound.reconcile.prepare import prepare_services
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
-from compound.spec.model import Service
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 Timeout = Annotated[
@@ -353,23 +353,16 @@ def _prepare_all(
     policy: str,
     ignore_failures: bool,
 ) -> None:
-    failures: dict[str, str] = {}
     with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
-
-        def one(name: str) -> None:
-            svc: Service = session.project.services[name].model_copy(update={"pull_policy": policy})
-            driver = session.drivers.get(svc.runtime) or session.drivers["container"]
-            try:
-                image_id = driver.prepare(
-                    session.project, svc, lambda _s, m: progress.update(name, "Working", m)
-                )
-                progress.update(name, verb, image_id[:19], done=True)
-            except CompoundError as exc:
-                progress.fail(name, exc.message)
-                failures[name] = exc.render()
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(one, names))
+        failures = prepare_services(
+            session.project,
+            names,
+            session.decide(names),
+            session.drivers,
+            policy=policy,
+            verb=verb,
+            progress=progress,
+        )
     if failures and not ignore_failures:
         first = next(iter(failures.values()))
         raise CompoundError(f"{len(failures)} of {len(names)} failed; first: {first}")

@@ -49,10 +49,10 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"service {service!r} has no running instance #{index}")
         inst = match[0]
         driver = session.driver_for(inst)
-        # a VM's guest agent runs commands without a terminal
+        # a runtime without terminals (a VM's guest agent) runs commands without one
         tty = (
             not no_tty
-            and inst.runtime == "container"
+            and driver.capabilities.terminal
             and sys.stdin.isatty()
             and sys.stdout.isatty()
         )
@@ -86,11 +86,11 @@ def register(app: typer.Typer) -> None:
         if deps and not no_deps:
             with LiveProgress(app_ctx.err, "Running", app_ctx.opts.progress) as progress:
                 session.up(UpOptions(services=tuple(deps)), progress=progress, command="run")
-        runtime = session.runtimes([service])[service]
+        driver = session.drivers[session.decide([service])[service].runtime]
         tty = (
             not no_tty
             and not detach
-            and runtime == "container"  # a VM's guest agent has no terminal to give
+            and driver.capabilities.terminal  # a VM's guest agent has no terminal to give
             and sys.stdin.isatty()
             and sys.stdout.isatty()
         )
@@ -114,15 +114,13 @@ def register(app: typer.Typer) -> None:
         if not service_ports:
             update["ports"] = ()
         one = svc.model_copy(update=update)
-        driver = session.drivers[runtime]
         session.ensure_resources_for([service])
         driver.prepare(session.project, one)
         inst = driver.create(session.project, one, 1, "oneoff", oneoff=True)
-        start_attached = getattr(driver, "start_attached", None)
-        if tty and start_attached is not None:
+        if tty:
             # at a prompt: the user's terminal is the container's (`run --rm app sh`)
             try:
-                code = start_attached(inst, tty=True)
+                code = driver.start_attached(inst, tty=True)
             finally:
                 if rm:
                     driver.remove(driver.inspect(inst.id), volumes=True)

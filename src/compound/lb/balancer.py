@@ -27,7 +27,7 @@ from pathlib import Path
 
 import docker
 
-from compound.errors import ServiceError
+from compound.errors import LoadBalancerError, ServiceError
 from compound.runtimes.base import LABEL_CONFIG_HASH, Instance
 from compound.runtimes.docker import list_load_balancers
 from compound.runtimes.hostops import atomic_write
@@ -46,7 +46,7 @@ from .config import (
     valid_server_name,
 )
 from .image import ensure_lb_image
-from .runtime_api import RuntimeAPIError, ServerState
+from .runtime_api import ServerState
 
 ADD_TIMEOUT = 30.0  # seconds for a new server to pass its first health check
 DRAIN_TIMEOUT = 30.0  # seconds for a drained server's sessions to end
@@ -82,7 +82,7 @@ class LoadBalancer:
         """Every server of every backend (one backend per published port)."""
         try:
             return runtime_api.servers(self.socket)
-        except RuntimeAPIError as exc:
+        except LoadBalancerError as exc:
             raise self._error(exc.message) from exc
 
     def backend_for(self, inst: Instance) -> Backend:
@@ -231,12 +231,12 @@ class LoadBalancer:
 
     def wait_answering(self, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        last: RuntimeAPIError | None = None
+        last: LoadBalancerError | None = None
         while time.monotonic() < deadline:
             try:
                 runtime_api.command(self.socket, "show info", timeout=2.0)
                 return
-            except RuntimeAPIError as exc:
+            except LoadBalancerError as exc:
                 last = exc
                 time.sleep(POLL)
         raise self._error(
@@ -254,7 +254,7 @@ class LoadBalancer:
     def _expect(self, line: str, *ok: str) -> None:
         try:
             runtime_api.expect(self.socket, line, *ok)
-        except RuntimeAPIError as exc:
+        except LoadBalancerError as exc:
             raise self._error(exc.message) from exc
 
     def _delete(self, name: str, *, timeout: float) -> None:
@@ -269,7 +269,7 @@ class LoadBalancer:
                     if "No such server" in answer:
                         break
                     answer = runtime_api.command(self.socket, f"del server {ref}").strip()
-                except RuntimeAPIError as exc:
+                except LoadBalancerError as exc:
                     raise self._error(exc.message) from exc
                 if answer in ("Server deleted.", "No such server.") or "No such server" in answer:
                     break

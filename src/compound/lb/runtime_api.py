@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from compound.errors import CompoundError
+from compound.errors import LoadBalancerError
 
 # sun_path holds 108 bytes; longer paths are reached through /proc/self/fd.
 _SUN_PATH_MAX = 100
@@ -32,10 +32,6 @@ _OP_STATES = {0: "down", 1: "starting", 2: "up", 3: "stopping"}
 _CHECK_OK = ("L4OK", "L6OK", "L7OK", "L7OKC")
 
 Admin = Literal["ready", "drain", "maint"]
-
-
-class RuntimeAPIError(CompoundError):
-    """The LB's admin socket did not answer, or refused a command."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ def command(path: Path, line: str, timeout: float = 5.0) -> str:
                     break
                 chunks.append(chunk)
     except OSError as exc:  # refused, missing socket, timeout
-        raise RuntimeAPIError(
+        raise LoadBalancerError(
             f"the load balancer's admin socket {path} did not answer `{line}`: {exc}"
         ) from exc
     return b"".join(chunks).decode(errors="replace")
@@ -98,7 +94,7 @@ def expect(path: Path, line: str, *ok: str, timeout: float = 5.0) -> None:
     commands that say nothing when they work)."""
     answer = command(path, line, timeout).strip()
     if answer not in ok:
-        raise RuntimeAPIError(f"HAProxy refused `{line}`: {answer or 'no answer'}")
+        raise LoadBalancerError(f"HAProxy refused `{line}`: {answer or 'no answer'}")
 
 
 def parse_servers_state(text: str) -> dict[tuple[str, str], dict[str, str]]:
@@ -113,7 +109,7 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], dict[str, str]]:
             header = line.lstrip("#").split()
             continue
         if not header:
-            raise RuntimeAPIError(f"unexpected `show servers state` answer: {line!r}")
+            raise LoadBalancerError(f"unexpected `show servers state` answer: {line!r}")
         row = dict(zip(header, line.split(), strict=False))
         rows[(row["be_name"], row["srv_name"])] = row
     return rows
@@ -123,7 +119,7 @@ def parse_stat(text: str) -> dict[tuple[str, str], dict[str, str]]:
     """``show stat`` CSV, servers only: (backend, server) -> column -> value."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines or not lines[0].startswith("# "):
-        raise RuntimeAPIError(f"unexpected `show stat` answer: {text[:80]!r}")
+        raise LoadBalancerError(f"unexpected `show stat` answer: {text[:80]!r}")
     reader = csv.DictReader([lines[0][2:], *lines[1:]])
     return {
         (row["pxname"], row["svname"]): row

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from compound.planner.graph import dependencies, start_levels, with_dependencies
+from compound.planner.runtime import RuntimeDecision
 from compound.planner.update import backend_service, load_balanced, update_policy
 from compound.runtimes.base import Instance
+from compound.runtimes.kind import Runtime
 from compound.spec.model import Project, Service
 
 StepAction = Literal["create", "recreate", "start", "restart", "remove", "keep"]
@@ -50,7 +52,7 @@ class ResourceStep:
 @dataclass(frozen=True)
 class ServicePlan:
     service: str
-    runtime: str
+    runtime: Runtime
     config_hash: str
     replicas: int
     steps: tuple[Step, ...]
@@ -58,6 +60,7 @@ class ServicePlan:
     image_id: str | None = None  # the local image the config hash was computed with
     load_balanced: bool = False  # replicas share published ports through compound's HAProxy
     update: str | None = None  # how recreated instances are replaced, when some are
+    decision: RuntimeDecision | None = None  # why it runs on ``runtime`` (None: a rollback's)
 
     @property
     def changed(self) -> bool:
@@ -87,6 +90,11 @@ class Plan:
             or any(s.changed for s in self.services)
             or (self.remove_orphans and bool(self.orphans))
         )
+
+    @property
+    def decisions(self) -> dict[str, RuntimeDecision]:
+        """The runtime decision of each planned service, as the history records it."""
+        return {sp.service: sp.decision for sp in self.services if sp.decision is not None}
 
     def for_service(self, name: str) -> ServicePlan:
         for sp in self.services:
@@ -158,13 +166,14 @@ def make_plan(
     image_ids: Mapping[str, str | None],
     existing_networks: Iterable[str] = (),
     existing_volumes: Iterable[str] = (),
-    runtimes: Mapping[str, str] | None = None,
+    decisions: Mapping[str, RuntimeDecision] | None = None,
     opts: UpOptions | None = None,
 ) -> Plan:
     """Compute the plan. ``actual`` holds this project's instances (any state);
-    ``runtimes`` gives the decided runtime per service (for runtime: auto)."""
+    ``decisions`` the runtime decision per service (planner/runtime.py; a
+    service left out runs on its declared runtime)."""
     opts = opts or UpOptions()
-    runtimes = runtimes or {}
+    decisions = decisions or {}
     order = selected_services(project, opts)
     by_service: dict[str, list[Instance]] = {}
     orphans: list[Instance] = []
@@ -183,7 +192,8 @@ def make_plan(
         svc = project.services[name]
         replicas = opts.scale.get(name, svc.replicas)
         want_hash = desired_hash(backend_service(svc, replicas), image_ids.get(name))
-        runtime = runtimes.get(name, svc.runtime)
+        decision = decisions.get(name) or RuntimeDecision.as_declared(svc)
+        runtime = decision.runtime
         steps = _service_steps(
             svc, by_service.get(name, []), replicas, want_hash, runtime, opts, recreated
         )
@@ -204,6 +214,7 @@ def make_plan(
                     if any(s.action == "recreate" for s in steps)
                     else None
                 ),
+                decision=decision,
             )
         )
     notes: list[str] = []
@@ -260,7 +271,7 @@ def _service_steps(
     have: list[Instance],
     replicas: int,
     want_hash: str,
-    runtime: str,
+    runtime: Runtime,
     opts: UpOptions,
     recreated: set[str],
 ) -> list[Step]:

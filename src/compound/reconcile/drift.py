@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import posixpath
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from compound.errors import CompoundError
 from compound.planner.diff import Plan
-from compound.runtimes.base import Change, Instance, RootChanges
+from compound.runtimes.base import Change, Driver, Instance, RootChanges
+from compound.runtimes.container_config import file_targets
+from compound.spec.model import Project
 
 SUMMARY_PATHS = 5  # paths named in a one-line summary
 
@@ -165,3 +169,25 @@ def config_drift(plan: Plan) -> tuple[ConfigDrift, ...]:
 def recreate_reasons(files: Iterable[InstanceDrift]) -> dict[str, str]:
     """instance id -> why, for ``UpOptions.drifted``."""
     return {f.id: summary(f.changes, limit=3) for f in files if f.drifted}
+
+
+def read_file_drift(
+    project: Project, instances: Iterable[Instance], driver_for: Callable[[Instance], Driver]
+) -> list[InstanceDrift]:
+    """What each of the file's instances changed in its root filesystem,
+    read in parallel (a VM answers through its guest agent)."""
+    targets = [i for i in instances if i.service in project.services]
+
+    def read(inst: Instance) -> InstanceDrift:
+        driver = driver_for(inst)
+        if not driver.capabilities.changes:
+            return InstanceDrift.of(inst, unknown=f"the {inst.runtime} runtime cannot tell")
+        try:
+            root = driver.changes(inst)
+        except CompoundError as exc:
+            return InstanceDrift.of(inst, unknown=exc.message)
+        declared = file_targets(project.services[inst.service])
+        return InstanceDrift.of(inst, classify(root, declared))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(targets)))) as pool:
+        return list(pool.map(read, targets))

@@ -98,10 +98,9 @@ def wait_healthy(
 
 def _exec_of(driver: Driver, hc: Healthcheck | None) -> ExecCapture | None:
     """The driver's exec, when there is a check to run and the runtime can run it."""
-    if check_command(hc) is None:
+    if check_command(hc) is None or not driver.capabilities.exec:
         return None
-    exec_capture: ExecCapture | None = getattr(driver, "exec_capture", None)
-    return exec_capture
+    return driver.exec_capture
 
 
 def wait_healthy_with(

@@ -1,9 +1,12 @@
 """The one driver interface that containers and VMs both implement.
 
-Modelled on Nomad's DriverPlugin: the reconciler asks a driver to create,
-start, stop, remove, inspect, read logs, exec, stats and wait; it never
-knows which runtime it talks to. A runtime states what it can do in
-``Capabilities`` instead of faking what it cannot.
+Modelled on Nomad's DriverPlugin: the reconciler and the CLI ask a driver
+to create, start, stop, remove, inspect, read logs, exec (wired to our
+stdio or captured), attach, describe, list processes, stats, wait and
+fingerprint the host; they never know which runtime they talk to. A
+runtime states what it can do in ``Capabilities``; every optional operation
+has a default here that raises :class:`NotSupportedError` saying why, so
+no caller probes a driver with ``getattr``.
 
 Every instance, whatever its runtime, is a Docker container carrying the
 labels below (a VM is a QEMU process inside a launcher container), so the
@@ -15,10 +18,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from compound.errors import NotSupportedError
 from compound.spec.model import Project, Service
+
+if TYPE_CHECKING:  # the check machinery imports the engine; drivers load it on use
+    from compound.runtimes.hostcheck import CheckDef, CheckEnv
 
 LABEL_PREFIX = "io.compound"
 LABEL_PROJECT = f"{LABEL_PREFIX}.project"
@@ -44,13 +50,18 @@ def _no_progress(service: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class Capabilities:
-    exec: bool = True
+    exec: bool = True  # exec and exec_capture
     logs: bool = True
     stats: bool = True
     pause: bool = True
     native_healthcheck: bool = True  # the engine runs the healthcheck itself
     console: bool = False  # a separate kernel console exists (VMs)
     changes: bool = False  # can list files changed since creation (`compound diff`)
+    terminal: bool = False  # exec and run can hand the user a terminal (tty, attach)
+    top: bool = False  # its processes can be listed from the host
+    # every port of the instance is reachable from its networks; a VM receives
+    # only the ports it declares (forwarded into the guest)
+    open_network: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,44 @@ class RootChanges:
 
     changes: tuple[Change, ...]
     managed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Processes:
+    """What `compound top` shows for one instance."""
+
+    titles: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+CheckStatus = Literal["ok", "warn", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """One thing a runtime needs from this host, as `compound doctor` shows it."""
+
+    name: str
+    status: CheckStatus
+    detail: str
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "hint": self.hint}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a runtime found on this host (Nomad's fingerprint): its checks,
+    in the order doctor prints them, and facts others read (``kvm_usable``)."""
+
+    runtime: str
+    checks: tuple[HostCheck, ...] = ()
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
 
 
 class Driver(abc.ABC):
@@ -203,6 +252,65 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def wait(self, instance: Instance, timeout: float | None = None) -> int:
         """Block until the instance exits; its exit code."""
+
+    def exec_capture(
+        self,
+        instance: Instance,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600.0,
+    ) -> tuple[int, bytes, bytes]:
+        """Run a command without our stdio (a healthcheck, a probe);
+        (exit code, stdout, stderr). ``capabilities.exec`` says whether it can."""
+        raise NotSupportedError(f"the {self.name} runtime cannot run commands in {instance.name}")
+
+    def start_attached(self, instance: Instance, *, tty: bool) -> int:
+        """Start a created instance wired to our terminal (`compound run` at a
+        prompt); its exit code. ``capabilities.terminal`` says whether it can."""
+        raise NotSupportedError(
+            f"the {self.name} runtime cannot give {instance.name} a terminal",
+            hint="run it without a terminal (-T)",
+        )
+
+    def console(self, instance: Instance) -> str:
+        """The instance's kernel console so far (``capabilities.console``)."""
+        raise NotSupportedError(
+            f"{instance.name}: the {self.name} runtime has no separate kernel console"
+        )
+
+    def top(self, instance: Instance) -> Processes:
+        """The instance's processes as the host sees them (``capabilities.top``)."""
+        raise NotSupportedError(f"{instance.name}: the {self.name} runtime cannot list processes")
+
+    def describe(self, instance: Instance) -> Instance:
+        """The instance as `ps` shows it: a listed instance plus what only this
+        runtime knows (kernel, accelerator, boot time). Listing is enough here."""
+        return instance
+
+    def shown_image(self, instance: Instance, project: Project) -> str:
+        """The image `ps` names: what the instance runs from."""
+        return instance.image
+
+    @classmethod
+    def host_checks(cls) -> tuple[CheckDef, ...]:
+        """What this runtime needs from the host, as `compound doctor` checks it."""
+        return ()
+
+    def fingerprint(self, *, quick: bool = False) -> Fingerprint:
+        """Run :meth:`host_checks` (``quick``: nothing that may take more than
+        a second): what this runtime found on this host."""
+        from compound.runtimes.hostcheck import run_checks
+
+        env = self._check_env(quick)
+        return Fingerprint(self.name, tuple(run_checks(env, self.host_checks())))
+
+    def _check_env(self, quick: bool) -> CheckEnv:
+        from compound.runtimes.hostcheck import CheckEnv
+
+        return CheckEnv(quick=quick)
 
     def changes(self, instance: Instance) -> RootChanges:
         """Files the instance changed in its root filesystem since it was

@@ -46,6 +46,8 @@ from compound.errors import (
     CompoundError,
     EngineError,
     ImageNotFoundError,
+    NoSuchInstanceError,
+    NotSupportedError,
     ServiceError,
 )
 from compound.runtimes.base import (
@@ -67,6 +69,7 @@ from compound.runtimes.base import (
     Instance,
     LogLine,
     PortBinding,
+    Processes,
     ProgressFn,
     RootChanges,
     _no_progress,
@@ -78,6 +81,7 @@ from compound.runtimes.container_config import (
     build_create_args,
     image_ref,
 )
+from compound.runtimes.hostcheck import CheckDef
 from compound.spec.model import Network, Project, Service, Volume
 
 DEFAULT_STOP_GRACE = 10  # seconds, the engine's own default
@@ -93,10 +97,6 @@ IMAGE_HINT = (
     "build or import it first: `make images` builds local/busybox and local/python; "
     "or `docker import`/`docker load` it"
 )
-
-
-class NoSuchInstanceError(EngineError):
-    """The container behind an Instance no longer exists."""
 
 
 # --- reading actual state ------------------------------------------------------
@@ -424,7 +424,7 @@ def volume_create_args(project_name: str, volume: Volume) -> dict[str, Any]:
 
 def ensure_volume(client: docker.DockerClient, project: Project, volume: Volume) -> bool:
     """Create the project volume unless it exists; True if created."""
-    existing = _inspect_volume(client, volume.name)
+    existing = inspect_volume(client, volume.name)
     if volume.external:
         if existing is None:
             raise EngineError(
@@ -440,7 +440,7 @@ def ensure_volume(client: docker.DockerClient, project: Project, volume: Volume)
     return True
 
 
-def _inspect_volume(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+def inspect_volume(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
     with engine_errors(f"inspect volume {name!r}"):
         try:
             return client.api.inspect_volume(name)
@@ -746,6 +746,8 @@ class ContainerDriver(Driver):
         native_healthcheck=True,
         console=False,
         changes=True,
+        terminal=True,
+        top=True,
     )
 
     def __init__(
@@ -766,6 +768,12 @@ class ContainerDriver(Driver):
         if self._client is None:
             self._client = connect()
         return self._client
+
+    @classmethod
+    def host_checks(cls) -> tuple[CheckDef, ...]:
+        from compound.runtimes.container_checks import CONTAINER_CHECKS
+
+        return CONTAINER_CHECKS
 
     # -- prepare ------------------------------------------------------------------
 
@@ -1139,13 +1147,27 @@ class ContainerDriver(Driver):
         user: str | None = None,
         workdir: str | None = None,
         env: dict[str, str] | None = None,
-    ) -> tuple[int, str, str]:
-        """Run a command without our stdio; (exit code, stdout, stderr)."""
+        timeout: float = 600.0,
+    ) -> tuple[int, bytes, bytes]:
+        """Run a command without our stdio; (exit code, stdout, stderr).
+        ``timeout`` is not enforced: the engine's exec API has none, and the
+        engine runs healthchecks itself (native_healthcheck)."""
         exec_id = self._exec_create(instance, command, user, workdir, env, False, False)
         with engine_errors(f"exec in {instance.name}"):
             out, err = self.client.api.exec_start(exec_id, demux=True)
         code = self._exec_exit_code(exec_id)
-        return code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+        return code, out or b"", err or b""
+
+    def console(self, instance: Instance) -> str:
+        raise NotSupportedError(f"{instance.name}: a container has no separate kernel console")
+
+    def top(self, instance: Instance) -> Processes:
+        with engine_errors(f"list the processes of {instance.name}"):
+            data = self.client.api.top(instance.id)
+        return Processes(
+            titles=tuple(data.get("Titles", [])),
+            rows=tuple(tuple(str(x) for x in proc) for proc in data.get("Processes", []) or []),
+        )
 
     def _exec_create(
         self,

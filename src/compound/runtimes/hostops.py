@@ -98,3 +98,16 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def host_is_vm() -> bool | None:
+    """Whether this host is itself a VM; None when it cannot tell."""
+    # x86 guests see the CPUID hypervisor bit as the "hypervisor" flag
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return " hypervisor" in line
+    except OSError:
+        return None
+    return None

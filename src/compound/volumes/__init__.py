@@ -8,3 +8,9 @@ enginedir.py  the same through the engine's archive API (any driver, remote engi
 writers.py    who uses a volume; pausing them for a consistent backup
 ops.py        ls, inspect, backup, restore as the CLI calls them
 """
+
+from __future__ import annotations
+
+from .ops import Result, VolumeRef, backup, restore, volume_info, volume_rows
+
+__all__ = ["Result", "VolumeRef", "backup", "restore", "volume_info", "volume_rows"]

@@ -38,10 +38,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from compound.errors import CompoundError
+from compound.errors import ArchiveError, CompoundError
 from compound.volumes import tarstream
 from compound.volumes.manifest import (
-    ArchiveError,
     Entry,
     Manifest,
     check_format,

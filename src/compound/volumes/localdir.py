@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from compound.engine import engine_address
-from compound.errors import CompoundError
+from compound.errors import ArchiveError, CompoundError
 from compound.volumes.archive import ArchiveWriter, Meter, read_archive
-from compound.volumes.manifest import ArchiveError, Entry, Manifest
+from compound.volumes.manifest import Entry, Manifest
 
 
 def local_mountpoint(attrs: dict[str, Any], *, write: bool = False) -> Path | None:

@@ -14,24 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from compound.errors import CompoundError
+from compound.errors import ArchiveError
 
 FORMAT = "compound-volume-backup"
 FORMAT_VERSION = 1
 
 # Entry types, as tar knows them; sockets are not archivable (tar skips them too).
 TYPES = ("dir", "file", "symlink", "hardlink", "fifo", "chardev", "blockdev")
-
-
-class ArchiveError(CompoundError):
-    """A backup archive that is not one, is damaged, or does not match its manifest."""
-
-    def __init__(self, archive: str, problem: str, *, hint: str | None = None) -> None:
-        super().__init__(
-            f"{archive}: {problem}",
-            hint=hint or "nothing was changed; use another backup (`compound volume backup`)",
-        )
-        self.problem = problem
 
 
 @dataclass(frozen=True)

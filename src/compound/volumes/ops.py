@@ -16,7 +16,7 @@ from compound.engine import engine_errors
 from compound.errors import CompoundError, UsageError
 from compound.reconcile.session import Session
 from compound.runtimes.base import LABEL_PROJECT, Instance
-from compound.runtimes.docker import _inspect_volume, ensure_volume
+from compound.runtimes.docker import ensure_volume, inspect_volume
 from compound.spec.model import Volume
 from compound.volumes.archive import ArchiveWriter, Meter, NullMeter
 from compound.volumes.enginedir import backup_engine, restore_engine
@@ -93,7 +93,7 @@ def volume_rows(session: Session, *, size: bool = False) -> list[dict[str, Any]]
 
 
 def volume_info(session: Session, ref: VolumeRef, *, size: bool = False) -> dict[str, Any]:
-    attrs = _inspect_volume(session.client, ref.name)
+    attrs = inspect_volume(session.client, ref.name)
     users = instances_using(session.client, ref.name) if attrs else []
     return {
         "key": ref.key,
@@ -180,7 +180,7 @@ def backup(
     ``on_paused`` is called with them once paused (tests look then)."""
     meter = meter or NullMeter()
     ref = resolve(session, name)
-    attrs = _inspect_volume(session.client, ref.name)
+    attrs = inspect_volume(session.client, ref.name)
     if attrs is None:
         raise missing_error(session, ref)
     mountpoint = _choose(attrs, via, write=False)
@@ -245,13 +245,13 @@ def restore(
     ref = resolve(session, name)
     if not archive.is_file():
         raise CompoundError(f"no backup file {archive}", hint="give the path of a backup archive")
-    attrs = _inspect_volume(session.client, ref.name)
+    attrs = inspect_volume(session.client, ref.name)
     created = False
     if attrs is None:
         if ref.declared is None:
             raise missing_error(session, ref)
         ensure_volume(session.client, session.project, ref.declared)
-        attrs = _inspect_volume(session.client, ref.name) or {}
+        attrs = inspect_volume(session.client, ref.name) or {}
         created = True
     try:
         busy = [i for i in instances_using(session.client, ref.name) if i.running]

@@ -19,10 +19,10 @@ from typing import Any
 import docker
 
 from compound.engine import engine_errors
-from compound.errors import CompoundError
+from compound.errors import CompoundError, NoSuchInstanceError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
-from compound.runtimes.docker import NoSuchInstanceError, inspect_instance
+from compound.runtimes.docker import inspect_instance
 
 
 def instances_using(

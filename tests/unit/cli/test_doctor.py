@@ -17,6 +17,7 @@ from compound.advisor import HostFacts
 from compound.cli import doctor_cmd
 from compound.cli.doctor_cmd import CheckDef, DoctorEnv, Verdict
 from compound.errors import EngineUnavailableError, UsageError, VMError
+from compound.runtimes.vm import fingerprint as vm_checks
 
 FACTS = HostFacts(
     kvm_usable=None, host_is_vm=True, os="linux", arch="x86_64", cpus=2.0, memory=4 << 30
@@ -54,6 +55,7 @@ def _const(v: Verdict) -> Any:
 @pytest.fixture
 def fake_facts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor_cmd, "host_facts", lambda: FACTS)
+    monkeypatch.setattr(vm_checks, "host_is_vm", lambda: FACTS.host_is_vm)
 
 
 @pytest.fixture
@@ -176,29 +178,29 @@ def test_quick_and_prepare_do_not_combine(checks: list[CheckDef]) -> None:
 
 def test_qemu_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    v = doctor_cmd.check_qemu(DoctorEnv())
+    v = vm_checks.check_qemu(DoctorEnv())
     assert v.status == "fail" and v.hint == "apt-get install qemu-system-x86"
-    v = doctor_cmd.check_qemu_img(DoctorEnv())
+    v = vm_checks.check_qemu_img(DoctorEnv())
     assert v.status == "warn" and "qemu-utils" in (v.hint or "")
 
 
 def test_mkfs_version_parsing() -> None:
-    assert doctor_cmd._mkfs_version("mke2fs 1.47.0 (5-Feb-2023)") == (1, 47, 0)
-    assert doctor_cmd._mkfs_version("mke2fs 1.42.9 (28-Dec-2013)") == (1, 42, 9)
-    assert doctor_cmd._mkfs_version("mke2fs 1.46 (1-Jan-2021)") == (1, 46)
-    assert doctor_cmd._mkfs_version("garbage") is None
+    assert vm_checks._mkfs_version("mke2fs 1.47.0 (5-Feb-2023)") == (1, 47, 0)
+    assert vm_checks._mkfs_version("mke2fs 1.42.9 (28-Dec-2013)") == (1, 42, 9)
+    assert vm_checks._mkfs_version("mke2fs 1.46 (1-Jan-2021)") == (1, 46)
+    assert vm_checks._mkfs_version("garbage") is None
 
 
 def test_old_mkfs_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: "/sbin/mkfs.ext4")
-    monkeypatch.setattr(doctor_cmd, "_tool", lambda argv: "mke2fs 1.42.9 (28-Dec-2013)")
-    v = doctor_cmd.check_mkfs(DoctorEnv())
+    monkeypatch.setattr(vm_checks, "tool", lambda argv: "mke2fs 1.42.9 (28-Dec-2013)")
+    v = vm_checks.check_mkfs(DoctorEnv())
     assert v.status == "fail" and "1.42.9" in v.detail and "-d" in v.detail
 
 
 def test_quick_kernel_and_initramfs_report_the_cache(tmp_path: Path) -> None:
     env = DoctorEnv(quick=True, cache_dir=tmp_path)
-    assert doctor_cmd.check_kernel(env) == Verdict(
+    assert vm_checks.check_kernel(env) == Verdict(
         "skip", "not probed (--quick); nothing cached yet"
     )
     entry = tmp_path / "kernel" / "linux-image-x_1.v4"
@@ -206,8 +208,8 @@ def test_quick_kernel_and_initramfs_report_the_cache(tmp_path: Path) -> None:
     (entry / "manifest.json").write_text("{}")
     (tmp_path / "initramfs").mkdir()
     (tmp_path / "initramfs" / "initramfs-abc.cpio").write_bytes(b"x" * 2048)
-    assert "linux-image-x_1.v4" in doctor_cmd.check_kernel(env).detail
-    v = doctor_cmd.check_initramfs(env)
+    assert "linux-image-x_1.v4" in vm_checks.check_kernel(env).detail
+    v = vm_checks.check_initramfs(env)
     assert v.status == "skip" and "initramfs-abc.cpio (2 KiB)" in v.detail
 
 
@@ -222,10 +224,10 @@ def test_kvm_probe_result_and_host_facts(
         calls.append(cache)
         return AccelProbe("kvm", "a KVM guest booted in 0.40s", 0.4)
 
-    monkeypatch.setattr(doctor_cmd, "probe_accel", probe)
+    monkeypatch.setattr(vm_checks, "probe_accel", probe)
     env = DoctorEnv(cache_dir=tmp_path)
     env.kernel, env.initramfs = object(), object()  # type: ignore[assignment]
-    v = doctor_cmd.check_kvm(env)
+    v = vm_checks.check_kvm(env)
     if Path("/dev/kvm").exists():
         assert v.status == "ok" and "kvm" in v.detail
     assert calls == [tmp_path]
@@ -234,7 +236,7 @@ def test_kvm_probe_result_and_host_facts(
     (tmp_path / "accel.json").write_text(
         json.dumps({"k": {"accel": "tcg", "reason": "no boot", "kvm_boot_seconds": None}})
     )
-    v = doctor_cmd.check_kvm(DoctorEnv(quick=True, cache_dir=tmp_path))
+    v = vm_checks.check_kvm(DoctorEnv(quick=True, cache_dir=tmp_path))
     assert "not probed (--quick)" in v.detail and "tcg: no boot" in v.detail
     assert len(calls) == 1
 
@@ -252,10 +254,10 @@ def test_launcher_not_built_is_a_warning_with_the_prepare_hint() -> None:
     class Client:
         images = Images()
 
-    v = doctor_cmd.check_launcher(DoctorEnv(client=Client()))  # type: ignore[arg-type]
+    v = vm_checks.check_launcher(DoctorEnv(client=Client()))  # type: ignore[arg-type]
     assert v.status == "warn" and "not built" in v.detail
     assert "--prepare" in (v.hint or "")
-    v = doctor_cmd.check_launcher(DoctorEnv())
+    v = vm_checks.check_launcher(DoctorEnv())
     assert v.status == "skip"
 
 
@@ -266,11 +268,11 @@ def test_caches_sizes_and_counts(tmp_path: Path) -> None:
         f.truncate(64 << 20)  # sparse
     (root / "disks" / ".a.ext4.lock").touch()
     (root / "run" / "p-web-1").mkdir(parents=True)
-    v = doctor_cmd.check_caches(DoctorEnv(cache_dir=root))
+    v = vm_checks.check_caches(DoctorEnv(cache_dir=root))
     assert v.status in ("ok", "warn")
     assert "disks/" in v.detail and "1 entry" in v.detail and "64.0 MiB sparse" in v.detail
     assert "run/ " in v.detail and "1 instance" in v.detail
-    empty = doctor_cmd.check_caches(DoctorEnv(cache_dir=tmp_path / "none" / "vm"))
+    empty = vm_checks.check_caches(DoctorEnv(cache_dir=tmp_path / "none" / "vm"))
     assert empty.status == "ok" and "empty" in empty.detail
 
 
@@ -293,3 +295,25 @@ def test_quick_for_real_against_the_engine() -> None:
     # and as a table
     code2, table, _ = _invoke("doctor", "--quick", with_globals=True)
     assert code2 == code and "docker engine" in table and "Traceback" not in table
+
+
+def test_doctor_runs_every_drivers_fingerprint_checks_in_runtime_order() -> None:
+    from compound.runtimes.docker import ContainerDriver
+    from compound.runtimes.vm.driver import VMDriver
+
+    names = [c.name for c in doctor_cmd.CHECKS]
+    drivers = [c.name for c in (*ContainerDriver.host_checks(), *VMDriver.host_checks())]
+    assert names[: len(drivers)] == drivers
+    assert names[0] == "docker engine" and "kvm" in drivers and "launcher image" in drivers
+
+
+def test_a_fingerprint_runs_the_drivers_checks_quickly_and_says_whether_it_is_usable() -> None:
+    from compound.runtimes.vm.driver import VMDriver
+
+    fp = VMDriver().fingerprint(quick=True)
+    assert fp.runtime == "vm"
+    assert [c.name for c in fp.checks] == [c.name for c in VMDriver.host_checks()]
+    by_name = {c.name: c for c in fp.checks}
+    assert by_name["guest kernel"].status == "skip"  # --quick boots and downloads nothing
+    assert fp.usable == all(c.status != "fail" for c in fp.checks)
+    assert "kvm_usable" not in fp.facts  # not probed

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compound.lb.runtime_api import (
-    RuntimeAPIError,
+    LoadBalancerError,
     ServerState,
     admin_state,
     command,
@@ -70,9 +70,9 @@ def test_admin_state_bits(bits: int, admin: str) -> None:
 
 
 def test_garbage_is_an_error_not_an_empty_list() -> None:
-    with pytest.raises(RuntimeAPIError):
+    with pytest.raises(LoadBalancerError):
         parse_stat("Unknown command\n")
-    with pytest.raises(RuntimeAPIError):
+    with pytest.raises(LoadBalancerError):
         parse_servers_state("1\nno header here\n")
 
 
@@ -122,7 +122,7 @@ def test_command_and_expect(tmp_path: Path) -> None:
     with serve(sock, {"show version": "2.6.12\n", "set server b/s state drain": "\n"}) as received:
         assert command(sock, "show version") == "2.6.12\n"
         expect(sock, "set server b/s state drain", "")
-        with pytest.raises(RuntimeAPIError, match=r"refused `del server b/s`: Unknown command\."):
+        with pytest.raises(LoadBalancerError, match=r"refused `del server b/s`: Unknown command\."):
             expect(sock, "del server b/s", "Server deleted.")
     assert received == ["show version", "set server b/s state drain", "del server b/s"]
 
@@ -135,7 +135,7 @@ def test_a_socket_path_longer_than_sun_path_still_works(long_dir: Path) -> None:
 
 
 def test_no_socket_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeAPIError) as err:
+    with pytest.raises(LoadBalancerError) as err:
         command(tmp_path / "admin.sock", "show stat", timeout=1)
     assert str(tmp_path / "admin.sock") in err.value.message
     assert "`show stat`" in err.value.message

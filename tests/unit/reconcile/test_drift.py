@@ -5,6 +5,7 @@ import json
 
 from compound.errors import VMError
 from compound.planner.diff import UpOptions, desired_hash, make_plan
+from compound.planner.runtime import RuntimeDecision
 from compound.reconcile.drift import (
     ConfigDrift,
     DriftReport,
@@ -17,6 +18,7 @@ from compound.reconcile.drift import (
     tally,
 )
 from compound.runtimes.base import Capabilities, Change, Instance, RootChanges
+from compound.runtimes.kind import Runtime
 from tests.unit.fakes import FakeDriver, instance, project, service
 
 
@@ -161,7 +163,10 @@ def test_config_drift_is_read_from_the_plans_recreate_steps():
     web = instance("web", hash_="old", id="w")
     db = instance("db", hash_=_hash(p, "db"), id="d")  # runtime container, file says vm
     plan = make_plan(
-        p, [web, db], image_ids={n: "sha256:img" for n in p.services}, runtimes={"db": "vm"}
+        p,
+        [web, db],
+        image_ids={n: "sha256:img" for n in p.services},
+        decisions={"db": RuntimeDecision(Runtime.VM, "vm")},
     )
     assert config_drift(plan) == (
         ConfigDrift("db", "demo-db-1", "d", "runtime changed"),

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from compound.errors import ArchiveError
 from compound.volumes.archive import (
     HEADER,
     ArchiveWriter,
     read_archive,
 )
 from compound.volumes.localdir import DirExtractor, backup_dir, restore_dir
-from compound.volumes.manifest import ArchiveError, Entry, Manifest, check_tree
+from compound.volumes.manifest import Entry, Manifest, check_tree
 from tests.unit.volumes.helpers import (
     craft_archive,
     snapshot,

@@ -3,5 +3,9 @@ launcher container. See NOTES.md for the measured design decisions.
 
 Modules (nothing is imported eagerly; each pulls in only what it needs):
 kernel, initramfs, basedisk, imageconfig, guestconfig, qemu, accel, vm,
-launcher_image, launcher, driver.
+launcher_image, launcher, driver, fingerprint (its host checks).
 """
+
+from ._util import default_cache_dir
+
+__all__ = ["default_cache_dir"]

@@ -167,6 +167,8 @@ def cached_kvm_usable(cache_dir: Path | None = None) -> bool | None:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(known, dict):  # a cache problem must not break advice
+        return None
     answers = {str(v.get("accel")) for v in known.values() if isinstance(v, dict)}
     if len(answers) != 1:
         return None

@@ -36,14 +36,17 @@ from compound.runtimes.base import (
     LABEL_RUNTIME,
     Capabilities,
     Driver,
+    Fingerprint,
     Instance,
     LogLine,
+    Processes,
     ProgressFn,
     RootChanges,
     _no_progress,
 )
 from compound.runtimes.container_config import build_create_args, image_ref
 from compound.runtimes.docker import ContainerDriver, service_error
+from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.spec.model import Project, Service, VolumeMount
 
 from ._util import default_cache_dir
@@ -116,6 +119,9 @@ class VMDriver(Driver):
         native_healthcheck=False,
         console=True,
         changes=True,
+        open_network=False,
+        terminal=False,  # the guest agent runs commands without a terminal
+        top=False,  # the processes are the guest's
     )
 
     def __init__(
@@ -567,6 +573,40 @@ class VMDriver(Driver):
 
     def stats(self, instance: Instance) -> dict[str, Any]:
         return self._containers.stats(instance)
+
+    @classmethod
+    def host_checks(cls) -> tuple[CheckDef, ...]:
+        from compound.runtimes.vm.fingerprint import VM_CHECKS
+
+        return VM_CHECKS
+
+    def _check_env(self, quick: bool) -> CheckEnv:
+        try:
+            client: docker.DockerClient | None = self.client
+        except CompoundError:  # no engine: the launcher check says so
+            client = None
+        return CheckEnv(quick=quick, client=client, cache_dir=self.cache_dir)
+
+    def fingerprint(self, *, quick: bool = False) -> Fingerprint:
+        """The VM checks, and whether KVM really works when the probe ran."""
+        env = self._check_env(quick)
+        checks = tuple(run_checks(env, self.host_checks()))
+        facts = {"kvm_usable": env.accel.accel == "kvm"} if env.accel is not None else {}
+        return Fingerprint(self.name, checks, facts)
+
+    def top(self, instance: Instance) -> Processes:
+        raise NotSupportedError(
+            f"{instance.name} (vm): processes are inside the guest; use `compound exec` with ps"
+        )
+
+    def describe(self, instance: Instance) -> Instance:
+        """With the kernel version, accelerator and boot time (inspect adds them)."""
+        return self.inspect(instance.id)
+
+    def shown_image(self, instance: Instance, project: Project) -> str:
+        # the container runs the launcher image; the service's image is what boots
+        svc = project.services.get(instance.service)
+        return (svc.image if svc and svc.image else None) or f"{project.name}-{instance.service}"
 
     def changes(self, instance: Instance) -> RootChanges:
         """The guest's root filesystem against its image (rootdiff.py); only

@@ -327,11 +327,13 @@ def qmp(
     path: Path, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10.0
 ) -> Any:
     """Run one QMP command on the monitor at ``path`` and return its result."""
+    from qemu.qmp import QMPError
+
     try:
         return asyncio.run(_qmp(path, [(command, arguments)], timeout))[0]
     except (TimeoutError, OSError) as exc:
         raise VMError(f"QMP {command} on {path} failed: {exc!r}") from exc
-    except Exception as exc:  # qemu.qmp's own errors (ExecuteError, ConnectError, ...)
+    except QMPError as exc:  # qemu.qmp's own errors (ExecuteError, ConnectError, ...)
         raise VMError(f"QMP {command} on {path} failed: {exc}") from exc
 
 

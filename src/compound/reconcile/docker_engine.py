@@ -1,0 +1,75 @@
+"""The project engine of a real Docker Engine (see project_engine.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import docker
+
+from compound import lb
+from compound.errors import EngineError
+from compound.lb.frontend import BalancedFrontend
+from compound.reconcile.rolling import Frontend
+from compound.runtimes import docker as engine
+from compound.runtimes.base import Instance
+from compound.spec.model import Network, Project, Service, Volume
+
+
+class DockerProjectEngine:
+    def __init__(self, client: docker.DockerClient, project_name: str) -> None:
+        self.client = client
+        self.project_name = project_name
+
+    def instances(self, *, include_stopped: bool = True, oneoff: bool = False) -> list[Instance]:
+        return engine.list_instances(
+            self.client, self.project_name, include_stopped=include_stopped, oneoff=oneoff
+        )
+
+    def resources(self) -> tuple[Sequence[str], Sequence[str]]:
+        nets, vols = engine.project_resources(self.client, self.project_name)
+        return nets, vols
+
+    def image_id(self, ref: str) -> str | None:
+        # a bad reference is not the plan's to report: prepare() says it clearly
+        try:
+            return engine.local_image_id(self.client, ref)
+        except EngineError:
+            return None
+
+    def exposed_ports(self, image_id: str) -> frozenset[str]:
+        try:
+            config = self.client.images.get(image_id).attrs["Config"]
+        except docker.errors.DockerException:
+            return frozenset()
+        return frozenset(config.get("ExposedPorts") or {})
+
+    def ensure_network(self, project: Project, network: Network) -> bool:
+        return engine.ensure_network(self.client, project, network)
+
+    def ensure_volume(self, project: Project, volume: Volume) -> bool:
+        return engine.ensure_volume(self.client, project, volume)
+
+    def remove_networks(self) -> list[str]:
+        return engine.remove_networks(self.client, self.project_name)
+
+    def remove_volumes(self) -> list[str]:
+        return engine.remove_volumes(self.client, self.project_name)
+
+    def balanced_services(self) -> set[str]:
+        return {i.service for i in engine.list_load_balancers(self.client, self.project_name)}
+
+    def remove_load_balancer(self, service: str) -> None:
+        lb.remove(self.client, self.project_name, service)
+
+    def remove_load_balancers(self, services: Iterable[str] | None) -> list[str]:
+        return lb.remove_load_balancers(self.client, self.project_name, services)
+
+    def frontend(
+        self,
+        project: Project,
+        service: Service,
+        *,
+        inspect: Callable[[Instance], Instance],
+        serving: Callable[[], Sequence[Instance]],
+    ) -> Frontend:
+        return BalancedFrontend(self.client, project, service, inspect=inspect, serving=serving)
