@@ -91,6 +91,7 @@ bench: deps venv engine images
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/vm_boot.py
 	$(VENV)/bin/python bench/placement.py
+	$(VENV)/bin/python bench/fuzz_spec.py
 	$(VENV)/bin/python bench/volume_backup.py
 	$(VENV)/bin/python bench/rolling_update.py
 

@@ -37,14 +37,31 @@ def duration(value: Any, path: Path) -> float:
         invalid(path, str(exc), DURATION_HINT)
 
 
-def size(value: Any, path: Path) -> int:
+# What the engine takes for a size (an int64 of bytes); beyond it a file
+# would pass `config` and fail only at `up`.
+MAX_SIZE = 2**63 - 1
+
+
+def size(value: Any, path: Path, *, maximum: int = MAX_SIZE) -> int:
     try:
-        return parse_size(value)
+        result = parse_size(value)
     except UnitError as exc:
         invalid(path, str(exc), SIZE_HINT)
+    if result > maximum:
+        invalid(path, f"{value!r} is larger than {_bytes(maximum)}", SIZE_HINT)
+    return result
 
 
-def integer(value: Any, path: Path, *, minimum: int | None = None) -> int:
+def _bytes(n: int) -> str:
+    for unit, shift in (("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):g} {unit}"
+    return f"{n} bytes"
+
+
+def integer(
+    value: Any, path: Path, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     if isinstance(value, bool):
         invalid(path, f"must be an integer, not {value!r}")
     if isinstance(value, float) and value.is_integer():
@@ -58,6 +75,8 @@ def integer(value: Any, path: Path, *, minimum: int | None = None) -> int:
         invalid(path, f"must be an integer, not {value!r}")
     if minimum is not None and value < minimum:
         invalid(path, f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        invalid(path, f"must be at most {maximum}, not {value}")
     return value
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from compound.errors import Location, SpecError
 
+from .files import read_text_bounded
 from .interpolate import Interpolator, TemplateError
 
 Lookup = Callable[[str], str | None]
@@ -51,13 +52,7 @@ def parse_dotenv(
 def read_dotenv(
     path: str, lookup: Lookup, *, warn: Callable[[str], None] = lambda _msg: None
 ) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise SpecError("env file is not valid UTF-8", location=Location(path)) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read env file: {exc.strerror}", location=Location(path)) from None
+    text = read_text_bounded(path, "env file")
     return parse_dotenv(text, lookup, file=path, warn=warn)
 
 

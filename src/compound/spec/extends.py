@@ -86,10 +86,13 @@ class ExtendsResolver:
         try:
             doc = self._load_file(path)
         except SpecError as exc:
-            if exc.message.startswith("file not found"):
+            if exc.location is not None and exc.location.line is None:
+                # the file itself could not be read (missing, a device, too
+                # large): say so where extends names it
                 raise SpecError(
-                    f"cannot extend service {name!r}: file not found: {path}",
+                    f"cannot extend service {name!r}: {exc.message}",
                     location=location_of(ext.entry_mark(), ("services", name, "extends", "file")),
+                    hint=exc.hint,
                 ) from None
             raise
         services = doc.get("services")

@@ -184,7 +184,7 @@ class _Load:
         if merged is None or not any(k != "version" for k in merged.value):
             raise SpecError(
                 "the Compose file is empty",
-                location=Location(shown_first),
+                location=Location(shown_first, 1, 1),
                 hint="define at least one service under `services:`",
             )
         return self.build(merged, name, files, working_dir, shown_first)

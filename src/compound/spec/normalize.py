@@ -18,9 +18,12 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from compound.errors import SpecError
+
 from . import convert
 from .context import Context, Invalid, invalid
 from .dotenv import parse_dotenv
+from .files import read_text_bounded
 from .model import (
     BuildSpec,
     Dependency,
@@ -106,6 +109,12 @@ _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
 _SERVICE_REF = ("network_mode", "ipc", "pid")
 
+# Sane maxima, beyond what any one host offers, so a typo fails at `config`
+# instead of at `up` (or in a planner asked for a billion instances):
+MAX_REPLICAS = 10_000  # per service; a busy Docker host runs a few thousand containers
+MAX_VM_MEMORY = 16 << 40  # 16 TiB: more than the largest x86 servers' RAM
+MAX_VCPUS = 288  # QEMU's limit for an x86 guest
+
 
 def normalize_service(name: str, raw: dict[str, Any], ctx: Context, *, enabled: bool) -> Service:
     """The model of one service; bad values are recorded in ``ctx`` and left at defaults."""
@@ -170,7 +179,7 @@ class _ServiceNormalizer:
             "healthcheck": self.healthcheck,
             "restart": self.restart,
             "deploy": self.deploy,
-            "scale": lambda v, p: convert.integer(v, p, minimum=0),
+            "scale": lambda v, p: convert.integer(v, p, minimum=0, maximum=MAX_REPLICAS),
             "cpus": convert.number,
             "cpu_shares": convert.integer,
             "mem_limit": convert.size,
@@ -352,7 +361,7 @@ class _ServiceNormalizer:
             spec = {"path": entry} if isinstance(entry, str) else entry
             file = self.ctx.host_path(spec["path"])
             required = spec.get("required", True)
-            if not os.path.isfile(file):
+            if not os.path.exists(file):
                 if required:
                     invalid(
                         path,
@@ -366,10 +375,9 @@ class _ServiceNormalizer:
                 return found if found is not None else explicit.get(key)
 
             try:
-                with open(file, encoding="utf-8-sig") as fh:
-                    text = fh.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                invalid(path, f"cannot read env file {file}: {exc}")
+                text = read_text_bounded(file, "env file")
+            except SpecError as exc:
+                invalid(path, exc.message)
             if spec.get("format") == "raw":
                 for line in text.splitlines():
                     if line.strip() and not line.lstrip().startswith("#"):
@@ -639,7 +647,9 @@ class _ServiceNormalizer:
                 )
             fields["mode"] = mode
         if value.get("replicas") is not None:
-            fields["replicas"] = convert.integer(value["replicas"], (*path, "replicas"), minimum=0)
+            fields["replicas"] = convert.integer(
+                value["replicas"], (*path, "replicas"), minimum=0, maximum=MAX_REPLICAS
+            )
         resources = value.get("resources") or {}
         fields["resources"] = DeployResources(
             limits=self.resources(resources.get("limits") or {}, (*path, "resources", "limits")),
@@ -830,11 +840,15 @@ class _ServiceNormalizer:
         vm = value.get("vm") or {}
         vm_fields: dict[str, Any] = {}
         if vm.get("memory") is not None:
-            vm_fields["memory"] = convert.size(vm["memory"], (*path, "vm", "memory"))
+            vm_fields["memory"] = convert.size(
+                vm["memory"], (*path, "vm", "memory"), maximum=MAX_VM_MEMORY
+            )
             if vm_fields["memory"] <= 0:
                 invalid((*path, "vm", "memory"), "VM memory must be more than 0 bytes")
         if vm.get("vcpus") is not None:
-            vm_fields["vcpus"] = vm["vcpus"]
+            vm_fields["vcpus"] = convert.integer(
+                vm["vcpus"], (*path, "vm", "vcpus"), minimum=1, maximum=MAX_VCPUS
+            )
         if vm.get("kernel") is not None:
             vm_fields["kernel"] = self.ctx.host_path(vm["kernel"])
         for key in ("kernel_args", "accel"):

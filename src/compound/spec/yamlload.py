@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 import yaml
+import yaml.reader
 from yaml.composer import Composer
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.parser import Parser
@@ -28,9 +29,14 @@ from yaml.scanner import Scanner
 
 from compound.errors import Location, SpecError
 
+from .files import read_bounded
 from .nodes import OVERRIDE, RESET, Mark, Node, Path, render_path
 
 MAX_NODES = 1_000_000  # after alias expansion
+# Scalar text after alias expansion: a big anchor aliased many times is small
+# on disk but costs its expanded size in every later step (a 1 MB anchor
+# aliased 200 times kept `config` busy for minutes).
+MAX_EXPANDED_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 100  # nesting; far beyond any real Compose file
 
 _PLAIN = "tag:compound:plain"  # every untagged plain scalar; typed by _plain_value
@@ -106,6 +112,7 @@ class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
         self.count = 0
+        self.bytes = 0
         self.active: set[int] = set()
 
     def mark(self, ynode: yaml.Node) -> Mark:
@@ -129,6 +136,15 @@ class _Builder:
             raise self.error(ynode, path, "recursive YAML alias")
         tag = _COMPOSE_TAGS.get(ynode.tag)
         if isinstance(ynode, ScalarNode):
+            self.bytes += len(ynode.value)
+            if self.bytes > MAX_EXPANDED_BYTES:
+                raise self.error(
+                    ynode,
+                    path,
+                    f"document larger than {MAX_EXPANDED_BYTES >> 20} MiB after expanding"
+                    " YAML aliases",
+                    hint="an anchor aliased many times multiplies its size; use fewer aliases",
+                )
             return Node(self.scalar(ynode, path), self.mark(ynode), tag=tag)
         self.active.add(id(ynode))
         try:
@@ -245,6 +261,9 @@ def parse_yaml(text: str | bytes, file: str) -> list[Node]:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file) from None
+    except yaml.reader.ReaderError as exc:
+        # a character YAML does not allow: PyYAML gives its offset, the user wants a line
+        raise _reader_error(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", location=Location(file)) from None
     except RecursionError:
@@ -261,6 +280,19 @@ _PLAIN_PROBLEMS = (
     ("found undefined alias", "unknown alias (no matching &anchor above)"),
     ("found unexpected end of stream", "the file ends inside a quoted or bracketed value"),
 )
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str | bytes, file: str) -> SpecError:
+    decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    before = decoded[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return SpecError(
+        f"invalid YAML: character U+{code:04X} is not allowed in a YAML file",
+        location=Location(file, line, column),
+        hint="remove it, or quote binary data (base64)",
+    )
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
@@ -283,13 +315,4 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
 def read_yaml_file(path: str, display: str | None = None) -> list[Node]:
     """Parse a file; ``display`` is the name used in positions (default: path)."""
     name = display or path
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise SpecError(f"file not found: {path}", location=Location(name)) from None
-    except IsADirectoryError:
-        raise SpecError(f"{path} is a directory, not a file", location=Location(name)) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror}", location=Location(name)) from None
-    return parse_yaml(data, name)
+    return parse_yaml(read_bounded(path, "file", Location(name)), name)
