@@ -13,18 +13,23 @@ from pathlib import Path
 import docker
 import pytest
 
-from compound.errors import EngineError, ImageNotFoundError, NotSupportedError, ServiceError
-from compound.runtimes.base import LABEL_PROJECT, Instance
-from compound.runtimes.docker import (
-    ContainerDriver,
-    NoSuchInstanceError,
+from compound.engine.resources import (
     ensure_network,
     ensure_volume,
-    list_instances,
     project_resources,
     remove_networks,
     remove_volumes,
 )
+from compound.errors import (
+    EngineError,
+    ImageNotFoundError,
+    NoSuchInstanceError,
+    NotSupportedError,
+    ServiceError,
+)
+from compound.runtimes.base import LABEL_PROJECT, Instance
+from compound.runtimes.container import ContainerDriver
+from compound.runtimes.instances import list_instances
 from compound.spec.model import (
     BuildSpec,
     FileObject,

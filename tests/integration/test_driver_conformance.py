@@ -16,9 +16,10 @@ from typing import Any
 import docker
 import pytest
 
+from compound.engine.resources import ensure_network
 from compound.errors import EngineError, NotSupportedError
 from compound.runtimes import Driver, Instance, Runtime
-from compound.runtimes.docker import ContainerDriver, ensure_network
+from compound.runtimes.container import ContainerDriver
 from compound.runtimes.vm.driver import VMDriver
 from compound.spec.model import Project, Service, XCompound
 

@@ -18,13 +18,15 @@ import docker.errors
 import pytest
 
 from compound import lb
+from compound.engine.resources import ensure_network
 from compound.errors import ServiceError
 from compound.lb.balancer import LoadBalancer
 from compound.lb.config import SOCKET_NAME
 from compound.lb.container import lb_name, run_dir_for
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
-from compound.runtimes.docker import ContainerDriver, ensure_network, list_load_balancers
+from compound.runtimes.container import ContainerDriver
+from compound.runtimes.instances import list_load_balancers
 from compound.spec.model import PortSpec, Project, Service, XCompound
 
 from .conftest import MakeProject

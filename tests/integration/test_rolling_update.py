@@ -370,6 +370,6 @@ def test_sigkill_during_updates_behind_the_balancer_then_up_converges(app: App) 
 
 
 def _as_instance(app: App, container_id: str):  # type: ignore[no-untyped-def]
-    from compound.runtimes.docker import inspect_instance
+    from compound.runtimes.instances import inspect_instance
 
     return inspect_instance(app.client, container_id)

@@ -13,7 +13,8 @@ from typing import Any
 import docker
 import pytest
 
-from compound.runtimes.docker import ContainerDriver, ensure_network, ensure_volume
+from compound.engine.resources import ensure_network, ensure_volume
+from compound.runtimes.container import ContainerDriver
 from compound.runtimes.vm.driver import VMDriver
 from compound.spec.model import PortSpec, Service, VolumeMount, XCompound
 

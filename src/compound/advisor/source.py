@@ -1,8 +1,10 @@
 """Where a key path of a loaded project was written, for error messages.
 
-The typed model carries no positions, so the advisor and the placement
-planner re-read the project's Compose files (cheaply, once per file) to point
-an error at ``file:line:column``. Later files win, as in the merge; a path
+The typed model carries no positions. Hints are validated by the spec
+loader, with their positions, so a loaded project never sends the advisor
+here; the placement planner (and a project built in code) re-read the
+Compose files (cheaply, once per file, only when an error needs a position)
+to point at ``file:line:column``. Later files win, as in the merge; a path
 that no file spells out (set by ``extends`` or a default) falls back to its
 nearest written ancestor, then to the last file.
 """

@@ -10,8 +10,6 @@ import docker
 import typer
 from rich.console import Console
 
-from compound.advisor.hints import project_hints
-from compound.advisor.source import project_locator
 from compound.engine import connect
 from compound.reconcile.session import Session
 from compound.spec import LoadOptions, LoadResult, load_project
@@ -56,8 +54,6 @@ class AppContext:
                     target_services=key,
                 )
             )
-            # hints are part of the file: bad ones fail every command, not just advise
-            project_hints(result.project, project_locator(result.project))
             if not quiet:
                 for warning in result.warnings:
                     self.err.print(f"[yellow]WARN[/] {warning}", markup=True)

@@ -29,8 +29,8 @@ import docker
 
 from compound.errors import LoadBalancerError, ServiceError
 from compound.runtimes.base import LABEL_CONFIG_HASH, Instance
-from compound.runtimes.docker import list_load_balancers
 from compound.runtimes.hostops import atomic_write
+from compound.runtimes.instances import list_load_balancers
 from compound.spec.model import Project, Service
 
 from . import container, runtime_api

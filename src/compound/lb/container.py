@@ -32,8 +32,8 @@ from compound.runtimes.base import (
     Instance,
 )
 from compound.runtimes.container_config import service_networks
-from compound.runtimes.docker import list_load_balancers
 from compound.runtimes.hostops import digest
+from compound.runtimes.instances import list_load_balancers
 from compound.spec.model import Project, Service
 
 from .config import RUN_DIR, Mode

@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterable, Sequence
 import docker
 
 from compound import lb
+from compound.engine import resources
 from compound.errors import EngineError
 from compound.lb.frontend import BalancedFrontend
 from compound.reconcile.rolling import Frontend
-from compound.runtimes import docker as engine
+from compound.runtimes import images, instances
 from compound.runtimes.base import Instance
 from compound.spec.model import Network, Project, Service, Volume
 
@@ -21,18 +22,18 @@ class DockerProjectEngine:
         self.project_name = project_name
 
     def instances(self, *, include_stopped: bool = True, oneoff: bool = False) -> list[Instance]:
-        return engine.list_instances(
+        return instances.list_instances(
             self.client, self.project_name, include_stopped=include_stopped, oneoff=oneoff
         )
 
     def resources(self) -> tuple[Sequence[str], Sequence[str]]:
-        nets, vols = engine.project_resources(self.client, self.project_name)
+        nets, vols = resources.project_resources(self.client, self.project_name)
         return nets, vols
 
     def image_id(self, ref: str) -> str | None:
         # a bad reference is not the plan's to report: prepare() says it clearly
         try:
-            return engine.local_image_id(self.client, ref)
+            return images.local_image_id(self.client, ref)
         except EngineError:
             return None
 
@@ -44,19 +45,19 @@ class DockerProjectEngine:
         return frozenset(config.get("ExposedPorts") or {})
 
     def ensure_network(self, project: Project, network: Network) -> bool:
-        return engine.ensure_network(self.client, project, network)
+        return resources.ensure_network(self.client, project, network)
 
     def ensure_volume(self, project: Project, volume: Volume) -> bool:
-        return engine.ensure_volume(self.client, project, volume)
+        return resources.ensure_volume(self.client, project, volume)
 
     def remove_networks(self) -> list[str]:
-        return engine.remove_networks(self.client, self.project_name)
+        return resources.remove_networks(self.client, self.project_name)
 
     def remove_volumes(self) -> list[str]:
-        return engine.remove_volumes(self.client, self.project_name)
+        return resources.remove_volumes(self.client, self.project_name)
 
     def balanced_services(self) -> set[str]:
-        return {i.service for i in engine.list_load_balancers(self.client, self.project_name)}
+        return {i.service for i in instances.list_load_balancers(self.client, self.project_name)}
 
     def remove_load_balancer(self, service: str) -> None:
         lb.remove(self.client, self.project_name, service)

@@ -4,7 +4,8 @@ base.py      the one Driver interface, Capabilities, Instance, the io.compound.*
 kind.py      Runtime, the typed name of a runtime
 registry.py  the driver of each runtime (made on first use), every runtime's host checks
 hostcheck.py host checks (a driver's fingerprint, `compound doctor`)
-docker.py, container_config.py, container_checks.py   containers through the Docker SDK
+container.py, container_config.py, container_checks.py   containers
+instances.py the actual state (one label query); images.py: pull and build
 vm/          VMs: a QEMU guest inside a launcher container
 """
 

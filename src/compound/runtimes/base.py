@@ -20,25 +20,28 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+# the labels every instance carries, defined by the engine layer
+from compound.engine.labels import (
+    LABEL_CONFIG_HASH,
+    LABEL_IMAGE_ID,
+    LABEL_NETWORK,
+    LABEL_NUMBER,
+    LABEL_ONEOFF,
+    LABEL_PREFIX,
+    LABEL_PROJECT,
+    LABEL_ROLE,
+    LABEL_RUNTIME,
+    LABEL_SERVICE,
+    LABEL_VERSION,
+    LABEL_VOLUME,
+    ROLE_LB,
+)
 from compound.errors import NotSupportedError
 from compound.spec.model import Project, Service
 
 if TYPE_CHECKING:  # the check machinery imports the engine; drivers load it on use
     from compound.runtimes.hostcheck import CheckDef, CheckEnv
 
-LABEL_PREFIX = "io.compound"
-LABEL_PROJECT = f"{LABEL_PREFIX}.project"
-LABEL_SERVICE = f"{LABEL_PREFIX}.service"
-LABEL_NUMBER = f"{LABEL_PREFIX}.number"  # replica index, 1-based
-LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
-LABEL_RUNTIME = f"{LABEL_PREFIX}.runtime"  # container | vm
-LABEL_ONEOFF = f"{LABEL_PREFIX}.oneoff"  # "true" for `compound run`
-LABEL_VERSION = f"{LABEL_PREFIX}.version"
-LABEL_NETWORK = f"{LABEL_PREFIX}.network"  # key of a project network
-LABEL_VOLUME = f"{LABEL_PREFIX}.volume"  # key of a project volume
-LABEL_IMAGE_ID = f"{LABEL_PREFIX}.image-id"  # resolved image id the instance was made from
-LABEL_ROLE = f"{LABEL_PREFIX}.role"  # "lb": a service's load balancer, not an instance
-ROLE_LB = "lb"
 
 # Report progress of long steps: (service, message).
 ProgressFn = Callable[[str, str], None]
@@ -325,3 +328,33 @@ class Driver(abc.ABC):
     def unpause(self, instance: Instance) -> None:
         """Undo :meth:`pause`."""
         raise NotSupportedError(f"{instance.name}: the {self.name} runtime cannot unpause")
+
+
+__all__ = [
+    "LABEL_CONFIG_HASH",
+    "LABEL_IMAGE_ID",
+    "LABEL_NETWORK",
+    "LABEL_NUMBER",
+    "LABEL_ONEOFF",
+    "LABEL_PREFIX",
+    "LABEL_PROJECT",
+    "LABEL_ROLE",
+    "LABEL_RUNTIME",
+    "LABEL_SERVICE",
+    "LABEL_VERSION",
+    "LABEL_VOLUME",
+    "ROLE_LB",
+    "Capabilities",
+    "Change",
+    "ChangeKind",
+    "CheckStatus",
+    "Driver",
+    "Fingerprint",
+    "HostCheck",
+    "Instance",
+    "LogLine",
+    "PortBinding",
+    "Processes",
+    "ProgressFn",
+    "RootChanges",
+]

@@ -33,7 +33,7 @@ class RuntimeDrivers(Mapping[str, Driver]):
         return self._made[kind]
 
     def _make(self, kind: Runtime) -> Driver:
-        from compound.runtimes.docker import ContainerDriver
+        from compound.runtimes.container import ContainerDriver
 
         if kind is Runtime.CONTAINER:
             return ContainerDriver(self._client)
@@ -54,7 +54,7 @@ class RuntimeDrivers(Mapping[str, Driver]):
 def driver_class(kind: Runtime) -> type[Driver]:
     """The class of a runtime's driver (imports only that runtime)."""
     if kind is Runtime.CONTAINER:
-        from compound.runtimes.docker import ContainerDriver
+        from compound.runtimes.container import ContainerDriver
 
         return ContainerDriver
     from compound.runtimes.vm.driver import VMDriver

@@ -294,7 +294,7 @@ def _file_ref(r: FileReference) -> dict[str, Any]:
 
 def _x_compound(x: XCompound) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if x.runtime != "container":
+    if x.runtime != XCompound.model_fields["runtime"].default:  # the default is not written
         out["runtime"] = x.runtime
     vm: dict[str, Any] = {}
     for key in ("memory", "vcpus", "kernel", "kernel_args"):

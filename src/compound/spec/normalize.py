@@ -24,6 +24,7 @@ from . import convert
 from .context import Context, Invalid, invalid
 from .dotenv import parse_dotenv
 from .files import read_text_bounded
+from .hints import check_hints
 from .model import (
     BuildSpec,
     Dependency,
@@ -857,7 +858,14 @@ class _ServiceNormalizer:
         fields["vm"] = VMOptions(**vm_fields)
         lb = value.get("lb") or {}
         fields["lb"] = LBOptions(**{k: v for k, v in lb.items() if v is not None})
-        fields["hints"] = dict(value.get("hints") or {})
+        hints = dict(value.get("hints") or {})
+        problems: list[tuple[Path, str, str | None]] = []
+        # validated here, with the position of every bad value (the advisor reads
+        # them typed and never re-reads the files); kept as written for the hash
+        check_hints(hints, self.name, lambda p, msg, hint=None: problems.append((p, msg, hint)))
+        for where, message, hint in problems:
+            self.ctx.problems.add(where, message, hint)
+        fields["hints"] = hints
         return XCompound(**fields)
 
 

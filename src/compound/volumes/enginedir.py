@@ -27,7 +27,7 @@ import docker.errors
 
 from compound.engine import engine_errors
 from compound.errors import CompoundError, EngineError
-from compound.runtimes.docker import local_image_id
+from compound.runtimes.images import local_image_id
 from compound.volumes import tarstream
 from compound.volumes.archive import CHUNK, ArchiveWriter, Meter, read_archive
 from compound.volumes.localdir import STAGING_PREFIX, TRASH_PREFIX

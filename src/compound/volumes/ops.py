@@ -13,10 +13,10 @@ from typing import Any
 
 from compound import __version__
 from compound.engine import engine_errors
+from compound.engine.resources import ensure_volume, inspect_volume
 from compound.errors import CompoundError, UsageError
 from compound.reconcile.session import Session
 from compound.runtimes.base import LABEL_PROJECT, Instance
-from compound.runtimes.docker import ensure_volume, inspect_volume
 from compound.spec.model import Volume
 from compound.volumes.archive import ArchiveWriter, Meter, NullMeter
 from compound.volumes.enginedir import backup_engine, restore_engine

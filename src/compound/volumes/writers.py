@@ -22,7 +22,7 @@ from compound.engine import engine_errors
 from compound.errors import CompoundError, NoSuchInstanceError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
-from compound.runtimes.docker import inspect_instance
+from compound.runtimes.instances import inspect_instance
 
 
 def instances_using(

@@ -298,7 +298,7 @@ def test_quick_for_real_against_the_engine() -> None:
 
 
 def test_doctor_runs_every_drivers_fingerprint_checks_in_runtime_order() -> None:
-    from compound.runtimes.docker import ContainerDriver
+    from compound.runtimes.container import ContainerDriver
     from compound.runtimes.vm.driver import VMDriver
 
     names = [c.name for c in doctor_cmd.CHECKS]

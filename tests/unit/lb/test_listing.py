@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from compound.runtimes.base import LABEL_NUMBER, LABEL_PROJECT, LABEL_ROLE, LABEL_SERVICE
-from compound.runtimes.docker import list_instances, list_load_balancers
+from compound.runtimes.instances import list_instances, list_load_balancers
 
 
 class FakeAPI:

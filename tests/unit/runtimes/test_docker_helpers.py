@@ -13,22 +13,18 @@ import pytest
 import requests
 
 from compound.engine import engine_errors, translate
-from compound.errors import EngineError, EngineUnavailableError, ImageNotFoundError, ServiceError
-from compound.runtimes.container_config import InjectedFile
-from compound.runtimes.docker import (
-    ContainerDriver,
-    _frames,
-    files_tar,
-    instance_from_inspect,
+from compound.engine.errors import service_error
+from compound.engine.resources import (
     ipam_config,
     network_create_args,
     network_differences,
-    parse_since,
-    service_error,
-    split_lines,
-    summarize_stats,
     volume_create_args,
 )
+from compound.engine.streams import frames, split_lines
+from compound.errors import EngineError, EngineUnavailableError, ImageNotFoundError, ServiceError
+from compound.runtimes.container import ContainerDriver, files_tar, parse_since, summarize_stats
+from compound.runtimes.container_config import InjectedFile
+from compound.runtimes.instances import instance_from_inspect
 from compound.spec.model import BuildSpec, Network, Project, Service, Volume
 
 
@@ -191,9 +187,9 @@ class Trickle(io.BytesIO):
 
 def test_frames_and_lines_per_stream() -> None:
     body = frame(1, b"a\nb") + frame(2, b"err1\n") + frame(1, b"c\n") + frame(1, b"tail")
-    frames = list(_frames(Trickle(body)))
-    assert frames[0] == ("stdout", b"a\nb")
-    assert list(split_lines(iter(frames))) == [
+    read = list(frames(Trickle(body)))
+    assert read[0] == ("stdout", b"a\nb")
+    assert list(split_lines(iter(read))) == [
         ("stdout", "a"),
         ("stderr", "err1"),
         ("stdout", "bc"),
@@ -403,7 +399,7 @@ def test_build_when_missing_or_forced(tmp_path: Any) -> None:
 
 
 def test_connect_without_an_engine_fails_clearly(monkeypatch: Any, tmp_path: Any) -> None:
-    from compound import engine
+    from compound.engine import client as engine
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
     engine.reset_connection()
@@ -416,7 +412,7 @@ def test_connect_without_an_engine_fails_clearly(monkeypatch: Any, tmp_path: Any
 def test_connect_to_a_silent_engine_gives_up_quickly(monkeypatch: Any, tmp_path: Any) -> None:
     import socket
 
-    from compound import engine
+    from compound.engine import client as engine
 
     path = str(tmp_path / "silent.sock")
     with socket.socket(socket.AF_UNIX) as server:

@@ -454,7 +454,7 @@ def test_x_compound_and_extensions(load: Loader, project_dir: Path) -> None:
 x-compound:
   runtime: vm
   vm: {memory: 512m, vcpus: 2, kernel: ./k/vmlinuz, kernel_args: quiet, accel: kvm}
-  hints: {gpu: false}
+  hints: {legacy: false}
 x-other: {keep: [1, 2]}
 """,
     )
@@ -463,7 +463,7 @@ x-other: {keep: [1, 2]}
     assert web.x_compound.vm.vcpus == 2
     assert web.x_compound.vm.kernel == str(project_dir / "k" / "vmlinuz")
     assert web.x_compound.vm.accel == "kvm"
-    assert web.x_compound.hints == {"gpu": False}
+    assert web.x_compound.hints == {"legacy": False}
     assert web.extensions == {"x-other": {"keep": [1, 2]}}
     default = service(load, "restart: always")
     assert default.runtime == "container" and default.x_compound.vm.memory is None

@@ -29,6 +29,7 @@ import docker.errors
 import requests.exceptions
 
 from compound.engine import connect
+from compound.engine.errors import service_error
 from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
@@ -44,8 +45,8 @@ from compound.runtimes.base import (
     RootChanges,
     _no_progress,
 )
+from compound.runtimes.container import ContainerDriver
 from compound.runtimes.container_config import build_create_args, image_ref
-from compound.runtimes.docker import ContainerDriver, service_error
 from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.spec.model import Project, Service, VolumeMount
 
