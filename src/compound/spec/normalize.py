@@ -835,9 +835,7 @@ class _ServiceNormalizer:
                 invalid((*path, "vm", "memory"), "VM memory must be more than 0 bytes")
         if vm.get("vcpus") is not None:
             vm_fields["vcpus"] = vm["vcpus"]
-        if vm.get("kernel") is not None:
-            vm_fields["kernel"] = self.ctx.host_path(vm["kernel"])
-        for key in ("kernel_args", "accel"):
+        for key in ("kernel", "kernel_args", "accel"):
             if vm.get(key) is not None:
                 vm_fields[key] = vm[key]
         fields["vm"] = VMOptions(**vm_fields)
