@@ -52,8 +52,8 @@ import docker.errors  # noqa: E402
 from compound.runtimes.vm.accel import probe_accel  # noqa: E402
 from compound.runtimes.vm.basedisk import ensure_base_disk  # noqa: E402
 from compound.runtimes.vm.guestconfig import GuestConfig  # noqa: E402
-from compound.runtimes.vm.initramfs import ensure_initramfs  # noqa: E402
 from compound.runtimes.vm.guestkernel import ensure_guest_kernel  # noqa: E402
+from compound.runtimes.vm.initramfs import ensure_initramfs  # noqa: E402
 from compound.runtimes.vm.kernel import ensure_kernel  # noqa: E402
 from compound.runtimes.vm.launcher import (  # noqa: E402
     LauncherSpec,

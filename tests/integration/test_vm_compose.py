@@ -33,8 +33,8 @@ import pytest
 
 from compound.runtimes.base import LABEL_PROJECT
 from compound.runtimes.vm.accel import probe_accel
-from compound.runtimes.vm.initramfs import ensure_initramfs
 from compound.runtimes.vm.guestkernel import ensure_guest_kernel
+from compound.runtimes.vm.initramfs import ensure_initramfs
 from compound.runtimes.vm.launcher import run_dir_for
 from tests.integration.apps import App
 
