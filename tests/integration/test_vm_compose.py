@@ -355,3 +355,50 @@ def test_runtime_auto_decides_vm_and_up_boots_it(vm_app: App) -> None:
     assert any("untrusted" in why for why in decisions["tenant"]["why"])
     assert "runtime: auto" in app.ok("history")
     _assert_down_leaves_nothing(app, qemu_before)
+
+
+@pytest.mark.timeout(240)
+def test_up_wait_means_the_guest_entrypoint_runs(vm_app: App) -> None:
+    """`up --wait` returns once the guest's entrypoint runs (not once the
+    launcher container does); `logs` is the application's output only; a
+    guest that cannot boot fails `up` with its console, not "Healthy"."""
+    app = vm_app
+    qemu_before = _qemu_pids()
+    app.write(f"""
+        services:
+          app:
+            image: {BUSYBOX}
+            command: ["sh", "-c", "echo app-says-hello; echo app-err >&2; exec sleep 3600"]
+            x-compound: {{runtime: vm}}
+        """)
+    app.ok("up", "-d", "--wait")
+    # no polling: by the time up --wait returned, the guest had started it
+    row = _rows(app)["app"]
+    assert isinstance(row["boot_time"], float) and row["boot_time"] > 0, row
+    logs = _until(
+        "both lines", lambda: (lambda t: t if "app-err" in t else None)(app.ok("logs", "app")), 20
+    )
+    assert "app-says-hello" in logs and "app-err" in logs
+    for kernel_line in ("Linux version", "PCI:", "virtio", "COMPOUND-", "EXT4-fs", "Run /init"):
+        assert kernel_line not in logs, logs
+    console = app.ok("logs", "--console", "app")
+    assert "COMPOUND-START" in console or "Linux" in console, console
+
+    # a guest whose kernel finds no init: up fails and says why
+    app.write(f"""
+        services:
+          app:
+            image: {BUSYBOX}
+            command: ["sh", "-c", "echo app-says-hello; echo app-err >&2; exec sleep 3600"]
+            x-compound: {{runtime: vm}}
+          broken:
+            image: {BUSYBOX}
+            command: ["sleep", "3600"]
+            x-compound: {{runtime: vm, vm: {{kernel_args: "rdinit=/no-such-init"}}}}
+        """)
+    code, out = app.run("up", "-d", "--wait")
+    assert code == 1, out
+    assert "broken" in out and "before the guest started its entrypoint" in out, out
+    assert "Healthy" not in out.split("broken")[-1], out
+    assert "Traceback" not in out
+    _assert_down_leaves_nothing(app, qemu_before)

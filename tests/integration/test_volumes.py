@@ -8,10 +8,12 @@ engine). Pausing is observed through the engine while the backup holds it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -23,7 +25,7 @@ from compound.runtimes.base import Instance
 from compound.spec import LoadOptions, load_project
 from compound.volumes import ops
 from tests.integration.apps import App
-from tests.unit.volumes.helpers import snapshot
+from tests.unit.volumes.helpers import craft_archive, snapshot, tar_dir, tar_file, tar_link
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -309,3 +311,58 @@ def test_consistent_leaves_an_instance_paused_by_someone_else_paused(
         assert _status(app.client, name) == "paused"
     finally:
         app.client.api.unpause(name)
+
+
+@contextlib.contextmanager
+def _tiny_filesystem(mountpoint: Path, size: str = "1m") -> Iterator[None]:
+    """The volume's directory becomes a small tmpfs (as a volume on a small
+    disk would be), so a restore can run out of space."""
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)], check=True
+    )
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+@pytest.mark.parametrize("via", ["mount", "engine"])
+def test_a_restore_that_runs_out_of_space_leaves_the_volume_as_it_was(
+    app: App, tmp_path: Path, via: str
+) -> None:
+    mountpoint = _filled(app)
+    archive = tmp_path / "big.tar.zst"  # ~810 KB of files
+    app.ok("volume", "backup", "ledger", "-o", str(archive))
+    with _tiny_filesystem(mountpoint):
+        (mountpoint / "keep.txt").write_text("the only copy of these\n")
+        (mountpoint / "blob").write_bytes(os.urandom(400_000))
+        os.chown(mountpoint / "keep.txt", 1000, 1000)
+        before = snapshot(mountpoint)
+        code, out = app.run("volume", "restore", "ledger", str(archive), "--via", via)
+        assert code == 1, out
+        assert "no space left on device" in out.lower(), out
+        assert "Traceback" not in out
+        assert snapshot(mountpoint) == before
+        assert sorted(os.listdir(mountpoint)) == ["blob", "keep.txt"]  # no staging left
+
+
+@pytest.mark.parametrize("via", ["mount", "engine"])
+def test_an_archive_that_writes_through_its_own_symlink_leaves_the_volume_as_it_was(
+    app: App, tmp_path: Path, via: str
+) -> None:
+    mountpoint = _filled(app)
+    before = snapshot(mountpoint)
+    evil = tmp_path / "evil.tar.zst"
+    craft_archive(
+        evil,
+        [
+            (tar_dir("data"), None),
+            (tar_link("data/conf", "/etc"), None),  # inside the helper: its /etc
+            (tar_file("data/conf/passwd"), b"owned\n"),
+        ],
+    )
+    code, out = app.run("volume", "restore", "ledger", str(evil), "--via", via)
+    assert code == 1, out
+    assert "parent is not a directory of the archive" in out, out
+    assert snapshot(mountpoint) == before
+    assert sorted(os.listdir(mountpoint.parent)) == ["_data"]

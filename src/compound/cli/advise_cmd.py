@@ -206,7 +206,7 @@ def register(
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
         rules: Annotated[bool, typer.Option("--rules", help="Print the rule table.")] = False,
     ) -> None:
-        console = Console(highlight=False, soft_wrap=True)
+        console = Console(highlight=False, soft_wrap=True, emoji=False)
         if rules:
             if json_out:
                 _print_json(
@@ -251,6 +251,8 @@ def register(
         if json_out:
             _print_json(packing.to_json())
         else:
-            render_plan(Console(highlight=False, soft_wrap=True), packing, limit=limit or None)
+            render_plan(
+                Console(highlight=False, soft_wrap=True, emoji=False), packing, limit=limit or None
+            )
         if packing.unplaced:
             raise typer.Exit(1)

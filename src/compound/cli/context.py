@@ -33,11 +33,11 @@ class AppContext:
 
     def __init__(self, opts: GlobalOptions) -> None:
         self.opts = opts
-        self.out = Console(highlight=False, soft_wrap=True)
+        self.out = Console(highlight=False, soft_wrap=True, emoji=False)
         if not self.out.is_terminal:
             # pipes and CI logs: never squeeze tables into 80 columns
-            self.out = Console(highlight=False, soft_wrap=True, width=240)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+            self.out = Console(highlight=False, soft_wrap=True, width=240, emoji=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self._loaded: dict[tuple[str, ...], LoadResult] = {}
 
     def load(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> LoadResult:
@@ -67,7 +67,7 @@ class AppContext:
 
     @cached_property
     def store(self) -> Store:
-        return Store()
+        return Store(warn=lambda m: self.err.print(f"WARN {m}", markup=False))
 
     def session(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> Session:
         project = self.load(target_services, quiet=quiet).project

@@ -626,8 +626,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check what this host offers compound (engine, QEMU, KVM, caches) and what to fix."""
         obj: Any = ctx.obj
-        out: Console = getattr(obj, "out", None) or Console(highlight=False)
-        err: Console = getattr(obj, "err", None) or Console(stderr=True, highlight=False)
+        out: Console = getattr(obj, "out", None) or Console(highlight=False, emoji=False)
+        err: Console = getattr(obj, "err", None) or Console(
+            stderr=True, highlight=False, emoji=False
+        )
         opts = getattr(obj, "opts", None)
         mode = str(getattr(opts, "progress", "auto"))
         code = doctor(

@@ -175,7 +175,11 @@ class RollingUpdate:
 
     def _start_first(self, old: Instance) -> tuple[Instance | None, str | None]:
         final = self._final_name(old.number)
-        new = self._create(old.number, successor_name(final, old.name))
+        try:
+            new = self._create(old.number, successor_name(final, old.name))
+        except CompoundError as exc:
+            # the predecessor was not touched: it keeps the number and serves
+            return old, f"{old.name}: {exc.message}"
         error = self._gate(new)
         if error is not None:
             # the predecessor never stopped serving: drop the failed successor
@@ -205,9 +209,16 @@ class RollingUpdate:
             inst = self.driver.create(
                 self.project, d.service, number, d.config_hash, image_id=d.image_id, name=name
             )
-        with self.slot():
-            self.progress.update(self.name, "Starting", name)
-            self.driver.start(inst)
+        try:
+            with self.slot():
+                self.progress.update(self.name, "Starting", name)
+                self.driver.start(inst)
+        except CompoundError:
+            # a successor that never got going (a VM whose guest did not boot)
+            # must not linger beside the instance that keeps serving
+            with contextlib.suppress(CompoundError):
+                self.driver.remove(inst, volumes=False)
+            raise
         return dataclasses.replace(inst, status="running")
 
     def _retire(self, inst: Instance, *, drain: bool) -> None:

@@ -18,17 +18,25 @@ import dataclasses
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from compound.errors import StateError
 
 SCHEMA_VERSION = 2
+_T = TypeVar("_T")
+
+
+class _Retry(Exception):
+    """The file was found damaged mid-transaction and replaced: run it again."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,33 +96,101 @@ class Revision:
         }
 
 
-class Store:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # up's service threads look up revisions (rollback): one connection, serialised
-            self._lock = threading.RLock()
-            self._db = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-            with contextlib.suppress(OSError):
-                self.path.chmod(0o600)
-        except (sqlite3.Error, OSError) as exc:
-            raise StateError(
-                f"cannot open the state store {self.path}: {exc}",
-                hint="check permissions, or point COMPOUND_STATE_DIR at a writable directory",
-            ) from exc
+def _to_stderr(message: str) -> None:
+    sys.stderr.write(f"WARN {message}\n")
 
-    def _migrate(self) -> None:
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(revisions)")}
+
+class Store:
+    """The store. ``warn`` is told what the user should know: a damaged file
+    moved aside, revisions that could not be read (each once)."""
+
+    def __init__(
+        self, path: Path | None = None, *, warn: Callable[[str], None] = _to_stderr
+    ) -> None:
+        self.path = path or default_path()
+        self.warnings: list[str] = []
+        self._warn = warn
+        # up's service threads look up revisions (rollback): one connection, serialised
+        self._lock = threading.RLock()
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):
+                raise self._error(exc) from exc
+            self._set_aside(exc)
+            try:
+                self._db = self._open()
+            except (sqlite3.Error, OSError) as again:
+                raise self._error(again) from again
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: BaseException) -> StateError:
+        return StateError(
+            f"cannot open the state store {self.path}: {exc}",
+            hint="check permissions, or point COMPOUND_STATE_DIR at a writable directory",
+        )
+
+    def _open(self) -> sqlite3.Connection:
+        # owner-only from the start: the deployed specs hold environments, and
+        # SQLite gives its -wal and -shm files the database file's mode
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, mode=0o700)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for f in _files(self.path):
+            with contextlib.suppress(OSError):
+                f.chmod(0o600)
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            db.executescript(_SCHEMA)
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, exc: sqlite3.DatabaseError) -> None:
+        """A damaged file never blocks: what runs is read from the engines,
+        so compound moves the file aside and starts a fresh history."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{uuid.uuid4().hex[:6]}")
+        for f in _files(self.path):
+            with contextlib.suppress(OSError):
+                f.rename(aside.with_name(aside.name + f.name.removeprefix(self.path.name)))
+        self._note(
+            f"the state store {self.path} was damaged ({exc}); it was moved to {aside} and a"
+            " fresh one started: revision history before now is only in that file, and what"
+            " runs is read from the engine as always"
+        )
+
+    def _note(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+            self._warn(message)
+
+    def _recover(self, exc: sqlite3.DatabaseError) -> bool:
+        """Damage found while reading or writing: set the file aside and open
+        a fresh one; True if the caller should try once more."""
+        if not _damaged(exc):
+            return False
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._set_aside(exc)
+            try:
+                self._db = self._open()
+            except (sqlite3.Error, OSError) as again:
+                raise self._error(again) from again
+        return True
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(revisions)")}
         if "specs" not in columns:  # schema 1
-            self._db.execute("ALTER TABLE revisions ADD COLUMN specs TEXT NOT NULL DEFAULT '{}'")
-        self._db.execute(
+            db.execute("ALTER TABLE revisions ADD COLUMN specs TEXT NOT NULL DEFAULT '{}'")
+        db.execute(
             "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
 
@@ -132,8 +208,22 @@ class Store:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if self._recover(exc):
+                    raise _Retry from exc
+                raise StateError(f"state store {self.path}: {exc}") from exc
             except sqlite3.Error as exc:
                 raise StateError(f"state store {self.path}: {exc}") from exc
+
+    def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``fn`` in a transaction, once more on a fresh file if the first
+        attempt found the old one damaged."""
+        try:
+            with self._tx() as db:
+                return fn(db)
+        except _Retry:
+            with self._tx() as db:
+                return fn(db)
 
     def begin(
         self,
@@ -145,7 +235,8 @@ class Store:
         specs: dict[str, Any] | None = None,
     ) -> int:
         """Record a revision as running; returns its per-project number."""
-        with self._tx() as db:
+
+        def insert(db: sqlite3.Connection) -> int:
             row = db.execute(
                 "SELECT COALESCE(MAX(number), 0) + 1 FROM revisions WHERE project = ?", (project,)
             ).fetchone()
@@ -164,15 +255,18 @@ class Store:
                     _dumps(specs or {}),
                 ),
             )
-        return number
+            return number
+
+        return self._write(insert)
 
     def finish(self, project: str, number: int, outcome: str, result: dict[str, Any]) -> None:
-        with self._tx() as db:
-            db.execute(
+        self._write(
+            lambda db: db.execute(
                 "UPDATE revisions SET finished = ?, outcome = ?, result = ?"
                 " WHERE project = ? AND number = ?",
                 (time.time(), outcome, _dumps(result), project, number),
             )
+        )
 
     def history(self, project: str, limit: int | None = None) -> list[Revision]:
         sql = "SELECT * FROM revisions WHERE project = ? ORDER BY number DESC"
@@ -180,22 +274,24 @@ class Store:
         if limit:
             sql += " LIMIT ?"
             args = (project, limit)
-        return [self._row(r) for r in self._query(sql, args)]
+        return self._rows(self._query(sql, args))
 
     def get(self, project: str, number: int) -> Revision | None:
         rows = self._query(
             "SELECT * FROM revisions WHERE project = ? AND number = ?", (project, number)
         )
-        return self._row(rows[0]) if rows else None
+        found = self._rows(rows)
+        return found[0] if found else None
 
     def live(self, project: str) -> Revision | None:
         """The newest revision whose ``up`` succeeded: what should be running."""
         rows = self._query(
             "SELECT * FROM revisions WHERE project = ? AND outcome = 'succeeded'"
-            " ORDER BY number DESC LIMIT 1",
+            " ORDER BY number DESC",
             (project,),
         )
-        return self._row(rows[0]) if rows else None
+        found = self._rows(rows[:1]) or self._rows(rows)  # the newest that can be read
+        return found[0] if found else None
 
     def deployed_spec(
         self, project: str, service: str, config_hash: str
@@ -235,25 +331,48 @@ class Store:
             "SELECT number, specs, result FROM revisions WHERE project = ? ORDER BY number DESC",
             (project,),
         )
-        return [(r["number"], json.loads(r["specs"]), json.loads(r["result"])) for r in rows]
+        out = []
+        for r in rows:
+            try:
+                out.append((r["number"], _obj(r["specs"]), _obj(r["result"])))
+            except ValueError as exc:
+                self._skipped(project, r["number"], exc)
+        return out
+
+    def _rows(self, rows: list[sqlite3.Row]) -> list[Revision]:
+        out = []
+        for r in rows:
+            try:
+                out.append(self._row(r))
+            except (ValueError, TypeError) as exc:
+                self._skipped(r["project"], r["number"], exc)
+        return out
+
+    def _skipped(self, project: str, number: int, exc: Exception) -> None:
+        self._note(f"revision {number} of {project} in {self.path} cannot be read ({exc}); skipped")
 
     def mark_abandoned(self, project: str) -> int:
         """Revisions left 'running' by a killed compound become 'interrupted'."""
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE revisions SET outcome = 'interrupted', finished = COALESCE(finished, ?)"
-                " WHERE project = ? AND outcome = 'running'",
-                (time.time(), project),
+        return self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE revisions SET outcome = 'interrupted', finished = COALESCE(finished, ?)"
+                    " WHERE project = ? AND outcome = 'running'",
+                    (time.time(), project),
+                ).rowcount
             )
-            return cur.rowcount
+        )
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
-        try:
-            with self._lock:
-                self._db.row_factory = sqlite3.Row
-                return list(self._db.execute(sql, args).fetchall())
-        except sqlite3.Error as exc:
-            raise StateError(f"state store {self.path}: {exc}") from exc
+        for attempt in (1, 2):
+            try:
+                with self._lock:
+                    self._db.row_factory = sqlite3.Row
+                    return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or not self._recover(exc):
+                    raise StateError(f"state store {self.path}: {exc}") from exc
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _row(r: sqlite3.Row) -> Revision:
@@ -265,12 +384,33 @@ class Store:
             started=r["started"],
             finished=r["finished"],
             outcome=r["outcome"],
-            model=json.loads(r["model"]),
-            plan=json.loads(r["plan"]),
-            decisions=json.loads(r["decisions"]),
-            result=json.loads(r["result"]),
-            specs=json.loads(r["specs"]),
+            model=_obj(r["model"]),
+            plan=_obj(r["plan"]),
+            decisions=_obj(r["decisions"]),
+            result=_obj(r["result"]),
+            specs=_obj(r["specs"]),
         )
+
+
+def _obj(text: str) -> dict[str, Any]:
+    """A JSON object column; anything else is a damaged row (ValueError)."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _files(path: Path) -> list[Path]:
+    """The database and the files SQLite keeps beside it."""
+    return [
+        path.with_name(path.name + s)
+        for s in ("", "-wal", "-shm", "-journal")
+        if path.with_name(path.name + s).exists()
+    ]
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    return getattr(exc, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 def _dumps(value: Any) -> str:

@@ -5,8 +5,9 @@ remote engine, a driver other than plain local, a tmpfs/nfs local volume
 (mounted only while a container uses it), or no root. A helper container
 with the volume mounted is created (never started for a backup: the engine
 mounts a container's volumes for ``GET /archive`` itself) and removed
-afterwards; a restore runs it once to empty the volume, then ``PUT
-/archive``s the verified contents.
+afterwards. A restore verifies the archive, ``PUT /archive``s it into a
+staging directory inside the volume and swaps it in by renames there (a
+helper runs the swap), so a full volume or a failed upload loses nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import os
 import tarfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +30,8 @@ from compound.errors import CompoundError, EngineError
 from compound.runtimes.docker import local_image_id
 from compound.volumes import tarstream
 from compound.volumes.archive import CHUNK, ArchiveWriter, Meter, read_archive
-from compound.volumes.manifest import Entry, Manifest
+from compound.volumes.localdir import STAGING_PREFIX, TRASH_PREFIX
+from compound.volumes.manifest import Entry, Manifest, check_tree
 
 HELPER_IMAGE = "local/busybox:latest"
 HELPER_LABEL = "io.compound.helper"
@@ -157,25 +160,74 @@ class _TarSink:
 def restore_engine(
     client: docker.DockerClient, volume: str, archive: Path, meter: Meter
 ) -> Manifest:
-    """Verify the whole archive first (nothing is touched before), then empty
-    the volume and stream the contents in."""
+    """Verify the whole archive first (nothing is touched before), stream it
+    into a staging directory inside the volume, and only then swap it in by
+    renames: a full volume, a hostile archive or an interrupted upload leave
+    the old contents as they were."""
     manifest = read_archive(archive, meter=meter)
+    # the engine's extraction follows what it finds, so refuse here what the
+    # mount path's extractor refuses as it goes (a write through a symlink)
+    check_tree(manifest.entries, str(archive))
     root = next((e for e in manifest.entries if e.path == "."), None)
-    prepare = "rm -rf /v/..?* /v/.[!.]* /v/*"
-    if root is not None:
-        prepare += f" && chown {root.uid}:{root.gid} /v && chmod {root.mode:o} /v"
-    with helper(client, volume, read_only=False, command=["sh", "-c", prepare]) as cid:
-        with engine_errors(f"empty volume {volume!r}"):
+    tag = uuid.uuid4().hex[:8]
+    staging = f"{MOUNT}/{STAGING_PREFIX}{tag}"
+    _sh(client, volume, f"mkdir -m 700 {staging}", "prepare the restore")
+    try:
+        with helper(client, volume, read_only=False) as cid:
+            _put(client, cid, archive, staging)
+    except BaseException:
+        with contextlib.suppress(CompoundError):
+            _sh(client, volume, f"rm -rf {staging}", "remove the restore's staging directory")
+        raise
+    owner = f" && chown {root.uid}:{root.gid} /v && chmod {root.mode:o} /v" if root else ""
+    _sh(
+        client,
+        volume,
+        _SWAP.format(new=staging, old=f"{MOUNT}/{TRASH_PREFIX}{tag}") + owner,
+        "swap the restored files in",
+    )
+    return manifest
+
+
+# Old contents into a trash directory, new ones up from staging, both by
+# renames inside the volume; undone if a rename fails; trash deleted last.
+# Globs, not word lists, so any file name survives the undo too.
+_SWAP = """set -u
+mkdir -m 700 {old} || exit 1
+phase=out
+move_all() {{  # every entry of $1 but ours into $2
+  for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    case "$f" in {new}|{old}) continue ;; esac
+    mv -- "$f" "$2"/ || return 1
+  done
+}}
+undo() {{
+  [ "$phase" = in ] && move_all /v {new}
+  move_all {old} /v
+  rmdir {old}
+  exit 1
+}}
+move_all /v {old} || undo
+phase=in
+move_all {new} /v || undo
+rm -rf {old} {new}"""
+
+
+def _sh(client: docker.DockerClient, volume: str, script: str, what: str) -> None:
+    with helper(client, volume, read_only=False, command=["sh", "-c", script]) as cid:
+        with engine_errors(f"{what} in volume {volume!r}"):
             client.api.start(cid)
             code = client.api.wait(cid, timeout=600).get("StatusCode")
         if code != 0:
             logs = client.api.logs(cid).decode(errors="replace").strip()
-            raise CompoundError(f"emptying volume {volume!r} failed (exit {code}): {logs}")
-        _put(client, cid, archive)
-    return manifest
+            raise CompoundError(
+                f"{what} in volume {volume!r} failed (exit {code}): {logs}",
+                hint="the volume's previous contents were kept",
+            )
 
 
-def _put(client: docker.DockerClient, cid: str, archive: Path) -> None:
+def _put(client: docker.DockerClient, cid: str, archive: Path, path: str) -> None:
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -195,7 +247,7 @@ def _put(client: docker.DockerClient, cid: str, archive: Path) -> None:
     with os.fdopen(read_fd, "rb") as f:
         try:
             with engine_errors("write the backup into the volume"):
-                client.api.put_archive(cid, MOUNT, chunks(f))
+                client.api.put_archive(cid, path, chunks(f))
         finally:
             f.close()  # a failed upload must not leave the producer blocked on the pipe
             thread.join()

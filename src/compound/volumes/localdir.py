@@ -203,12 +203,11 @@ def restore_dir(archive: Path, mountpoint: Path, meter: Meter) -> Manifest:
     whole archive is extracted and verified beside it."""
     parent = mountpoint.parent
     if os.stat(parent).st_dev != os.stat(mountpoint).st_dev:
-        # something is mounted on the volume: no cheap swap; verify, then write in place
-        manifest = read_archive(archive, meter=meter)
-        _clear(mountpoint)
-        read_archive(archive, DirExtractor(mountpoint, str(archive)))
-        return manifest
-    staging = parent / f"compound-restore-{uuid.uuid4().hex[:8]}"
+        # something (tmpfs, nfs) is mounted on the volume: stage inside it, so
+        # the swap is still renames within one filesystem; a volume too small
+        # for both copies fails before the old files are touched
+        parent = mountpoint
+    staging = parent / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
     os.mkdir(staging, 0o700)
     try:
         manifest = read_archive(archive, DirExtractor(staging, str(archive)), meter)
@@ -218,24 +217,27 @@ def restore_dir(archive: Path, mountpoint: Path, meter: Meter) -> Manifest:
     return manifest
 
 
-def _clear(directory: Path) -> None:
-    with os.scandir(directory) as it:
-        for e in it:
-            if e.is_dir(follow_symlinks=False):
-                shutil.rmtree(e.path)
-            else:
-                os.unlink(e.path)
+# The restore's own directories. Inside a volume (tmpfs, or the engine path)
+# a restore killed outright can leave one behind; the next restore's swap
+# moves it out with the rest of the old contents.
+STAGING_PREFIX = ".compound-restore-"
+TRASH_PREFIX = ".compound-old-"
 
 
 def _swap(staging: Path, mountpoint: Path) -> None:
     """Old contents out, new ones in: renames within one filesystem, undone
-    if one fails halfway; the old files are deleted only at the end."""
-    trash = mountpoint.parent / f"compound-old-{uuid.uuid4().hex[:8]}"
+    if one fails halfway; the old files are deleted only at the end. The
+    staging and trash directories may live inside ``mountpoint`` itself."""
+    inside = staging.parent == mountpoint
+    trash = (mountpoint if inside else mountpoint.parent) / f"{TRASH_PREFIX}{uuid.uuid4().hex[:8]}"
     os.mkdir(trash, 0o700)
+    ours = {staging.name, trash.name} if inside else set()
     moved_out: list[str] = []
     moved_in: list[str] = []
     try:
         for name in os.listdir(mountpoint):
+            if name in ours:
+                continue
             os.rename(mountpoint / name, trash / name)
             moved_out.append(name)
         for name in os.listdir(staging):

@@ -183,3 +183,33 @@ def compare(expected: Iterable[Entry], actual: Iterable[Entry], archive: str) ->
         shown = "; ".join(problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise ArchiveError(archive, f"the archive does not match its manifest: {shown}{more}")
+
+
+def check_tree(entries: Iterable[Entry], archive: str) -> None:
+    """The entries form a tree that can be recreated without following
+    anything the archive itself makes: every member's parent is a directory
+    of the archive (so never a symlink it planted), no path twice, and a
+    hardlink only to a regular file that comes before it. The extractors
+    check the same as they go; this lets a restore refuse a hostile archive
+    before it touches the volume, on paths where nothing checks as it goes
+    (the engine's archive API)."""
+    dirs = {"."}
+    files: set[str] = set()
+    seen: set[str] = set()
+    for e in entries:
+        if e.path in seen:
+            raise ArchiveError(archive, f"{e.path} appears twice in the archive")
+        seen.add(e.path)
+        if e.path == ".":
+            continue
+        parent = e.path.rpartition("/")[0] or "."
+        if parent not in dirs:
+            raise ArchiveError(
+                archive, f"{e.path}: its parent is not a directory of the archive (refused)"
+            )
+        if e.type == "dir":
+            dirs.add(e.path)
+        elif e.type == "file":
+            files.add(e.path)
+        elif e.type == "hardlink" and e.link not in files:
+            raise ArchiveError(archive, f"{e.path}: hardlink to {e.link}, not an extracted file")

@@ -52,3 +52,23 @@ def test_version_works_without_a_file(capsys, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out = _run(capsys, "version", "--short")
     assert code == 0 and out.strip() == "0.1.0"
+
+
+@pytest.mark.parametrize("line", [100, 1234])
+def test_errors_render_line_numbers_verbatim(capsys, tmp_path: Path, line: int) -> None:
+    # ":100:" and ":1234:" are emoji codes to a renderer that interprets them
+    padding = "".join(f"# {i}\n" for i in range(line - 4))
+    (tmp_path / "compose.yaml").write_text(
+        padding + "services:\n  a:\n    image: x\n    portz: [1]\n"
+    )
+    code, out = _run(capsys, "-f", str(tmp_path / "compose.yaml"), "config")
+    assert code == 1
+    assert f":{line}:5: services.a.portz: unknown key 'portz'" in out, out
+    assert "\U0001f4af" not in out and "\U0001f522" not in out
+
+
+def test_user_text_with_markup_is_printed_verbatim(capsys, tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  '[bold]a:smile:':\n    image: x\n")
+    code, out = _run(capsys, "-f", str(tmp_path / "compose.yaml"), "config")
+    assert code == 1
+    assert "[bold]a:smile:" in out, out

@@ -121,6 +121,21 @@ def test_start_first_failure_keeps_the_predecessor_serving():
     assert ("stop", "demo-api-1") not in d.calls
 
 
+def test_start_first_successor_that_fails_to_start_is_removed_and_the_old_one_serves():
+    # a VM successor whose guest never starts raises from start(), like a
+    # container whose port is taken
+    p = project(service("api", healthcheck=HEALTHY))
+    d = FakeDriver(fail=["api"])
+    old = _running("api", 1)
+    d.adopt(*old)
+    result, _ = _apply(p, d, old)
+    assert "update paused" in result.failed["api"]
+    assert "port 8080 is already in use" in result.failed["api"]
+    assert list(d.instances) == ["old1"]  # the successor was removed
+    assert ("remove", "demo-api-1-next") in d.calls
+    assert ("stop", "demo-api-1") not in d.calls
+
+
 def test_pause_stops_after_the_first_failed_batch():
     p = project(service("web", healthcheck=HEALTHY, deploy=_deploy(3)))
     d = FakeDriver()

@@ -1,3 +1,5 @@
+import sqlite3
+
 from compound.state.store import Store
 
 
@@ -72,3 +74,88 @@ def test_schema_1_gains_the_specs_column_and_is_private(tmp_path):
     (rev,) = store.history("a")
     assert rev.specs == {}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def _fill(store):
+    for i in range(3):
+        n = store.begin("a", "up", {"m": i}, {"p": i}, specs={"web": {"config_hash": f"h{i}"}})
+        store.finish("a", n, "succeeded", {"done": ["web"]})
+
+
+def test_files_are_owner_only_from_the_start(tmp_path):
+    import stat
+
+    store = Store(tmp_path / "new" / "state.db")
+    _fill(store)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    files = list((tmp_path / "new").iterdir())
+    assert {f.name for f in files} >= {"state.db", "state.db-wal", "state.db-shm"}
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path):
+    path = tmp_path / "state.db"
+    path.write_bytes(b"garbage, not sqlite" * 100)
+    told = []
+    store = Store(path, warn=told.append)
+    assert len(told) == 1 and "was damaged" in told[0] and "moved to" in told[0]
+    aside = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"garbage")
+    _fill(store)  # and the fresh store works
+    assert [r.number for r in store.history("a")] == [3, 2, 1]
+
+
+def test_a_database_whose_pages_are_damaged_is_moved_aside_at_open(tmp_path):
+    path = tmp_path / "state.db"
+    store = Store(path)
+    _fill(store)
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[4096:] = b"\xff" * (len(data) - 4096)  # the schema page survives, nothing else
+    path.write_bytes(bytes(data))
+    told = []
+    fresh = Store(path, warn=told.append)
+    assert len(told) == 1 and "malformed" in told[0]
+    assert fresh.history("a") == []
+    assert fresh.begin("a", "up", {}, {}) == 1
+
+
+class _Corrupt:
+    """A connection whose file turned out damaged after it was opened."""
+
+    def execute(self, *args):
+        exc = sqlite3.DatabaseError("database disk image is malformed")
+        exc.sqlite_errorname = "SQLITE_CORRUPT"
+        raise exc
+
+    def close(self):
+        pass
+
+
+def test_damage_found_by_a_read_or_a_write_replaces_the_file_and_retries(tmp_path):
+    told = []
+    store = Store(tmp_path / "state.db", warn=told.append)
+    _fill(store)
+    store._db = _Corrupt()
+    assert store.history("a") == []  # read: recovered, then read the fresh file
+    store._db = _Corrupt()
+    assert store.begin("a", "up", {}, {}) == 1  # write: recovered, then written
+    assert len([m for m in told if "was damaged" in m]) == 2
+    asides = [f for f in tmp_path.glob("state.db.damaged-*") if not f.name.endswith(("wal", "shm"))]
+    assert len(asides) == 2  # neither set aside file overwrote the other
+
+
+def test_a_revision_with_bad_json_is_skipped_with_a_warning(tmp_path):
+    told = []
+    store = Store(tmp_path / "s.db", warn=told.append)
+    _fill(store)
+    store._db.execute("UPDATE revisions SET specs = '{not json' WHERE number = 2")
+    store._db.execute("UPDATE revisions SET model = '[1]' WHERE number = 3")
+    assert [r.number for r in store.history("a")] == [1]
+    assert [n for n, _, _ in store.deployments("a")] == [3, 1]
+    live = store.live("a")
+    assert live is not None and live.number == 1  # the newest that can be read
+    assert any("revision 2" in m for m in told) and any("revision 3" in m for m in told)
+    assert len(told) == len(set(told))  # each once

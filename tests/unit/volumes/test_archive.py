@@ -16,15 +16,19 @@ import pytest
 
 from compound.volumes.archive import (
     HEADER,
-    MANIFEST,
     ArchiveWriter,
-    entry_of,
-    member_path,
     read_archive,
 )
 from compound.volumes.localdir import DirExtractor, backup_dir, restore_dir
-from compound.volumes.manifest import ArchiveError, Entry, Manifest
-from tests.unit.volumes.helpers import snapshot
+from compound.volumes.manifest import ArchiveError, Entry, Manifest, check_tree
+from tests.unit.volumes.helpers import (
+    craft_archive,
+    snapshot,
+    tar_dir,
+    tar_file,
+    tar_link,
+    write_archive,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,58 +80,10 @@ def _members(archive: Path) -> list[Member]:
     return out
 
 
-def _write(archive: Path, members: list[Member]) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    archive.write_bytes(
-        subprocess.run(["zstd", "-q", "-c"], input=buf.getvalue(), capture_output=True).stdout
-    )
-
-
 def _tamper(archive: Path, change: Callable[[list[Member]], list[Member]]) -> Path:
     bad = archive.with_name("bad.tar.zst")
-    _write(bad, change(_members(archive)))
+    write_archive(bad, change(_members(archive)))
     return bad
-
-
-def _craft(archive: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
-    """An archive with a correct header and a manifest that matches its
-    members exactly: only the extractor's own checks can refuse it."""
-    entries = []
-    for info, data in members:
-        entry = entry_of(info, member_path(info.name, "x") if info.name.startswith("data") else ".")
-        if data is not None:
-            entry = Entry(**{**entry.__dict__, "sha256": hashlib.sha256(data).hexdigest()})
-            entry = Entry(**{**entry.__dict__, "size": len(data)})
-        entries.append(entry)
-    header = json.dumps({"format": "compound-volume-backup", "format_version": 1}).encode()
-    manifest = Manifest(meta={}, entries=tuple(entries)).to_bytes()
-    _write(
-        archive,
-        [(_file(HEADER), header), *members, (_file(MANIFEST), manifest)],
-    )
-
-
-def _file(name: str, mode: int = 0o644) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.mode = mode
-    return info
-
-
-def _dir(name: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode = tarfile.DIRTYPE, 0o755
-    return info
-
-
-def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode = kind, target, 0o777
-    return info
 
 
 @pytest.fixture
@@ -246,12 +202,12 @@ def _drop(members: list[Member]) -> list[Member]:
 
 
 def _extra(members: list[Member]) -> list[Member]:
-    members.insert(-1, (_file("data/intruder"), b"surprise"))
+    members.insert(-1, (tar_file("data/intruder"), b"surprise"))
     return members
 
 
 def _after_manifest(members: list[Member]) -> list[Member]:
-    return [*members, (_file("data/late"), b"late")]
+    return [*members, (tar_file("data/late"), b"late")]
 
 
 def _no_manifest(members: list[Member]) -> list[Member]:
@@ -332,17 +288,17 @@ def test_foreign_files_are_not_backups(tmp_path: Path, volume: Path) -> None:
 @pytest.mark.parametrize(
     "members",
     [
-        [(_dir("data"), None), (_file("data/../escaped"), b"x")],
-        [(_dir("data"), None), (_file("/abs/escaped"), b"x")],
-        [(_dir("data"), None), (_file("data/a/../../escaped"), b"x")],
-        [(_dir("data"), None), (_link("data/h", "/etc/passwd", tarfile.LNKTYPE), None)],
+        [(tar_dir("data"), None), (tar_file("data/../escaped"), b"x")],
+        [(tar_dir("data"), None), (tar_file("/abs/escaped"), b"x")],
+        [(tar_dir("data"), None), (tar_file("data/a/../../escaped"), b"x")],
+        [(tar_dir("data"), None), (tar_link("data/h", "/etc/passwd", tarfile.LNKTYPE), None)],
     ],
     ids=["dotdot", "absolute", "nested-dotdot", "hardlink-outside"],
 )
 def test_path_traversal_is_refused(members: list[Member], tmp_path: Path) -> None:
     crafted = tmp_path / "evil.tar.zst"
-    buf = [(_file(HEADER), b'{"format": "compound-volume-backup", "format_version": 1}')]
-    _write(crafted, [*buf, *members])
+    buf = [(tar_file(HEADER), b'{"format": "compound-volume-backup", "format_version": 1}')]
+    write_archive(crafted, [*buf, *members])
     target = tmp_path / "volumes" / "v" / "_data"
     target.mkdir(parents=True)
     with pytest.raises(ArchiveError, match=r"unsafe path|outside the backup"):
@@ -358,9 +314,13 @@ def test_writing_through_an_archived_symlink_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     crafted = tmp_path / "evil.tar.zst"
-    _craft(
+    craft_archive(
         crafted,
-        [(_dir("data"), None), (_link("data/s", str(outside)), None), (_file("data/s/x"), b"x")],
+        [
+            (tar_dir("data"), None),
+            (tar_link("data/s", str(outside)), None),
+            (tar_file("data/s/x"), b"x"),
+        ],
     )
     target = tmp_path / "volumes" / "v" / "_data"
     target.mkdir(parents=True)
@@ -372,8 +332,38 @@ def test_writing_through_an_archived_symlink_is_refused(tmp_path: Path) -> None:
 
 def test_duplicate_members_are_refused(tmp_path: Path) -> None:
     crafted = tmp_path / "dup.tar.zst"
-    _craft(crafted, [(_dir("data"), None), (_file("data/f"), b"1"), (_file("data/f"), b"1")])
+    craft_archive(
+        crafted, [(tar_dir("data"), None), (tar_file("data/f"), b"1"), (tar_file("data/f"), b"1")]
+    )
     target = tmp_path / "t"
     target.mkdir()
     with pytest.raises(ArchiveError, match="appears twice"):
         read_archive(crafted, DirExtractor(target, "dup"))
+
+
+def _e(path: str, type_: str = "file", link: str | None = None) -> Entry:
+    return Entry(path=path, type=type_, mode=0o644, uid=0, gid=0, mtime=0.0, link=link)
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ([_e(".", "dir"), _e("s", "symlink", "/etc"), _e("s/passwd")], "parent is not a directory"),
+        ([_e(".", "dir"), _e("a/b")], "parent is not a directory"),
+        ([_e(".", "dir"), _e("f"), _e("f")], "appears twice"),
+        ([_e(".", "dir"), _e("h", "hardlink", "f"), _e("f")], "not an extracted file"),
+    ],
+    ids=["through-symlink", "no-parent", "twice", "hardlink-first"],
+)
+def test_check_tree_refuses_what_cannot_be_extracted_safely(
+    entries: list[Entry], problem: str
+) -> None:
+    with pytest.raises(ArchiveError, match=problem):
+        check_tree(entries, "x.tar.zst")
+
+
+def test_check_tree_accepts_a_real_backup(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _tree(src)
+    check_tree(_backup(src, tmp_path / "b.tar.zst").entries, "b.tar.zst")

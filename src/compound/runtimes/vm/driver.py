@@ -32,7 +32,7 @@ import docker.errors
 import requests.exceptions
 
 from compound.engine import connect
-from compound.errors import NotSupportedError, ServiceError, VMError
+from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
     LABEL_PROJECT,
@@ -78,6 +78,9 @@ LABEL_VM_ACCEL = "io.compound.vm.accel"
 LABEL_VM_KERNEL = "io.compound.vm.kernel"
 LABEL_VM_RUN_DIR = "io.compound.vm.run-dir"
 RUN_DIR_GRACE = 300.0  # seconds before an unreferenced run dir counts as abandoned
+# From `docker start` to the guest's entrypoint: ~1-3 s under TCG, far more on
+# a host loaded with other VMs' emulation; past this the boot counts as hung.
+BOOT_TIMEOUT = 180.0
 DEFAULT_MEMORY_MIB = 256
 # QEMU itself (TCG translation cache included) on top of the guest's RAM,
 # when the service sets a memory limit for the launcher's cgroup.
@@ -456,7 +459,67 @@ class VMDriver(Driver):
     # -- what the launcher container does for us -------------------------------------
 
     def start(self, instance: Instance) -> None:
+        """Start the launcher and return once the guest's entrypoint runs, as
+        a container's start returns once its process runs: ``depends_on:
+        service_started``, ``up --wait`` and a rolling update's monitor window
+        then mean the same for both runtimes. A guest that cannot get there
+        (QEMU refuses its settings, the kernel panics, /init fails, the boot
+        outlasts ``BOOT_TIMEOUT``) is an error carrying the console tail."""
+        console = self._run_dir(instance) / "console.log"
+        # the launcher truncates it too, but a stale START from the previous
+        # run must not be read before the launcher got that far
+        console.unlink(missing_ok=True)
         self._containers.start(instance)
+        self._wait_entrypoint(instance, console)
+
+    def _wait_entrypoint(self, instance: Instance, console: Path) -> None:
+        timeout = BOOT_TIMEOUT
+        started = time.monotonic()
+        checked = started
+        while True:
+            for kind, value in read_markers(console):
+                if kind == "START":
+                    return
+                if kind == "ERROR":
+                    raise self._boot_failure(instance, console, f"the guest failed: {value}")
+            now = time.monotonic()
+            if now - checked >= 0.5:  # an engine call; the console is read every 20 ms
+                checked = now
+                cur = self._containers.inspect(instance.id)
+                if not cur.running:
+                    raise self._boot_failure(
+                        instance,
+                        console,
+                        f"the launcher {cur.status} (exit {cur.exit_code}) before the guest "
+                        "started its entrypoint",
+                    )
+            if now - started > timeout:
+                raise self._boot_failure(
+                    instance, console, f"the guest did not start its entrypoint in {timeout:.0f}s"
+                )
+            time.sleep(0.02)
+
+    def _boot_failure(self, instance: Instance, console: Path, what: str) -> ServiceError:
+        try:
+            lines = console.read_text(errors="replace").replace("\r", "").splitlines()
+        except FileNotFoundError:
+            lines = []
+        launcher: list[str] = []
+        with contextlib.suppress(CompoundError):
+            launcher = [
+                line.text.rstrip("\n")
+                for line in self._containers.logs(instance, tail=10)
+                if line.stream == "stderr"
+            ]
+        tail = "\n".join(
+            [*(f"  console: {x}" for x in lines[-15:]), *(f"  launcher: {x}" for x in launcher)]
+        )
+        return ServiceError(
+            instance.service,
+            f"{instance.name}: {what}" + (f"\n{tail}" if tail else ""),
+            hint=f"`compound logs --console {instance.service}` shows the whole guest console; "
+            "check x-compound.vm (memory, kernel) and the image's entrypoint",
+        )
 
     def rename(self, instance: Instance, name: str) -> None:
         # the run dir is found through a label, so the launcher may change name
