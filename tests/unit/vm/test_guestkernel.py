@@ -186,6 +186,7 @@ if mode == "hang":
 os.makedirs(os.path.join(out, "include/config"), exist_ok=True)
 open(os.path.join(out, "include/config/kernel.release"), "w").write("6.1.176-compound\n")
 open(os.path.join(out, "vmlinux"), "wb").write(open(os.environ["FAKE_VMLINUX"], "rb").read())
+open(os.path.join(out, "System.map"), "w").write("ffffffff81000000 T _text\n")
 """
 
 

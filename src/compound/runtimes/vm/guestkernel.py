@@ -7,7 +7,8 @@ option commented there), built without modules into an uncompressed ELF
 Cache (``<vm cache>/kernel``):
 
 - ``compound-<version>-<key16>/``: the published entry (vmlinux, config,
-  manifest.json), renamed into place complete or not at all;
+  System.map, build.log, manifest.json), renamed into place complete or
+  not at all;
 - ``.build-<key16>/``: the work dir of a build (the .deb, the unpacked
   source, the object tree, ``build.log``). It survives a failed or
   interrupted build so that the next run resumes where ``make`` stopped,
@@ -497,6 +498,9 @@ def build(
     with staging_dir(p.entry) as tmp:
         shutil.copyfile(vmlinux, tmp / "vmlinux")
         shutil.copyfile(out / ".config", tmp / "config")
+        # No kallsyms in the kernel: System.map turns the addresses of an
+        # oops or of initcall_debug into names.
+        shutil.copyfile(out / "System.map", tmp / "System.map")
         shutil.copyfile(p.log, tmp / "build.log")
         manifest = {
             "package": source.package,
