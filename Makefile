@@ -22,6 +22,10 @@ MAKEFLAGS += --no-builtin-rules
 #   python3 python3-venv         .venv (ensurepip) on a stock Debian python
 #   ca-certificates procps make  https to PyPI, pgrep, make itself
 #   curl                         the demo talks HTTP to the example
+#   gcc bc flex bison libelf-dev libssl-dev
+#                                compound's guest kernel (Debian's linux-source-6.1,
+#                                built once per config; objtool needs libelf, the
+#                                x86 build's certificate/sign tools libssl)
 APT_PACKAGES := \
 	docker.io iptables apparmor \
 	busybox-static \
@@ -30,7 +34,8 @@ APT_PACKAGES := \
 	qemu-system-x86 qemu-utils \
 	docker-compose wrk \
 	python3 python3-venv \
-	ca-certificates procps make curl
+	ca-certificates procps make curl \
+	gcc bc flex bison libelf-dev libssl-dev
 
 PYTHON ?= python3
 VENV := .venv
@@ -41,16 +46,17 @@ BENCH_ARGS ?=
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help deps venv engine images test demo bench lint clean
+.PHONY: help deps venv engine images guest-kernel test demo bench lint clean
 
 help:
 	@echo "make deps     install missing Debian packages ($(words $(APT_PACKAGES)) listed in APT_PACKAGES)"
 	@echo "make venv     create $(VENV) and pip install -e '.[dev]' (again only when pyproject.toml changes)"
 	@echo "make engine   start the Docker Engine unless it answers (scripts/ensure-engine.sh)"
 	@echo "make images   build local/busybox:latest and local/python:3 (images/build.sh all; cached)"
-	@echo "make test     deps venv engine images, then $(VENV)/bin/pytest \$$PYTEST_ARGS"
-	@echo "make demo     deps venv engine images, then bash examples/demo.sh"
-	@echo "make bench    deps venv engine images, then every benchmark (compose up/down, VM boot, placement, volume backup, rolling update)"
+	@echo "make guest-kernel  build compound's guest kernel into the cache (minutes, once per config)"
+	@echo "make test     deps venv engine images guest-kernel, then $(VENV)/bin/pytest \$$PYTEST_ARGS"
+	@echo "make demo     deps venv engine images guest-kernel, then bash examples/demo.sh"
+	@echo "make bench    deps venv engine images guest-kernel, then every benchmark (compose up/down, VM boot, placement, volume backup, rolling update)"
 	@echo "make lint     ruff check, ruff format --check, mypy, lint-imports (the layer contract)"
 	@echo "make clean    remove $(VENV) (images and caches stay)"
 
@@ -79,15 +85,21 @@ engine: | deps
 images: | engine
 	@bash images/build.sh all
 
-test: deps venv engine images
+# The same code path as a VM's first `up` (progress on the terminal, a build
+# log, resumable); built here so no test or demo step waits minutes for it.
+# Cached: a second run costs well under a second.
+guest-kernel: | deps venv
+	@$(VENV)/bin/python -m compound.runtimes.vm.guestkernel
+
+test: deps venv engine images guest-kernel
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-demo: deps venv engine images
+demo: deps venv engine images guest-kernel
 	@if [[ ! -f examples/demo.sh ]]; then echo "examples/demo.sh does not exist yet" >&2; exit 1; fi
 	bash examples/demo.sh
 
 # Every benchmark, each against a peer measured in the same run; results in bench/results/.
-bench: deps venv engine images
+bench: deps venv engine images guest-kernel
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/vm_boot.py
 	$(VENV)/bin/python bench/placement.py

@@ -52,6 +52,7 @@ import docker.errors  # noqa: E402
 from compound.runtimes.vm.accel import probe_accel  # noqa: E402
 from compound.runtimes.vm.basedisk import ensure_base_disk  # noqa: E402
 from compound.runtimes.vm.guestconfig import GuestConfig  # noqa: E402
+from compound.runtimes.vm.guestkernel import ensure_guest_kernel  # noqa: E402
 from compound.runtimes.vm.initramfs import ensure_initramfs  # noqa: E402
 from compound.runtimes.vm.kernel import ensure_kernel  # noqa: E402
 from compound.runtimes.vm.launcher import (  # noqa: E402
@@ -383,13 +384,19 @@ def main() -> int:
     ap.add_argument(
         "--memory", type=int, default=128, help="guest RAM (MiB) for the launcher paths"
     )
+    ap.add_argument(
+        "--kernel",
+        choices=("compound", "debian"),
+        default="compound",
+        help="guest kernel: compound's own (default) or Debian's generic one",
+    )
     ap.add_argument("--no-launcher", action="store_true")
     ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
 
     client = docker.from_env()
-    kernel = ensure_kernel()
+    kernel = ensure_guest_kernel() if args.kernel == "compound" else ensure_kernel()
     initramfs = ensure_initramfs(kernel)
     probe = probe_accel(kernel, initramfs, timeout=15)
     ctx: dict[str, Any] = {

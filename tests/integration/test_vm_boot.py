@@ -25,8 +25,9 @@ import pytest
 from compound.runtimes.vm.accel import probe_accel
 from compound.runtimes.vm.basedisk import BaseDisk, ensure_base_disk
 from compound.runtimes.vm.guestconfig import GuestConfig, GuestMount
+from compound.runtimes.vm.guestkernel import ensure_guest_kernel
 from compound.runtimes.vm.initramfs import Initramfs, ensure_initramfs
-from compound.runtimes.vm.kernel import KernelArtifacts, ensure_kernel
+from compound.runtimes.vm.kernel import KernelArtifacts
 from compound.runtimes.vm.launcher import (
     LauncherSpec,
     LauncherVolume,
@@ -66,7 +67,7 @@ def vm_artifacts(engine: docker.DockerClient, busybox_image: str) -> Artifacts:
             "qemu-system-x86 qemu-utils)",
             pytrace=False,
         )
-    kernel = ensure_kernel()
+    kernel = ensure_guest_kernel()  # built by `make guest-kernel` before pytest
     initramfs = ensure_initramfs(kernel)
     accel = probe_accel(kernel, initramfs, timeout=15).accel
     return Artifacts(kernel, initramfs, ensure_base_disk(engine, busybox_image), accel)
@@ -171,6 +172,88 @@ def test_bare_httpd_hostfwd_volume_agent_and_stop(start_vm, tmp_path: Path) -> N
         assert res.exit_code == 0
     assert (www / "new").stat().st_uid == 0
     assert vm.stop(30) == 143  # SIGTERM'd httpd, as `docker stop` reports it
+
+
+# What mainstream server images ask of the kernel, tried in the guest with
+# the Python image (ctypes for the calls Python does not wrap); one line each.
+KERNEL_FEATURES = r"""
+import ctypes, os, select, socket, subprocess, time
+from multiprocessing import shared_memory
+libc = ctypes.CDLL(None, use_errno=True)
+bad = []
+def check(name, cond):
+    print(name, "ok" if cond else "MISSING", flush=True)
+    cond or bad.append(name)
+shm = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT (PostgreSQL)
+check("sysv-shm", shm >= 0 and libc.shmctl(shm, 0, None) == 0)
+sem = libc.semget(0, 4, 0o1600)
+check("sysv-sem", sem >= 0 and libc.semctl(sem, 0, 0) == 0)
+m = shared_memory.SharedMemory(create=True, size=4096)
+m.close(); m.unlink(); check("posix-shm", True)
+check("mqueue", libc.mq_open(b"/kern", os.O_CREAT | os.O_RDWR, 0o600, None) >= 0)
+check("eventfd", os.eventfd(0) >= 0)
+check("epoll", select.epoll().fileno() >= 0)
+mask = (ctypes.c_ulong * 16)()
+check("signalfd", libc.signalfd(-1, mask, 0) >= 0)
+check("timerfd", libc.timerfd_create(1, 0) >= 0)
+check("inotify", libc.inotify_init1(0) >= 0)
+check("memfd", os.memfd_create("x") >= 0)
+ctx = ctypes.c_ulong(0)
+check("aio", libc.syscall(206, 8, ctypes.byref(ctx)) == 0)  # io_setup
+check("seccomp", libc.prctl(21, 0, 0, 0, 0) == 0)  # PR_GET_SECCOMP
+for fam, typ, proto in ((socket.AF_UNIX, socket.SOCK_STREAM, 0),
+                        (socket.AF_INET6, socket.SOCK_STREAM, 0),
+                        (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)):
+    socket.socket(fam, typ, proto).close()
+check("sockets", True)
+ns = set(os.listdir("/proc/self/ns"))
+check("namespaces", {"ipc", "mnt", "net", "pid", "user", "uts", "cgroup"} <= ns)
+os.makedirs("/tmp/cg", exist_ok=True)
+rc = subprocess.run(["mount", "-t", "cgroup2", "none", "/tmp/cg"]).returncode
+ctl = open("/tmp/cg/cgroup.controllers").read().split() if rc == 0 else []
+check("cgroup2", {"memory", "pids", "cpu"} <= set(ctl))
+fs = {line.split()[-1] for line in open("/proc/filesystems")}
+for name in ("virtiofs", "9p", "ext4", "tmpfs", "devpts", "mqueue", "overlay", "fuse"):
+    check("fs-" + name, name in fs)
+check("pid_max", int(open("/proc/sys/kernel/pid_max").read()) >= 32768)
+check("clock", time.time() > 1.7e9)  # the RTC set the wall clock
+check("uname", os.uname().release.endswith("-compound"))
+import threading  # futexes
+t = threading.Thread(target=time.sleep, args=(0.01,)); t.start(); t.join()
+check("threads", not t.is_alive())
+print("ALL-OK" if not bad else "MISSING: " + " ".join(bad))
+"""
+
+
+@pytest.mark.timeout(240)
+def test_compound_kernel_has_what_images_need(
+    vm_artifacts: Artifacts, engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    assert vm_artifacts.kernel.flavour == "compound" and vm_artifacts.kernel.modules == ()
+    disk = ensure_base_disk(engine, "local/python:3")
+    rd = tmp_path / "vm"
+    spec = QemuSpec(
+        kernel=vm_artifacts.kernel.vmlinux,
+        initrd=vm_artifacts.initramfs.path,
+        root_disk=rd / "root.qcow2",
+        config=rd / "config",
+        runtime_dir=rd,
+        accel=vm_artifacts.accel,
+        tsc_khz=host_tsc_khz(),
+        memory_mib=256,
+    )
+    guest = GuestConfig(
+        argv=("python3", "-c", KERNEL_FEATURES),
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"},
+        network=slirp_network(),
+    )
+    vm = BareVM.start(spec, disk.path, guest)
+    try:
+        assert vm.wait(180) == 0, vm.console_tail()
+    finally:
+        vm.kill()
+    out = (rd / "stdout.log").read_text()
+    assert "ALL-OK" in out, out + (rd / "stderr.log").read_text()
 
 
 @pytest.fixture

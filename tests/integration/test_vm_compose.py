@@ -33,8 +33,8 @@ import pytest
 
 from compound.runtimes.base import LABEL_PROJECT
 from compound.runtimes.vm.accel import probe_accel
+from compound.runtimes.vm.guestkernel import ensure_guest_kernel
 from compound.runtimes.vm.initramfs import ensure_initramfs
-from compound.runtimes.vm.kernel import ensure_kernel
 from compound.runtimes.vm.launcher import run_dir_for
 from tests.integration.apps import App
 
@@ -93,7 +93,7 @@ def _is_ours(pid: int, container_ids: list[str]) -> bool:
 def _expected_guest() -> tuple[str, str]:
     """(kernel version, accelerator) that VMs on this host get: the same
     calls the VM driver makes, all cached by now."""
-    kernel = ensure_kernel()
+    kernel = ensure_guest_kernel()
     accel = probe_accel(kernel, ensure_initramfs(kernel)).accel
     return kernel.version, accel
 

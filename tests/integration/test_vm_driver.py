@@ -15,8 +15,8 @@ import pytest
 
 from compound.engine.resources import ensure_network, ensure_volume
 from compound.runtimes.container import ContainerDriver
-from compound.runtimes.vm.driver import VMDriver
-from compound.spec.model import PortSpec, Service, VolumeMount, XCompound
+from compound.runtimes.vm.driver import LABEL_VM_KERNEL, VMDriver
+from compound.spec.model import PortSpec, Service, VMOptions, VolumeMount, XCompound
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +93,40 @@ def test_vm_service_beside_a_container(
     assert any("response:200" in t for t in logs)
     vms.remove(vm)
     containers.remove(ct)
+
+
+@pytest.mark.timeout(300)
+def test_each_service_boots_the_kernel_it_asks_for(
+    engine: docker.DockerClient, busybox_image: str, make_project: Any
+) -> None:
+    """compound's kernel by default; `x-compound: {vm: {kernel: debian}}` boots
+    Debian's generic kernel with its modules; the label says which."""
+    cmd = ("sh", "-c", "uname -r; grep -c . /proc/modules 2>/dev/null || echo no-modules")
+    ours = Service(
+        name="ours", image=busybox_image, command=cmd, x_compound=XCompound(runtime="vm")
+    )
+    debian = Service(
+        name="debian",
+        image=busybox_image,
+        command=cmd,
+        x_compound=XCompound(runtime="vm", vm=VMOptions(kernel="debian")),
+    )
+    project = make_project(ours, debian)
+    for net in project.networks.values():
+        ensure_network(engine, project, net)
+    vms = VMDriver(engine)
+    seen: dict[str, tuple[str, list[str]]] = {}
+    for svc in (ours, debian):
+        vms.prepare(project, svc)
+        vm = vms.create(project, svc, 1, svc.config_hash())
+        vms.start(vm)
+        assert vms.wait(vm, timeout=120) == 0, vms.console(vm)[-2000:]
+        label = vms.inspect(vm.id).labels[LABEL_VM_KERNEL]
+        seen[svc.name] = (label, [line.text.strip() for line in vms.logs(vm)])
+        vms.remove(vm)
+    label, lines = seen["ours"]
+    assert "compound-" in label and lines[0].endswith("-compound"), seen
+    assert lines[1] == "no-modules"  # built without module support: no /proc/modules
+    label, lines = seen["debian"]
+    assert label.startswith(lines[0]) and lines[0].endswith("-amd64"), seen
+    assert int(lines[1]) >= 5  # virtio, ext4, ... loaded by /init

@@ -297,8 +297,10 @@ def _x_compound(x: XCompound) -> dict[str, Any]:
     if x.runtime != XCompound.model_fields["runtime"].default:  # the default is not written
         out["runtime"] = x.runtime
     vm: dict[str, Any] = {}
-    for key in ("memory", "vcpus", "kernel", "kernel_args"):
+    for key in ("memory", "vcpus", "kernel_args"):
         _put(vm, key, getattr(x.vm, key))
+    if x.vm.kernel != "compound":
+        vm["kernel"] = x.vm.kernel
     if x.vm.accel != "auto":
         vm["accel"] = x.vm.accel
     _put(out, "vm", vm)

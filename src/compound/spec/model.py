@@ -161,7 +161,9 @@ class Logging(Frozen):
 class VMOptions(Frozen):
     memory: int | None = None  # bytes; None = sensible default for the image
     vcpus: int | None = None
-    kernel: str | None = None  # absolute path to a guest kernel
+    # compound's own guest kernel (built once, everything built in) or
+    # Debian's generic one (for images that need its modules)
+    kernel: Literal["compound", "debian"] = "compound"
     kernel_args: str | None = None
     accel: Literal["auto", "kvm", "tcg"] = "auto"
 

@@ -850,9 +850,7 @@ class _ServiceNormalizer:
             vm_fields["vcpus"] = convert.integer(
                 vm["vcpus"], (*path, "vm", "vcpus"), minimum=1, maximum=MAX_VCPUS
             )
-        if vm.get("kernel") is not None:
-            vm_fields["kernel"] = self.ctx.host_path(vm["kernel"])
-        for key in ("kernel_args", "accel"):
+        for key in ("kernel", "kernel_args", "accel"):
             if vm.get(key) is not None:
                 vm_fields[key] = vm[key]
         fields["vm"] = VMOptions(**vm_fields)

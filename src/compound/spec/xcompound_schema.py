@@ -5,7 +5,8 @@
       vm:
         memory: 2g | 2147483648          # size string or bytes
         vcpus: 2                         # >= 1
-        kernel: ./vmlinuz                # guest kernel, relative to the project
+        kernel: compound | debian        # default compound (its own, no modules);
+                                         # debian: Debian's generic kernel + modules
         kernel_args: "console=ttyS0"
         accel: auto | kvm | tcg
       lb:                                # the load balancer of a replicated service with ports
@@ -21,6 +22,7 @@ from typing import Any
 
 RUNTIMES = ("container", "vm", "auto")
 ACCELERATORS = ("auto", "kvm", "tcg")
+GUEST_KERNELS = ("compound", "debian")
 LB_MODES = ("http", "tcp")
 
 XCOMPOUND_SCHEMA: dict[str, Any] = {
@@ -32,7 +34,7 @@ XCOMPOUND_SCHEMA: dict[str, Any] = {
             "properties": {
                 "memory": {"type": ["string", "integer"]},
                 "vcpus": {"type": "integer", "minimum": 1},
-                "kernel": {"type": "string"},
+                "kernel": {"type": "string", "enum": list(GUEST_KERNELS)},
                 "kernel_args": {"type": "string"},
                 "accel": {"type": "string", "enum": list(ACCELERATORS)},
             },

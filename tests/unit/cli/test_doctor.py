@@ -201,14 +201,23 @@ def test_old_mkfs_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_quick_kernel_and_initramfs_report_the_cache(tmp_path: Path) -> None:
     env = DoctorEnv(quick=True, cache_dir=tmp_path)
     assert vm_checks.check_kernel(env) == Verdict(
-        "skip", "not probed (--quick); nothing cached yet"
+        "skip", "not probed (--quick); in the cache: none"
     )
-    entry = tmp_path / "kernel" / "linux-image-x_1.v4"
-    entry.mkdir(parents=True)
-    (entry / "manifest.json").write_text("{}")
+    debian = tmp_path / "kernel" / "linux-image-x_1.v4"
+    debian.mkdir(parents=True)
+    (debian / "manifest.json").write_text('{"release": "6.1.0-9-amd64", "version": "6.1.9-1"}')
+    (debian / "vmlinux").write_bytes(b"x" * 4096)
+    ours = tmp_path / "kernel" / "compound-6.1.176-0123456789abcdef"
+    ours.mkdir()
+    (ours / "manifest.json").write_text('{"version": "6.1.176-1", "key": "0123456789abcdef"}')
+    (ours / "vmlinux").write_bytes(b"x" * 8192)
+    (tmp_path / "kernel" / ".build-fedcba9876543210").mkdir()
     (tmp_path / "initramfs").mkdir()
     (tmp_path / "initramfs" / "initramfs-abc.cpio").write_bytes(b"x" * 2048)
-    assert "linux-image-x_1.v4" in vm_checks.check_kernel(env).detail
+    detail = vm_checks.check_kernel(env).detail
+    assert "compound 6.1.176 compound-01234567 (8 KiB)" in detail
+    assert "debian 6.1.0-9-amd64 (6.1.9-1, 4 KiB)" in detail
+    assert "compound build unfinished" in detail and ".build-fedcba9876543210" in detail
     v = vm_checks.check_initramfs(env)
     assert v.status == "skip" and "initramfs-abc.cpio (2 KiB)" in v.detail
 

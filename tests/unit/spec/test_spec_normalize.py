@@ -453,7 +453,7 @@ def test_x_compound_and_extensions(load: Loader, project_dir: Path) -> None:
         """
 x-compound:
   runtime: vm
-  vm: {memory: 512m, vcpus: 2, kernel: ./k/vmlinuz, kernel_args: quiet, accel: kvm}
+  vm: {memory: 512m, vcpus: 2, kernel: debian, kernel_args: quiet, accel: kvm}
   hints: {legacy: false}
 x-other: {keep: [1, 2]}
 """,
@@ -461,12 +461,13 @@ x-other: {keep: [1, 2]}
     assert web.runtime == "vm"
     assert web.x_compound.vm.memory == 512 << 20
     assert web.x_compound.vm.vcpus == 2
-    assert web.x_compound.vm.kernel == str(project_dir / "k" / "vmlinuz")
+    assert web.x_compound.vm.kernel == "debian"
     assert web.x_compound.vm.accel == "kvm"
     assert web.x_compound.hints == {"legacy": False}
     assert web.extensions == {"x-other": {"keep": [1, 2]}}
     default = service(load, "restart: always")
     assert default.runtime == "container" and default.x_compound.vm.memory is None
+    assert default.x_compound.vm.kernel == "compound"
 
 
 def test_x_compound_memory_as_bytes_and_null(load: Loader) -> None:
@@ -554,6 +555,11 @@ def test_links_imply_dependency(load: Loader) -> None:
             "x-compound: {vm: {accel: hvf}}",
             "services.web.x-compound.vm.accel",
             "must be one of auto, kvm, tcg",
+        ),
+        (
+            "x-compound: {vm: {kernel: ./vmlinuz}}",
+            "services.web.x-compound.vm.kernel",
+            "must be one of compound, debian",
         ),
         (
             "x-compound: {lb: {mode: udp}}",

@@ -5,14 +5,16 @@ cache key can be the list of (package, version) that went in."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from compound.errors import VMError
 
-from ._util import locked, run
+from ._util import atomic_write, locked, run
 
 APT_TIMEOUT = 300.0
 _HINT = "check the apt sources (apt-get update) and that a Debian mirror is reachable"
@@ -32,6 +34,50 @@ def candidate_version(package: str) -> str | None:
     if not m or m.group(1) == "(none)":
         return None
     return m.group(1)
+
+
+# What apt answered before, per question, in the VM cache: `apt-cache policy`
+# costs 1.4-1.7 s per call, so the `up` path asks apt nothing once an
+# answer is known. Asked again by `compound doctor` (refresh) and when an
+# artefact keyed by a remembered answer is missing from the cache.
+RESOLVED_FILE = "resolved.json"
+
+
+def remembered(
+    cache_dir: Path, question: str, ask: Callable[[], str | None], *, refresh: bool = False
+) -> str | None:
+    """The remembered answer to ``question`` (e.g. "candidate:busybox-static"),
+    or ``ask()``'s answer, remembered when it is not None."""
+    path = cache_dir / RESOLVED_FILE
+    with locked(cache_dir / f".{RESOLVED_FILE}.lock"):
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict):
+            known = {}
+        value = known.get(question)
+        if isinstance(value, str) and not refresh:
+            return value
+        answer = ask()
+        if answer is not None and answer != value:
+            known[question] = answer
+            atomic_write(path, (json.dumps(known, indent=1, sort_keys=True) + "\n").encode())
+        return answer
+
+
+def remembered_candidate(cache_dir: Path, package: str, *, refresh: bool = False) -> str | None:
+    """:func:`candidate_version`, remembered in the cache."""
+    return remembered(
+        cache_dir, f"candidate:{package}", lambda: candidate_version(package), refresh=refresh
+    )
+
+
+def has_version(package: str, version: str) -> bool:
+    """Whether apt can fetch exactly ``version`` of ``package``."""
+    proc = run(["apt-cache", "policy", package], timeout=60, what="apt-cache policy", hint=_HINT)
+    # Version table rows: "     6.1.176-1 500" or " *** 6.1.176-1 500".
+    return version in re.findall(r"^\s+(?:\*\*\*\s+)?(\S+)\s+-?\d+\s*$", proc.stdout, re.M)
 
 
 def depends(package: str) -> list[str]:

@@ -9,7 +9,10 @@ on the launcher; only ``prepare`` (kernel, initramfs, base disk, launcher
 image), ``create`` and ``exec`` (through qemu-guest-agent) differ.
 
 Not (yet) for VMs: secrets/configs files, interactive/tty exec, volume
-subpaths, per-service custom kernels; each raises NotSupportedError.
+subpaths; each raises NotSupportedError.
+
+Guest kernel: compound's own (``guestkernel.py``) unless the service asks
+for Debian's (``x-compound.vm.kernel: debian``); each with its initramfs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, cast
@@ -54,6 +57,7 @@ from ._util import default_cache_dir
 from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
 from .guestconfig import GuestConfig, GuestMount
+from .guestkernel import ensure_guest_kernel
 from .imageconfig import merge_service
 from .initramfs import Initramfs, ensure_initramfs
 from .kernel import KernelArtifacts, ensure_kernel
@@ -142,6 +146,7 @@ class VMDriver(Driver):
         self._initramfs: Initramfs | None = None
         self._accel: Accel | None = None
         self._launcher: LauncherImage | None = None
+        self._boot: dict[str, tuple[KernelArtifacts, Initramfs]] = {}  # by kernel choice
         self._disks: dict[str, BaseDisk] = {}  # image id -> its base disk
         self._prepared: dict[str, str] = {}  # image ref -> id, from prepare()
 
@@ -153,28 +158,42 @@ class VMDriver(Driver):
 
     # -- prepare ---------------------------------------------------------------------
 
-    def _shared(self) -> tuple[KernelArtifacts, Initramfs, Accel, LauncherImage]:
-        if self._kernel is None:
-            self._kernel = ensure_kernel(self.cache_dir)
-        if self._initramfs is None:
-            self._initramfs = ensure_initramfs(self._kernel, self.cache_dir)
+    def _shared(
+        self, progress: Callable[[str], None] | None = None
+    ) -> tuple[KernelArtifacts, Initramfs, Accel, LauncherImage]:
+        """compound's kernel and initramfs (also what the accelerator probe
+        boots), the accelerator, the launcher image."""
+        if self._kernel is None or self._initramfs is None:
+            self._kernel, self._initramfs = self._boot_files("compound", progress)
         if self._accel is None:
             self._accel = probe_accel(self._kernel, self._initramfs, self.cache_dir).accel
         if self._launcher is None:
             self._launcher = ensure_launcher_image(self.client, self.cache_dir)
         return self._kernel, self._initramfs, self._accel, self._launcher
 
+    def _boot_files(
+        self, choice: str, progress: Callable[[str], None] | None = None
+    ) -> tuple[KernelArtifacts, Initramfs]:
+        """The guest kernel ``choice`` ("compound" or "debian") and its initramfs."""
+        if choice not in self._boot:
+            if choice == "debian":
+                kernel = ensure_kernel(self.cache_dir)
+            else:
+                kernel = ensure_guest_kernel(self.cache_dir, progress or (lambda _m: None))
+            self._boot[choice] = (kernel, ensure_initramfs(kernel, self.cache_dir))
+        return self._boot[choice]
+
     def prepare(
         self, project: Project, service: Service, progress: ProgressFn = _no_progress
     ) -> str:
         image_id = self._containers.prepare(project, service, progress)
-        if service.x_compound.vm.kernel:
-            raise NotSupportedError(
-                f"service {service.name!r}: x-compound.vm.kernel (a custom guest kernel) is not "
-                "supported yet; compound boots Debian's kernel with its own initramfs"
-            )
         progress(service.name, "preparing the VM: kernel, initramfs, launcher image")
-        self._shared()
+
+        def say(msg: str) -> None:
+            progress(service.name, msg)
+
+        self._shared(say)
+        self._boot_files(service.x_compound.vm.kernel, say)
         if image_id not in self._disks:
             progress(service.name, "exporting the image to a VM disk (once per image)")
             self._disks[image_id] = ensure_base_disk(self.client, image_id, self.cache_dir)
@@ -203,7 +222,8 @@ class VMDriver(Driver):
         image_id: str | None = None,
         name: str | None = None,
     ) -> Instance:
-        kernel, initramfs, probed, launcher = self._shared()
+        _, _, probed, launcher = self._shared()
+        kernel, initramfs = self._boot_files(service.x_compound.vm.kernel)
         image_id = (
             image_id
             or self._prepared.get(image_ref(project, service))

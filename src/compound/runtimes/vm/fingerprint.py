@@ -32,8 +32,8 @@ from compound.runtimes.hostcheck import (
 from compound.runtimes.hostops import digest, host_is_vm
 from compound.runtimes.vm import launcher_image as launcher_image_mod
 from compound.runtimes.vm.accel import probe_accel
+from compound.runtimes.vm.guestkernel import cached_kernels, ensure_guest_kernel
 from compound.runtimes.vm.initramfs import ensure_initramfs
-from compound.runtimes.vm.kernel import ensure_kernel
 from compound.runtimes.vm.qemu import QEMU_BINARY
 
 # e2fsprogs gained `mkfs.ext4 -d <dir>` in 1.43.
@@ -107,16 +107,32 @@ def _cached_entries(directory: Path, pattern: str) -> list[Path]:
     return sorted(p for p in directory.glob(pattern) if not p.name.startswith("."))
 
 
+def _kernels_present(cache_dir: Path) -> str:
+    """The guest kernels in the cache: compound's (built, or a build in
+    progress/interrupted) and Debian's, with version and size."""
+    shown = [
+        f"compound {k.version} ({human_size(k.size)})"
+        if k.built
+        else f"compound build unfinished ({k.path})"
+        for k in cached_kernels(cache_dir)
+    ]
+    for manifest in _cached_entries(cache_dir / "kernel", "linux-image-*/manifest.json"):
+        try:
+            meta = json.loads(manifest.read_text())
+            size = (manifest.parent / "vmlinux").stat().st_size
+        except (OSError, ValueError):
+            continue
+        shown.append(f"debian {meta.get('release')} ({meta.get('version')}, {human_size(size)})")
+    return "; ".join(shown) if shown else "none"
+
+
 def check_kernel(env: CheckEnv) -> Verdict:
-    kdir = env.cache_dir / "kernel"
     if env.quick:
-        cached = [p.parent.name for p in _cached_entries(kdir, "*/manifest.json")]
-        have = f"cached: {', '.join(cached)}" if cached else "nothing cached yet"
-        return skip(f"not probed (--quick); {have}")
-    with env.progress("guest kernel: checking, downloading and unpacking if missing"):
-        env.kernel = ensure_kernel(env.cache_dir)
+        return skip(f"not probed (--quick); in the cache: {_kernels_present(env.cache_dir)}")
+    with env.progress("guest kernel: checking apt's version, building if missing (minutes)"):
+        env.kernel = ensure_guest_kernel(env.cache_dir, refresh=True)
     k = env.kernel
-    return ok(f"{k.version}, {len(k.modules)} modules, {k.vmlinux}")
+    return ok(f"{k.version}, {k.vmlinux}; in the cache: {_kernels_present(env.cache_dir)}")
 
 
 def check_initramfs(env: CheckEnv) -> Verdict:
@@ -132,7 +148,7 @@ def check_initramfs(env: CheckEnv) -> Verdict:
     if env.kernel is None:
         return skip("not probed: the guest kernel is not available (see above)")
     with env.progress("initramfs: checking, building if missing"):
-        env.initramfs = ensure_initramfs(env.kernel, env.cache_dir)
+        env.initramfs = ensure_initramfs(env.kernel, env.cache_dir, refresh=True)
     i = env.initramfs
     return ok(f"{human_size(i.size)}, key {i.key[:16]}, {i.path}")
 

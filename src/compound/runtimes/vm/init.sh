@@ -55,6 +55,8 @@ fail() {
 
 load() {
     # One process for the whole list; modprobe follows our modules.dep.
+    # compound's own kernel has everything built in: its lists are empty
+    # and nothing is loaded (Debian's kernel: x-compound.vm.kernel: debian).
     [ $# -gt 0 ] && { modprobe -a "$@" || say "compound: modprobe $* failed"; }
 }
 

@@ -1,6 +1,7 @@
 """The initramfs compound boots every VM with: busybox (static), the guest
-kernel modules in load order, qemu-guest-agent with exactly the shared
-libraries it links against, and our /init. Built in Python as a newc cpio,
+kernel modules in load order (none for compound's own kernel),
+qemu-guest-agent with exactly the shared libraries it links against, and
+our /init. Built in Python as a newc cpio,
 content-addressed: the file name is the hash of every input, so a changed
 input gives a new file and an unchanged one is never rebuilt."""
 
@@ -77,10 +78,13 @@ def exec_script() -> str:
     return _data("compound-exec.sh")
 
 
-def modules_env() -> str:
-    """The /compound/modules file: which modules /init loads at each step."""
+def modules_env(kernel: KernelArtifacts | None = None) -> str:
+    """The /compound/modules file: which modules /init loads at each step;
+    all empty for a kernel without modules (compound's own: everything the
+    guest needs is built in, /init loads nothing)."""
+    builtin = kernel is not None and not kernel.modules
     return "".join(
-        f"{var}='{' '.join(mods)}'\n"
+        f"{var}='{'' if builtin else ' '.join(mods)}'\n"
         for var, mods in (
             ("MODULES_CONFIG", MODULES_CONFIG),
             ("MODULES_BASE", MODULES_BASE),
@@ -196,19 +200,9 @@ def _agent_tree(work: Path, cache: Path) -> tuple[Path, dict[str, Path], list[st
     return binary, resolve_libraries(binary, roots), used
 
 
-def ensure_initramfs(
-    kernel: KernelArtifacts, cache_dir: Path | None = None, *, compress: bool = False
-) -> Initramfs:
-    """Build (once) and return the initramfs for ``kernel``."""
-    cache = (cache_dir or default_cache_dir()) / "initramfs"
-    bb_version = debs.candidate_version(BUSYBOX_PACKAGE)
-    qga_version = debs.candidate_version(AGENT_PACKAGE)
-    if bb_version is None or qga_version is None:
-        raise VMError(
-            f"{BUSYBOX_PACKAGE} or {AGENT_PACKAGE} is not known to apt",
-            hint="run apt-get update",
-        )
-    key = digest(
+def archive_key(kernel: KernelArtifacts, bb_version: str, qga_version: str, compress: bool) -> str:
+    """The hash of every input of the archive."""
+    return digest(
         {
             "builder": BUILDER_VERSION,
             "kernel": kernel.version,
@@ -216,13 +210,41 @@ def ensure_initramfs(
             "busybox": bb_version,
             "agent": qga_version,
             "init": init_script(),
-            "modules_env": modules_env(),
+            "modules_env": modules_env(kernel),
             "fstab": FSTAB,
             "exec": exec_script(),
             "compress": compress,
         }
     )
-    path = cache / f"initramfs-{key[:16]}.cpio{'.gz' if compress else ''}"
+
+
+def archive_path(cache: Path, key: str, compress: bool) -> Path:
+    return cache / f"initramfs-{key[:16]}.cpio{'.gz' if compress else ''}"
+
+
+def ensure_initramfs(
+    kernel: KernelArtifacts,
+    cache_dir: Path | None = None,
+    *,
+    compress: bool = False,
+    refresh: bool = False,
+) -> Initramfs:
+    """Build (once) and return the initramfs for ``kernel``. Package
+    versions are remembered in the cache (no apt call on a warm path);
+    ``refresh`` asks apt again (doctor), as does a missing archive."""
+    vm_cache = cache_dir or default_cache_dir()
+    cache = vm_cache / "initramfs"
+    bb_version = debs.remembered_candidate(vm_cache, BUSYBOX_PACKAGE, refresh=refresh)
+    qga_version = debs.remembered_candidate(vm_cache, AGENT_PACKAGE, refresh=refresh)
+    if bb_version is None or qga_version is None:
+        raise VMError(
+            f"{BUSYBOX_PACKAGE} or {AGENT_PACKAGE} is not known to apt",
+            hint="run apt-get update",
+        )
+    key = archive_key(kernel, bb_version, qga_version, compress)
+    path = archive_path(cache, key, compress)
+    if not refresh and not path.exists():
+        return ensure_initramfs(kernel, cache_dir, compress=compress, refresh=True)
     with locked(cache / ".lock"):
         if not path.exists():
             _build(kernel, cache, path, bb_version, compress)
@@ -274,14 +296,15 @@ def _build(
         w.file("init", init_script().encode(), 0o755)
         w.file("etc/fstab", FSTAB.encode())
         w.file("sbin/compound-exec", exec_script().encode(), 0o755)
-        w.file("compound/modules", modules_env().encode())
+        w.file("compound/modules", modules_env(kernel).encode())
         packages = sorted([*used, f"{BUSYBOX_PACKAGE}={bb_version}"])
         manifest = {"kernel": kernel.version, "packages": packages}
         w.file("compound/manifest.json", json.dumps(manifest, indent=1).encode())
-        moddir = f"lib/modules/{kernel.release}"
-        for name in kernel.modules:
-            w.file(f"{moddir}/{name}", (kernel.modules_dir / name).read_bytes())
-        w.file(f"{moddir}/modules.dep", modules_dep(kernel).encode())
+        if kernel.modules:  # compound's kernel has none: nothing to load
+            moddir = f"lib/modules/{kernel.release}"
+            for name in kernel.modules:
+                w.file(f"{moddir}/{name}", (kernel.modules_dir / name).read_bytes())
+            w.file(f"{moddir}/modules.dep", modules_dep(kernel).encode())
         w.file("sbin/qemu-ga", qga.read_bytes(), 0o755)
         for soname, src in sorted(libs.items()):
             data = src.resolve().read_bytes()

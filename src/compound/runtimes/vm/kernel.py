@@ -57,6 +57,7 @@ class KernelArtifacts:
     modules_dir: Path  # flat dir of .ko files
     modules: tuple[str, ...]  # file names in modules_dir, in load order
     config: Path
+    flavour: str = "debian"  # or "compound" (guestkernel.py: no modules)
 
 
 # Bump when what an entry holds changes (the entry name carries it).
@@ -81,22 +82,27 @@ def _norm(name: str) -> str:
     return name.replace("-", "_")
 
 
-def _resolve_package(package: str | None) -> str:
+def _ask_package() -> str | None:
+    if debs.candidate_version(PINNED_PACKAGE) is not None:
+        return PINNED_PACKAGE
+    deps = [d for d in debs.depends(METAPACKAGE) if d.startswith("linux-image-")]
+    return deps[0] if deps else None
+
+
+def _resolve_package(package: str | None, cache: Path, refresh: bool) -> str:
     if package:
         return package
     env = os.environ.get("COMPOUND_VM_KERNEL_PACKAGE")
     if env:
         return env
-    if debs.candidate_version(PINNED_PACKAGE) is not None:
-        return PINNED_PACKAGE
-    deps = [d for d in debs.depends(METAPACKAGE) if d.startswith("linux-image-")]
-    if not deps:
+    found = debs.remembered(cache, "debian-kernel-package", _ask_package, refresh=refresh)
+    if found is None:
         raise VMError(
             f"neither {PINNED_PACKAGE} nor {METAPACKAGE} is available from apt",
             hint="run apt-get update, or set COMPOUND_VM_KERNEL_PACKAGE to an available "
             "linux-image-*-amd64 package",
         )
-    return deps[0]
+    return found
 
 
 def module_load_order(
@@ -147,14 +153,22 @@ def _decompress_bzimage(vmlinuz: Path) -> bytes:
     raise VMError(f"{vmlinuz}: no xz-compressed ELF kernel inside")
 
 
-def ensure_kernel(cache_dir: Path | None = None, package: str | None = None) -> KernelArtifacts:
-    """Download and unpack the guest kernel once; return its artifacts."""
-    cache = (cache_dir or default_cache_dir()) / "kernel"
-    pkg = _resolve_package(package)
-    version = debs.candidate_version(pkg)
+def ensure_kernel(
+    cache_dir: Path | None = None, package: str | None = None, *, refresh: bool = False
+) -> KernelArtifacts:
+    """Download and unpack Debian's kernel once; return its artifacts. The
+    package and version apt offers are remembered in the cache (no apt call
+    on a warm path); ``refresh`` asks apt again (doctor), as does a
+    remembered version whose entry is missing."""
+    vm_cache = cache_dir or default_cache_dir()
+    cache = vm_cache / "kernel"
+    pkg = _resolve_package(package, vm_cache, refresh)
+    version = debs.remembered_candidate(vm_cache, pkg, refresh=refresh)
     if version is None:
         raise VMError(f"kernel package {pkg!r} is not known to apt", hint="run apt-get update")
     entry = cache / f"{pkg}_{version}.v{LAYOUT}"
+    if not refresh and not (entry / "manifest.json").exists():
+        return ensure_kernel(cache_dir, package, refresh=True)
     with locked(cache / ".lock"):
         manifest = entry / "manifest.json"
         if not manifest.exists():
