@@ -837,7 +837,7 @@ class _ServiceNormalizer:
             vm_fields["vcpus"] = vm["vcpus"]
         if vm.get("kernel") is not None:
             vm_fields["kernel"] = self.ctx.host_path(vm["kernel"])
-        for key in ("kernel_args", "accel"):
+        for key in ("kernel_args", "accel", "net", "share"):
             if vm.get(key) is not None:
                 vm_fields[key] = vm[key]
         fields["vm"] = VMOptions(**vm_fields)

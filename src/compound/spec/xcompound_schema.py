@@ -8,6 +8,9 @@
         kernel: ./vmlinuz                # guest kernel, relative to the project
         kernel_args: "console=ttyS0"
         accel: auto | kvm | tcg
+        net: tap | user                  # default tap: the guest owns the launcher's address;
+                                         # user = QEMU's slirp (declared ports only)
+        share: auto | virtiofs | 9p      # volumes; auto = virtio-fs, 9p where it cannot run
       lb:                                # the load balancer of a replicated service with ports
         mode: http | tcp                 # default http (per request); tcp for other protocols
       hints: {...}                       # free-form; checked by the advisor
@@ -21,6 +24,8 @@ from typing import Any
 
 RUNTIMES = ("container", "vm", "auto")
 ACCELERATORS = ("auto", "kvm", "tcg")
+VM_NETS = ("tap", "user")
+VM_SHARES = ("auto", "virtiofs", "9p")
 LB_MODES = ("http", "tcp")
 
 XCOMPOUND_SCHEMA: dict[str, Any] = {
@@ -35,6 +40,8 @@ XCOMPOUND_SCHEMA: dict[str, Any] = {
                 "kernel": {"type": "string"},
                 "kernel_args": {"type": "string"},
                 "accel": {"type": "string", "enum": list(ACCELERATORS)},
+                "net": {"type": "string", "enum": list(VM_NETS)},
+                "share": {"type": "string", "enum": list(VM_SHARES)},
             },
             "additionalProperties": False,
         },
