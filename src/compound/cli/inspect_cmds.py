@@ -40,6 +40,9 @@ def instance_row(inst: Instance, project: Project | None = None) -> dict[str, An
         "kernel": d.get("kernel", "shared"),
         "accel": d.get("accel", "-"),
         "boot_time": d.get("boot_time"),
+        # a VM's data plane: tap | user (slirp); volumes over virtiofs | 9p
+        "network": d.get("network", "-"),
+        "share": d.get("share", "-"),
         # a VM's container runs the launcher image; the service's image is what boots
         "image": _service_image(inst, project),
         "status": inst.status,
