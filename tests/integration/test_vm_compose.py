@@ -5,7 +5,8 @@ launcher container; every container is a real container. Two `up`s cover
 the issue's proof list:
 
 - test_vm_beside_containers: (a) a busybox httpd VM reached by name from a
-  python container and from the host through a published port; (b) named
+  python container and from the host through a published port, and a VM on
+  the old data plane (`vm: {net: user, share: 9p}`) reached on its exposed port; (b) named
   volumes in both directions; (c) exec exit code and output; (e) a VM that
   crashes once and is restarted by its policy; (f) `ps --json` runtime,
   kernel and accel; (g) `down` leaves no launcher, QEMU or run dir.
@@ -207,9 +208,9 @@ def test_vm_beside_containers(vm_app: App) -> None:
                 if [ ! -f /data/ran ]; then echo 1 > /data/ran; exit 1; fi;
                 exec httpd -f -p 80 -h /data
             restart: on-failure
-            expose: ["80"]                # a VM's ports reach the guest only when exposed
+            expose: ["80"]                # on slirp a VM's ports reach the guest only when exposed
             volumes: ["flakydata:/data"]
-            x-compound: {{runtime: vm}}
+            x-compound: {{runtime: vm, vm: {{net: user, share: 9p}}}}  # the old data plane
         volumes:
           site: {{}}
           shared: {{}}
@@ -217,7 +218,7 @@ def test_vm_beside_containers(vm_app: App) -> None:
         """)
     app.ok("up", "-d")
 
-    # (a) by name from a container, through Docker's DNS and the launcher's port forward
+    # (a) by name from a container, through Docker's DNS, to the address the guest owns
     out = _until("client fetches http://web/", lambda: _fetch_in(app, "client", "http://web/"), 90)
     assert "hello-from-a-container" in out
     # (a) from the host through the published port
@@ -279,6 +280,9 @@ def test_vm_beside_containers(vm_app: App) -> None:
     for svc in ("writer", "client"):
         assert rows[svc]["runtime"] == "container" and rows[svc]["kernel"] == "shared"
     assert rows["writer"]["status"] == "exited" and rows["writer"]["exit_code"] == 0
+    # the default data plane for web, the old one (slirp, 9p) as asked for flaky
+    assert rows["web"]["network"] == "tap", rows["web"]
+    assert (rows["flaky"]["network"], rows["flaky"]["share"]) == ("user", "9p"), rows["flaky"]
     table = app.ok("ps")
     assert "vm" in table and kernel.split()[0] in table
 

@@ -210,6 +210,8 @@ class Session:
             self._closed_vm_note(n, image_ids[n])
             for n in order
             if runtimes[n] == "vm"
+            # with net: tap (the default) the guest owns the launcher's address
+            and self.project.services[n].x_compound.vm.net == "user"
             and not self.project.services[n].ports
             and not self.project.services[n].expose
         ]
@@ -226,8 +228,9 @@ class Session:
         return dataclasses.replace(plan, notes=plan.notes + extra) if extra else plan
 
     def _closed_vm_note(self, service: str, image_id: str | None) -> str | None:
-        """A VM only receives the ports it declares (forwarded into the guest);
-        a container's network namespace is open. Say so rather than let
+        """A VM on QEMU's user networking (``vm: {net: user}``) only receives
+        the ports it declares (forwarded into the guest); a container's
+        network namespace is open. Say so rather than let
         connections be refused mysteriously."""
         exposed: dict[str, Any] = {}
         if image_id:
