@@ -57,8 +57,10 @@ from compound.hostfacts import host_facts
 from compound.runtimes.vm import launcher_image as launcher_image_mod
 from compound.runtimes.vm._util import default_cache_dir, digest
 from compound.runtimes.vm.accel import AccelProbe, probe_accel
+from compound.runtimes.vm.driver import kernel_has_virtiofs
 from compound.runtimes.vm.initramfs import Initramfs, ensure_initramfs
 from compound.runtimes.vm.kernel import KernelArtifacts, ensure_kernel
+from compound.runtimes.vm.launcher import TUN_DEVICE
 from compound.runtimes.vm.qemu import QEMU_BINARY
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -375,6 +377,22 @@ def check_launcher(env: DoctorEnv) -> Verdict:
     )
 
 
+def check_vm_dataplane(env: DoctorEnv) -> Verdict:
+    """How VMs reach their networks and volumes on this host (issue 10)."""
+    # QEMU 7.2's virtiofsd needs unshare(CLONE_FS), which Docker's default
+    # seccomp profile refuses without CAP_SYS_ADMIN (NOTES.md)
+    share = "virtio-fs where virtiofsd starts, else 9p (always under Docker's default seccomp)"
+    if env.kernel is not None and not kernel_has_virtiofs(env.kernel):
+        share = "9p (the guest kernel has no virtio-fs)"
+    if not Path(TUN_DEVICE).exists():
+        return warn(
+            f"no {TUN_DEVICE}: VMs fall back to QEMU user networking (declared ports only);"
+            f" volumes: {share}",
+            "load the tun module (modprobe tun) so a VM can own its launcher's address",
+        )
+    return ok(f"network: tap (the guest owns the launcher's address); volumes: {share}")
+
+
 def check_lb_image(env: DoctorEnv) -> Verdict:
     from compound.lb import image as lb_image
 
@@ -507,6 +525,7 @@ CHECKS: tuple[CheckDef, ...] = (
     CheckDef("initramfs", check_initramfs),
     CheckDef("kvm", check_kvm),
     CheckDef("launcher image", check_launcher),
+    CheckDef("vm data plane", check_vm_dataplane),
     CheckDef("load balancer image", check_lb_image),
     CheckDef("caches", check_caches),
     CheckDef("host", check_host),
