@@ -163,7 +163,8 @@ esac
 # COMPOUND_SHARES: one "tag<TAB>dir<TAB>ro|rw" per line. virtio-fs needs one
 # virtiofsd per volume, started before QEMU connects to it; a volume whose
 # virtiofsd does not come up goes over virtio-9p (QEMU's own server) instead.
-# cache=auto: see NOTES.md ("Volumes: virtio-fs") for why and the figures.
+# cache=none: no attribute/dentry caching in the guest, so a container's
+# writes are visible in the VM at once, as with 9p (NOTES.md, "Volumes").
 VIRTIOFSD=/usr/lib/qemu/virtiofsd
 VFS_TAGS=' '
 start_virtiofsd() {  # tag dir
@@ -171,7 +172,7 @@ start_virtiofsd() {  # tag dir
     rm -f "$sock"
     (
         "$VIRTIOFSD" --socket-path="$sock" -o source="$2" -o sandbox=chroot \
-            -o cache="${COMPOUND_VIRTIOFS_CACHE:-auto}" < /dev/null 2> "$STATE/virtiofsd-$1.log"
+            -o cache="${COMPOUND_VIRTIOFS_CACHE:-none}" < /dev/null 2> "$STATE/virtiofsd-$1.log"
         rc=$?
         # It exits 0 when QEMU goes away; anything else while the guest runs
         # leaves the guest's file operations hanging, so end the VM and say so.
