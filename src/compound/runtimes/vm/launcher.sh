@@ -267,6 +267,14 @@ if [ -f "$STATE/virtiofsd-died" ]; then
     tail -n 20 "$RUN/console.log" >&2 2>/dev/null
     exit 255
 fi
+ERR=$(tr -d '\r' < "$RUN/console.log" 2>/dev/null | sed -n 's/^COMPOUND-ERROR //p' | tail -n 1)
+if [ -n "$ERR" ] && [ "$CODE" = 255 ]; then
+    # /init could not set the guest up (network, volumes, root): say why here,
+    # where `docker logs` and compound's error reports look
+    log "guest setup failed: $ERR; console tail:"
+    tail -n 20 "$RUN/console.log" >&2 2>/dev/null
+    exit 255
+fi
 if [ -z "$CODE" ]; then
     log "the guest ended without an exit code (QEMU exit $RC); console tail:"
     tail -n 20 "$RUN/console.log" >&2 2>/dev/null
