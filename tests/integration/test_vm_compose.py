@@ -4,8 +4,9 @@ Every VM here is a QEMU guest (TCG on the development machine) inside a
 launcher container; every container is a real container. Two `up`s cover
 the issue's proof list:
 
-- test_vm_beside_containers: (a) a busybox httpd VM reached by name from a
-  python container and from the host through a published port; (b) named
+- test_vm_beside_containers: (a) a busybox httpd VM on the old data plane
+  (`vm: {net: user, share: 9p}`) reached by name from a python container and
+  from the host through a published port; (b) named
   volumes in both directions; (c) exec exit code and output; (e) a VM that
   crashes once and is restarted by its policy; (f) `ps --json` runtime,
   kernel and accel; (g) `down` leaves no launcher, QEMU or run dir.
@@ -189,10 +190,10 @@ def test_vm_beside_containers(vm_app: App) -> None:
               - -c
               - "echo written-by-the-vm > /shared/vm.txt; exec httpd -f -p 80 -h /www"
             volumes: ["site:/www", "shared:/shared"]
-            ports: ["127.0.0.1:{port}:80"]
+            ports: ["127.0.0.1:{port}:80"]  # on slirp, forwarded into the guest
             depends_on:
               writer: {{condition: service_completed_successfully}}
-            x-compound: {{runtime: vm}}
+            x-compound: {{runtime: vm, vm: {{net: user, share: 9p}}}}  # the old data plane
           client:                       # a container that reaches the VM by name
             image: {PYTHON}
             command: ["python3", "-c", "import time; time.sleep(3600)"]
@@ -206,8 +207,7 @@ def test_vm_beside_containers(vm_app: App) -> None:
               - >-
                 if [ ! -f /data/ran ]; then echo 1 > /data/ran; exit 1; fi;
                 exec httpd -f -p 80 -h /data
-            restart: on-failure
-            expose: ["80"]                # a VM's ports reach the guest only when exposed
+            restart: on-failure           # the restarted launcher hands its new netns over again
             volumes: ["flakydata:/data"]
             x-compound: {{runtime: vm}}
         volumes:
@@ -217,7 +217,7 @@ def test_vm_beside_containers(vm_app: App) -> None:
         """)
     app.ok("up", "-d")
 
-    # (a) by name from a container, through Docker's DNS and the launcher's port forward
+    # (a) by name from a container, through Docker's DNS and the launcher's slirp forward
     out = _until("client fetches http://web/", lambda: _fetch_in(app, "client", "http://web/"), 90)
     assert "hello-from-a-container" in out
     # (a) from the host through the published port
@@ -248,7 +248,8 @@ def test_vm_beside_containers(vm_app: App) -> None:
     code, out = app.run("exec", "-T", "web", "sh", "-c", "exit 0")
     assert code == 0, out
 
-    # (e) flaky exited 1 once; Docker's restart policy on the launcher brought it back
+    # (e) flaky exited 1 once; Docker's restart policy on the launcher brought it back,
+    # and the guest took over the restarted launcher's (new) network namespace
     def flaky_running() -> bool:
         row = _rows(app, "-a")["flaky"]
         if row["status"] != "running":
@@ -279,6 +280,9 @@ def test_vm_beside_containers(vm_app: App) -> None:
     for svc in ("writer", "client"):
         assert rows[svc]["runtime"] == "container" and rows[svc]["kernel"] == "shared"
     assert rows["writer"]["status"] == "exited" and rows["writer"]["exit_code"] == 0
+    # the old data plane (slirp, 9p) as asked for web; the default for flaky
+    assert (rows["web"]["network"], rows["web"]["share"]) == ("user", "9p"), rows["web"]
+    assert rows["flaky"]["network"] == "tap", rows["flaky"]
     table = app.ok("ps")
     assert "vm" in table and kernel.split()[0] in table
 

@@ -43,6 +43,9 @@ def instance_row(
         "kernel": d.get("kernel", "shared"),
         "accel": d.get("accel", "-"),
         "boot_time": d.get("boot_time"),
+        # a VM's data plane: tap | user (slirp); volumes over virtiofs | 9p
+        "network": d.get("network", "-"),
+        "share": d.get("share", "-"),
         # a VM's container runs the launcher image; the service's image is what boots
         "image": driver.shown_image(inst, project) if driver and project else inst.image,
         "status": inst.status,

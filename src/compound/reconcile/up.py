@@ -59,18 +59,19 @@ def plan_up(
 
 
 def closed_network(project: Project, service: str, driver: Driver) -> bool:
-    """A runtime that receives only declared ports (a VM) and a service that
-    declares none: its image's EXPOSE decides whether to say so."""
+    """A service that receives only declared ports (a VM on user networking)
+    and declares none: its image's EXPOSE decides whether to say so."""
     svc = project.services[service]
-    return not driver.capabilities.open_network and not svc.ports and not svc.expose
+    return not driver.open_network(svc) and not svc.ports and not svc.expose
 
 
 def _closed_note(service: str) -> str:
     # a container's network namespace is open; say so rather than let
     # connections be refused mysteriously
     return (
-        f"{service} runs as a VM and declares no ports: other services and the host can"
-        " reach it only on ports listed under expose: or ports:"
+        f"{service} runs as a VM on user networking (vm: {{net: user}}) and declares no"
+        " ports: other services and the host can reach it only on ports listed under"
+        " expose: or ports:"
     )
 
 

@@ -62,8 +62,8 @@ class Capabilities:
     changes: bool = False  # can list files changed since creation (`compound diff`)
     terminal: bool = False  # exec and run can hand the user a terminal (tty, attach)
     top: bool = False  # its processes can be listed from the host
-    # every port of the instance is reachable from its networks; a VM receives
-    # only the ports it declares (forwarded into the guest)
+    # every port of the instance is reachable from its networks (see
+    # Driver.open_network for a runtime where it depends on the service)
     open_network: bool = True
 
 
@@ -292,6 +292,12 @@ class Driver(abc.ABC):
         """The instance as `ps` shows it: a listed instance plus what only this
         runtime knows (kernel, accelerator, boot time). Listing is enough here."""
         return instance
+
+    def open_network(self, service: Service) -> bool:
+        """Whether every port of ``service``'s instances is reachable from its
+        networks, or only the ports it declares (a VM on QEMU's user
+        networking, whose forwards are made per declared port)."""
+        return self.capabilities.open_network
 
     def shown_image(self, instance: Instance, project: Project) -> str:
         """The image `ps` names: what the instance runs from."""

@@ -93,6 +93,7 @@ class ProjectChecks:
                         f"undefined {kind[:-1]} {source!r}",
                         _hint(source, declared, f"declare it under top-level {kind}:"),
                     )
+        self.vm_network(base, service)
         for key in ("network_mode", "ipc", "pid"):
             ref = raw.get(key)
             if isinstance(ref, str) and ref.startswith("service:"):
@@ -103,6 +104,23 @@ class ProjectChecks:
                         f"{key} refers to {self._describe_missing(target)}",
                         self._missing_hint(target, project),
                     )
+
+    def vm_network(self, base: Path, service: Service) -> None:
+        """A VM's guest takes over its launcher's own interfaces; sharing the
+        host's or another container's namespace would hand it interfaces
+        that are not the launcher's to take."""
+        mode = service.network_mode or ""
+        if service.x_compound.runtime != "vm" or not (
+            mode == "host" or mode.startswith(("service:", "container:"))
+        ):
+            return
+        self.ctx.problems.add(
+            (*base, "network_mode"),
+            f"network_mode {mode!r} is not possible for a VM (x-compound.runtime: vm): "
+            "the guest owns its launcher's own network interfaces",
+            "remove network_mode (the VM joins its networks like a container), "
+            "or run the service as a container",
+        )
 
     def mounts(self, name: str, raw: dict[str, Any], project: Project) -> None:
         base: Path = ("services", name)

@@ -303,6 +303,10 @@ def _x_compound(x: XCompound) -> dict[str, Any]:
         vm["kernel"] = x.vm.kernel
     if x.vm.accel != "auto":
         vm["accel"] = x.vm.accel
+    if x.vm.net != "tap":
+        vm["net"] = x.vm.net
+    if x.vm.share != "auto":
+        vm["share"] = x.vm.share
     _put(out, "vm", vm)
     lb: dict[str, Any] = {}
     if x.lb.mode != "http":

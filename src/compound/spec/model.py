@@ -166,6 +166,11 @@ class VMOptions(Frozen):
     kernel: Literal["compound", "debian"] = "compound"
     kernel_args: str | None = None
     accel: Literal["auto", "kvm", "tcg"] = "auto"
+    # tap: the guest takes over the launcher's addresses on every network;
+    # user: QEMU's slirp NAT with a forward per declared port (the old way).
+    net: Literal["tap", "user"] = "tap"
+    # How volumes reach the guest: auto = virtio-fs, 9p where it cannot run.
+    share: Literal["auto", "virtiofs", "9p"] = "auto"
 
 
 class LBOptions(Frozen):

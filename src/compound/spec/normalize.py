@@ -850,7 +850,7 @@ class _ServiceNormalizer:
             vm_fields["vcpus"] = convert.integer(
                 vm["vcpus"], (*path, "vm", "vcpus"), minimum=1, maximum=MAX_VCPUS
             )
-        for key in ("kernel", "kernel_args", "accel"):
+        for key in ("kernel", "kernel_args", "accel", "net", "share"):
             if vm.get(key) is not None:
                 vm_fields[key] = vm[key]
         fields["vm"] = VMOptions(**vm_fields)

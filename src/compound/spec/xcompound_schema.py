@@ -9,6 +9,9 @@
                                          # debian: Debian's generic kernel + modules
         kernel_args: "console=ttyS0"
         accel: auto | kvm | tcg
+        net: tap | user                  # default tap: the guest owns the launcher's address;
+                                         # user = QEMU's slirp (declared ports only)
+        share: auto | virtiofs | 9p      # volumes; auto = virtio-fs, 9p where it cannot run
       lb:                                # the load balancer of a replicated service with ports
         mode: http | tcp                 # default http (per request); tcp for other protocols
       hints: {...}                       # free-form; checked by the advisor
@@ -23,6 +26,8 @@ from typing import Any
 RUNTIMES = ("container", "vm", "auto")
 ACCELERATORS = ("auto", "kvm", "tcg")
 GUEST_KERNELS = ("compound", "debian")
+VM_NETS = ("tap", "user")
+VM_SHARES = ("auto", "virtiofs", "9p")
 LB_MODES = ("http", "tcp")
 
 XCOMPOUND_SCHEMA: dict[str, Any] = {
@@ -37,6 +42,8 @@ XCOMPOUND_SCHEMA: dict[str, Any] = {
                 "kernel": {"type": "string", "enum": list(GUEST_KERNELS)},
                 "kernel_args": {"type": "string"},
                 "accel": {"type": "string", "enum": list(ACCELERATORS)},
+                "net": {"type": "string", "enum": list(VM_NETS)},
+                "share": {"type": "string", "enum": list(VM_SHARES)},
             },
             "additionalProperties": False,
         },

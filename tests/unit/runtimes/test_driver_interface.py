@@ -1,5 +1,6 @@
 """The Driver interface is complete: nothing outside runtimes/ (and the
-advisor and placement, which reason about runtimes by design) asks which
+advisor and placement, which reason about runtimes by design, and spec/,
+which checks the runtime a file declares) asks which
 runtime it has or probes a driver for a method; every optional operation
 has a default that says why it is not supported."""
 
@@ -16,7 +17,9 @@ from compound.runtimes.registry import RuntimeDrivers, driver_class
 from tests.unit.fakes import FakeDriver, instance
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "compound"
-ALLOWED = ("runtimes", "advisor", "placement")
+# spec/ validates what the file declares, `x-compound.runtime: vm` included
+# (a VM cannot share the host's network namespace: a config-time error)
+ALLOWED = ("runtimes", "advisor", "placement", "spec")
 BRANCH = re.compile(r"""runtime\s*[!=]=\s*["'](vm|container)["']|getattr\((driver|drv)\b""")
 
 

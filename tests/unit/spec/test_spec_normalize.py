@@ -463,11 +463,17 @@ x-other: {keep: [1, 2]}
     assert web.x_compound.vm.vcpus == 2
     assert web.x_compound.vm.kernel == "debian"
     assert web.x_compound.vm.accel == "kvm"
+    assert (web.x_compound.vm.net, web.x_compound.vm.share) == ("tap", "auto")
     assert web.x_compound.hints == {"legacy": False}
     assert web.extensions == {"x-other": {"keep": [1, 2]}}
     default = service(load, "restart: always")
     assert default.runtime == "container" and default.x_compound.vm.memory is None
     assert default.x_compound.vm.kernel == "compound"
+
+
+def test_x_compound_vm_net_and_share(load: Loader) -> None:
+    vm = service(load, "x-compound: {vm: {net: user, share: 9p}}").x_compound.vm
+    assert (vm.net, vm.share) == ("user", "9p")
 
 
 def test_x_compound_memory_as_bytes_and_null(load: Loader) -> None:
@@ -560,6 +566,26 @@ def test_links_imply_dependency(load: Loader) -> None:
             "x-compound: {vm: {kernel: ./vmlinuz}}",
             "services.web.x-compound.vm.kernel",
             "must be one of compound, debian",
+        ),
+        (
+            "x-compound: {vm: {net: bridge}}",
+            "services.web.x-compound.vm.net",
+            "must be one of tap, user",
+        ),
+        (
+            "x-compound: {vm: {share: nfs}}",
+            "services.web.x-compound.vm.share",
+            "must be one of auto, virtiofs, 9p",
+        ),
+        (
+            "network_mode: host\n    x-compound: {runtime: vm}",
+            "services.web.network_mode",
+            "not possible for a VM",
+        ),
+        (
+            "network_mode: 'container:abc'\n    x-compound: {runtime: vm}",
+            "services.web.network_mode",
+            "not possible for a VM",
         ),
         (
             "x-compound: {lb: {mode: udp}}",

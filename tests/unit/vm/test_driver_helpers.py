@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from compound.runtimes.vm.basedisk import BaseDisk
@@ -92,7 +93,9 @@ def test_launcher_config_keeps_engine_facts_and_drops_process_ones(tmp_path: Pat
     assert cfg["Hostname"] == "web" and cfg["StopSignal"] == "SIGTERM"
     host = cfg["HostConfig"]
     assert host["RestartPolicy"] == {"Name": "always"} and host["NetworkMode"] == "p_default"
-    assert {"CapAdd", "Privileged", "Sysctls"}.isdisjoint(host)
+    assert {"Privileged", "Sysctls", "SecurityOpt", "CapDrop"}.isdisjoint(host)
+    # the guest owns the launcher's interfaces: NET_ADMIN there, not the service's caps
+    assert host["CapAdd"] == ["NET_ADMIN"]
     assert host["Memory"] == 700 * MiB
     assert f"{tmp_path}/run:/compound/run" in host["Binds"]
     assert "/srv:/compound/volumes/1:ro" in host["Binds"]
@@ -100,4 +103,8 @@ def test_launcher_config_keeps_engine_facts_and_drops_process_ones(tmp_path: Pat
         {"Type": "volume", "Target": "/compound/volumes/0", "Source": "p_data"},
         {"Type": "volume", "Target": "/compound/volumes/2"},
     ]
-    assert host["Devices"][0]["PathOnHost"] == "/dev/kvm"
+    assert [d["PathOnHost"] for d in host["Devices"]] == ["/dev/kvm", "/dev/net/tun"]
+    user = VMDriver()._launcher_config(
+        container_request, replace(spec, net="user", accel="tcg"), ["qemu"], None
+    )
+    assert {"CapAdd", "Devices"}.isdisjoint(user["HostConfig"])

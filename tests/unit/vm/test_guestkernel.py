@@ -360,5 +360,7 @@ def test_a_warm_path_asks_apt_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_compound_kernel_initramfs_loads_no_modules(tmp_path: Path) -> None:
     ours = guestkernel.artifacts(tmp_path, VERSION, "ab" * 32)
     env = initramfs.modules_env(ours)
-    assert env == "MODULES_CONFIG=''\nMODULES_BASE=''\nMODULES_9P=''\nMODULES_PCI=''\n"
+    assert env == (
+        "MODULES_CONFIG=''\nMODULES_BASE=''\nMODULES_9P=''\nMODULES_VIRTIOFS=''\nMODULES_PCI=''\n"
+    )
     assert "virtio_mmio" in initramfs.modules_env()

@@ -67,11 +67,16 @@ from .launcher import (
     IN_KERNEL,
     IN_RUN,
     IN_VOLUMES,
+    TAP_CAPS,
+    TUN_DEVICE,
     LauncherSpec,
     LauncherVolume,
+    ShareKind,
+    effective_setup,
     qemu_spec,
     remove_run_dir,
     run_dir_for,
+    write_run_dir,
 )
 from .launcher_image import LauncherImage, ensure_launcher_image
 from .qemu import Accel, GuestAgent, build_command, host_tsc_khz, qmp
@@ -81,6 +86,8 @@ from .vm import read_markers, slirp_network
 LABEL_VM_ACCEL = "io.compound.vm.accel"
 LABEL_VM_KERNEL = "io.compound.vm.kernel"
 LABEL_VM_RUN_DIR = "io.compound.vm.run-dir"
+LABEL_VM_NET = "io.compound.vm.net"  # tap | user, as asked (ps shows what ran)
+LABEL_VM_SHARE = "io.compound.vm.share"  # virtiofs | 9p | none, as planned
 RUN_DIR_GRACE = 300.0  # seconds before an unreferenced run dir counts as abandoned
 # From `docker start` to the guest's entrypoint: ~1-3 s under TCG, far more on
 # a host loaded with other VMs' emulation; past this the boot counts as hung.
@@ -124,7 +131,6 @@ class VMDriver(Driver):
         native_healthcheck=False,
         console=True,
         changes=True,
-        open_network=False,
         terminal=False,  # the guest agent runs commands without a terminal
         top=False,  # the processes are the guest's
     )
@@ -155,6 +161,11 @@ class VMDriver(Driver):
         if self._client is None:
             self._client = connect()
         return self._client
+
+    def open_network(self, service: Service) -> bool:
+        # on a tap the guest owns the launcher's address: every port is
+        # reachable; QEMU's user networking forwards only declared ports
+        return service.x_compound.vm.net != "user"
 
     # -- prepare ---------------------------------------------------------------------
 
@@ -286,6 +297,8 @@ class VMDriver(Driver):
             tsc_khz=host_tsc_khz(),
             guest_ports=guest_ports,
             volumes=shares,
+            net=service.x_compound.vm.net,
+            share=_share_kind(service, kernel),
         )
         qspec = qemu_spec(spec)
         if service.x_compound.vm.kernel_args:
@@ -298,11 +311,12 @@ class VMDriver(Driver):
                 LABEL_VM_ACCEL: accel,
                 LABEL_VM_KERNEL: kernel.version,
                 LABEL_VM_RUN_DIR: str(run_dir),
+                LABEL_VM_NET: spec.net,
+                LABEL_VM_SHARE: spec.share if spec.volumes else "none",
             }
         )
         config["Labels"] = labels
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.base").write_text(guest.render())
+        write_run_dir(spec)
         try:
             result = cast(Any, self.client.api).create_container_from_config(config, name=args.name)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -439,13 +453,15 @@ class VMDriver(Driver):
             host["Mounts"] = mounts
         if container_limit:
             host["Memory"] = container_limit
-        if spec.accel == "kvm":
+        devices = ["/dev/kvm"] if spec.accel == "kvm" else []
+        if spec.net == "tap":
+            # The guest takes over the launcher's interfaces: taps, addresses
+            # and tc filters in the launcher's own namespace. Nothing broader.
+            devices.append(TUN_DEVICE)
+            host["CapAdd"] = list(TAP_CAPS)
+        if devices:
             host["Devices"] = [
-                {
-                    "PathOnHost": "/dev/kvm",
-                    "PathInContainer": "/dev/kvm",
-                    "CgroupPermissions": "rwm",
-                }
+                {"PathOnHost": d, "PathInContainer": d, "CgroupPermissions": "rwm"} for d in devices
             ]
         out = {
             k: v
@@ -553,7 +569,13 @@ class VMDriver(Driver):
             kernel=inst.labels.get(LABEL_VM_KERNEL),
             run_dir=inst.labels.get(LABEL_VM_RUN_DIR),
             boot_time=self._boot_seconds(inst),
+            network=inst.labels.get(LABEL_VM_NET),
+            share=inst.labels.get(LABEL_VM_SHARE),
         )
+        run_dir = inst.labels.get(LABEL_VM_RUN_DIR)
+        if run_dir and inst.status in ("running", "paused", "restarting"):
+            # what the launcher really set up (fallbacks included)
+            details.update(effective_setup(Path(run_dir)))
         return replace(inst, details=details)
 
     def _boot_seconds(self, inst: Instance) -> float | None:
@@ -742,6 +764,37 @@ def _guest_ports(keys: Iterable[str]) -> tuple[tuple[int, str], ...]:
         if port.isdigit() and proto in ("tcp", "udp"):
             out.add((int(port), proto))
     return tuple(sorted(out))
+
+
+def kernel_has_virtiofs(kernel: KernelArtifacts) -> bool:
+    """Whether the guest kernel can mount virtio-fs: built in, or a module
+    that the kernel entry carries."""
+    try:
+        config = kernel.config.read_text()
+    except OSError:
+        return False
+    if "CONFIG_VIRTIO_FS=y" in config:
+        return True
+    return "CONFIG_VIRTIO_FS=m" in config and any(
+        m.removesuffix(".ko") == "virtiofs" for m in kernel.modules
+    )
+
+
+def _share_kind(service: Service, kernel: KernelArtifacts) -> ShareKind:
+    """virtio-fs unless asked for 9p or the kernel has no virtio-fs; a
+    virtiofsd that does not start makes launcher.sh fall back to 9p."""
+    wanted = service.x_compound.vm.share
+    if wanted == "9p":
+        return "9p"
+    if kernel_has_virtiofs(kernel):
+        return "virtiofs"
+    if wanted == "virtiofs" and service.volumes:
+        raise VMError(
+            f"service {service.name!r} asks for share: virtiofs, but the guest kernel "
+            f"{kernel.version} has no virtio-fs",
+            hint="use share: auto (falls back to 9p) or a kernel with CONFIG_VIRTIO_FS",
+        )
+    return "9p"
 
 
 def _memory(service: Service) -> tuple[int, int | None]:

@@ -32,8 +32,10 @@ from compound.runtimes.hostcheck import (
 from compound.runtimes.hostops import digest, host_is_vm
 from compound.runtimes.vm import launcher_image as launcher_image_mod
 from compound.runtimes.vm.accel import probe_accel
+from compound.runtimes.vm.driver import kernel_has_virtiofs
 from compound.runtimes.vm.guestkernel import cached_kernels, ensure_guest_kernel
 from compound.runtimes.vm.initramfs import ensure_initramfs
+from compound.runtimes.vm.launcher import TUN_DEVICE
 from compound.runtimes.vm.qemu import QEMU_BINARY
 
 # e2fsprogs gained `mkfs.ext4 -d <dir>` in 1.43.
@@ -239,6 +241,22 @@ def _usage(path: Path) -> tuple[int, int, int]:
     return on_disk, apparent, files
 
 
+def check_vm_dataplane(env: CheckEnv) -> Verdict:
+    """How VMs reach their networks and volumes on this host."""
+    # QEMU 7.2's virtiofsd needs unshare(CLONE_FS), which Docker's default
+    # seccomp profile refuses without CAP_SYS_ADMIN (NOTES.md)
+    share = "virtio-fs where virtiofsd starts, else 9p (always under Docker's default seccomp)"
+    if env.kernel is not None and not kernel_has_virtiofs(env.kernel):
+        share = "9p (the guest kernel has no virtio-fs)"
+    if not Path(TUN_DEVICE).exists():
+        return warn(
+            f"no {TUN_DEVICE}: VMs fall back to QEMU user networking (declared ports only);"
+            f" volumes: {share}",
+            "load the tun module (modprobe tun) so a VM can own its launcher's address",
+        )
+    return ok(f"network: tap (the guest owns the launcher's address); volumes: {share}")
+
+
 def check_caches(env: CheckEnv) -> Verdict:
     root = env.cache_dir
     if not root.exists():
@@ -283,5 +301,6 @@ VM_CHECKS: tuple[CheckDef, ...] = (
     CheckDef("initramfs", check_initramfs),
     CheckDef("kvm", check_kvm),
     CheckDef("launcher image", check_launcher),
+    CheckDef("vm data plane", check_vm_dataplane),
     CheckDef("caches", check_caches),
 )

@@ -18,7 +18,7 @@
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 export PATH=/bin:/sbin  # applet symlinks are in the archive (initramfs.py)
-. /compound/modules  # MODULES_CONFIG, MODULES_BASE, MODULES_9P, MODULES_PCI
+. /compound/modules  # MODULES_CONFIG, MODULES_BASE, MODULES_9P, MODULES_VIRTIOFS, MODULES_PCI
 CONSOLE=/dev/ttyS0
 [ -c "$CONSOLE" ] || CONSOLE=/dev/console
 read -r CMDLINE < /proc/cmdline
@@ -74,7 +74,20 @@ cat "$CFG" > /compound/config
 # --- devices ----------------------------------------------------------------
 trace "devices"
 case "$CMDLINE" in *" compound.pci=1 "*) load $MODULES_PCI ;; esac
-[ -n "$COMPOUND_MOUNTS" ] && load $MODULES_9P
+# Volumes go over virtio-fs when the launcher's virtiofsd runs (tags listed
+# in COMPOUND_VIRTIOFS_TAGS), else over 9p: load what the mounts need.
+NEED_9P= NEED_VFS=
+if [ -n "$COMPOUND_MOUNTS" ]; then
+    while IFS='	' read -r tag _; do
+        case "${COMPOUND_VIRTIOFS_TAGS:-}" in
+            *" $tag "*) NEED_VFS=1 ;;
+            *) NEED_9P=1 ;;
+        esac
+    done <<MOUNTS
+$COMPOUND_MOUNTS
+MOUNTS
+fi
+load ${NEED_9P:+$MODULES_9P} ${NEED_VFS:+$MODULES_VIRTIOFS}
 # Every devtmpfs mount is the same filesystem, so what is made here also
 # appears in the service's /dev below. Ports are found by name (no udev).
 mkdir -p /dev/pts /dev/shm /dev/mqueue
@@ -110,15 +123,18 @@ done
 # One process for all of them: /etc/fstab of the initramfs lists them.
 mount -a 2>/dev/null || say "compound: some of /newroot's proc/sys/dev mounts failed"
 
-# --- volumes (virtio-9p) and tmpfs -----------------------------------------------
+# --- volumes (virtio-fs or virtio-9p) and tmpfs -------------------------------------
 trace "volumes"
 # COMPOUND_MOUNTS: one "tag<TAB>target<TAB>ro|rw" per line.
 TAB='	'
 [ -n "$COMPOUND_MOUNTS" ] && echo "$COMPOUND_MOUNTS" | while IFS="$TAB" read -r tag target mode; do
     [ -n "$tag" ] || continue
     mkdir -p "/newroot$target"
-    mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,access=client,posixacl,$mode" \
-        "$tag" "/newroot$target" || say "COMPOUND-ERROR cannot mount volume $tag at $target"
+    case "${COMPOUND_VIRTIOFS_TAGS:-}" in
+        *" $tag "*) mount -t virtiofs -o "$mode" "$tag" "/newroot$target" ;;
+        *) mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,access=client,posixacl,$mode" \
+            "$tag" "/newroot$target" ;;
+    esac || say "COMPOUND-ERROR cannot mount volume $tag at $target"
 done
 [ -n "$COMPOUND_TMPFS" ] && echo "$COMPOUND_TMPFS" | while IFS="$TAB" read -r target opts; do
     [ -n "$target" ] || continue
@@ -130,10 +146,53 @@ done
 trace "network"
 echo "$COMPOUND_HOSTNAME" > /proc/sys/kernel/hostname
 ip link set lo up
-if [ -n "$COMPOUND_IP" ]; then
+if [ -n "$COMPOUND_IP" ]; then  # QEMU user networking (slirp)
     ip link set eth0 up
     ip addr add "$COMPOUND_IP" dev eth0
     [ -n "$COMPOUND_GATEWAY" ] && ip route add default via "$COMPOUND_GATEWAY"
+fi
+# tap: one NIC per launcher interface, found by the MAC the launcher gave it
+# (the order of virtio-mmio devices is not the order of the interfaces).
+nic_of() {  # mac -> NIC; waits up to 2 s for the driver to bind
+    j=0
+    while [ $j -lt 200 ]; do
+        for n in /sys/class/net/*; do
+            read -r a < "$n/address" && [ "$a" = "$1" ] && { NIC=${n##*/}; return 0; }
+        done
+        usleep 10000
+        j=$((j + 1))
+    done
+    return 1
+}
+if [ -n "${COMPOUND_NICS:-}" ]; then
+    # "mac<TAB>mtu<TAB>addr/prefix ..." per line
+    while IFS="$TAB" read -r mac mtu addrs; do
+        [ -n "$mac" ] || continue
+        nic_of "$mac" || fail "network: no NIC with MAC $mac (virtio_net missing?)"
+        # Docker gives the address to one container only: no DAD wait.
+        echo 0 > "/proc/sys/net/ipv6/conf/$NIC/accept_dad" 2>/dev/null
+        ip link set dev "$NIC" mtu "$mtu" up || fail "network: cannot bring $NIC ($mac) up"
+        for a in $addrs; do
+            ip addr add "$a" dev "$NIC" || fail "network: cannot give $a to $NIC"
+        done
+    done <<NICS
+$COMPOUND_NICS
+NICS
+    # "dest<TAB>gateway<TAB>mac" per line, as the launcher had them
+    while IFS="$TAB" read -r dest gw mac; do
+        [ -n "$dest" ] || continue
+        nic_of "$mac" || continue
+        case "$gw" in *:*) fam=-6 ;; *) fam=-4 ;; esac
+        ip "$fam" route add "$dest" via "$gw" dev "$NIC" \
+            || fail "network: cannot add route $dest via $gw"
+    done <<ROUTES
+$COMPOUND_ROUTES
+ROUTES
+    # The nameserver (the launcher's forwarder to Docker's DNS) is on-link.
+    set -- ${COMPOUND_DNS_VIA:-}
+    if [ $# = 2 ] && nic_of "$2"; then
+        ip route add "$1/32" dev "$NIC" || fail "network: cannot reach the nameserver $1"
+    fi
 fi
 # resolv.conf, hosts, hostname as Docker writes them into a container.
 if [ "$COMPOUND_READ_ONLY" != 1 ]; then

@@ -44,6 +44,7 @@ MODULES_BASE = (
     "ext4",
 )
 MODULES_9P = ("9pnet_virtio", "9p")
+MODULES_VIRTIOFS = ("virtiofs",)  # net/helper "net": volumes over virtio-fs (pulls in fuse)
 MODULES_PCI = ("virtio_pci",)
 
 
@@ -89,6 +90,7 @@ def modules_env(kernel: KernelArtifacts | None = None) -> str:
             ("MODULES_CONFIG", MODULES_CONFIG),
             ("MODULES_BASE", MODULES_BASE),
             ("MODULES_9P", MODULES_9P),
+            ("MODULES_VIRTIOFS", MODULES_VIRTIOFS),
             ("MODULES_PCI", MODULES_PCI),
         )
     )

@@ -44,6 +44,7 @@ GUEST_MODULES: tuple[str, ...] = (
     "ext4",
     "9pnet_virtio",
     "9p",
+    "virtiofs",  # volumes over virtio-fs (depends on fuse)
     "overlay",
 )
 
@@ -61,7 +62,7 @@ class KernelArtifacts:
 
 
 # Bump when what an entry holds changes (the entry name carries it).
-LAYOUT = 4
+LAYOUT = 5  # 5: + virtiofs/fuse
 _SIG_MAGIC = b"~Module signature appended~\n"
 
 

@@ -2,22 +2,28 @@
 
 The container is what Docker sees and manages (network, DNS name and
 aliases, published ports, restart policy, logs, cgroup limits, labels);
-QEMU runs inside it as the child of /usr/local/bin/compound-launcher. The
-guest's network leaves through slirp from the container's network
-namespace, so it is NATed to the container's IP; every guest port that is
-exposed or published gets a slirp hostfwd on 0.0.0.0 inside the container,
-so traffic to container-ip:port reaches the guest. Control sockets (QMP,
-guest agent) and the console log live in a per-instance host directory
-bind-mounted at /compound/run, so the host driver talks to them directly.
+QEMU runs inside it as the child of /usr/local/bin/compound-launcher.
+
+Network (``net="tap"``, the default): launcher.sh gives the guest this
+container's own addresses, MACs and routes on every network (a tap per
+interface, tc-redirected to it), so every port of the guest is reachable as
+a container's would be; the launcher needs NET_ADMIN in its own namespace
+and /dev/net/tun for that, nothing more. ``net="user"`` is QEMU's slirp
+NAT with one hostfwd per exposed or published port (and the fallback when a
+tap cannot be made). Volumes go over virtio-fs (a virtiofsd per volume,
+started by launcher.sh) or virtio-9p. Control sockets (QMP, guest agent)
+and the console log live in a per-instance host directory bind-mounted at
+/compound/run, so the host driver talks to them directly.
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -31,7 +37,7 @@ from .basedisk import BaseDisk
 from .guestconfig import GuestConfig
 from .initramfs import Initramfs
 from .kernel import KernelArtifacts
-from .qemu import Accel, PortForward, QemuSpec, Share, build_command
+from .qemu import SLIRP_NET, Accel, PortForward, QemuSpec, build_command
 
 # Paths inside the launcher container.
 IN_KERNEL = PurePosixPath("/compound/kernel")
@@ -40,6 +46,13 @@ IN_BASE = PurePosixPath("/compound/base.ext4")
 IN_RUN = PurePosixPath("/compound/run")
 IN_VOLUMES = PurePosixPath("/compound/volumes")
 IN_STATE = PurePosixPath("/var/lib/compound")
+
+Net = Literal["tap", "user"]
+ShareKind = Literal["virtiofs", "9p"]
+# What the launcher may do beyond a default container, for net="tap": make
+# taps, move its addresses, add tc filters, all in its own network namespace.
+TAP_CAPS = ("NET_ADMIN",)
+TUN_DEVICE = "/dev/net/tun"
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,8 @@ class LauncherSpec:
     tsc_khz: int | None = None
     guest_ports: tuple[tuple[int, str], ...] = ()  # (port, tcp|udp) forwarded into the guest
     volumes: tuple[LauncherVolume, ...] = ()
+    net: Net = "tap"
+    share: ShareKind = "9p"
     network: str | None = None
     aliases: tuple[str, ...] = ()
     published: Mapping[str, Any] = field(default_factory=dict)  # docker-py `ports=`
@@ -79,7 +94,8 @@ class LauncherSpec:
 
 
 def qemu_spec(spec: LauncherSpec) -> QemuSpec:
-    """The QEMU command as it runs inside the launcher."""
+    """The QEMU command as it runs inside the launcher, without NICs and
+    volumes: launcher.sh adds those (see :func:`launcher_conf`)."""
     return QemuSpec(
         kernel=Path(IN_KERNEL / spec.kernel.vmlinux.name),
         initrd=Path(IN_INITRAMFS),
@@ -90,19 +106,40 @@ def qemu_spec(spec: LauncherSpec) -> QemuSpec:
         memory_mib=spec.memory_mib,
         vcpus=spec.vcpus,
         tsc_khz=spec.tsc_khz if spec.accel == "tcg" else None,
-        shares=tuple(
-            Share(tag=f"vol{i}", path=Path(IN_VOLUMES / str(i)), read_only=v.read_only)
-            for i, v in enumerate(spec.volumes)
-        ),
-        forwards=tuple(
-            PortForward(p, p, "udp" if proto == "udp" else "tcp") for p, proto in spec.guest_ports
-        ),
+        network="none",
+        shared_memory=bool(spec.volumes) and spec.share == "virtiofs",
         # The app's output is the container's output: `docker logs` shows it,
         # stdout and stderr apart; the kernel console goes to console.log.
         stdout=Path("/dev/stdout"),
         stderr=Path("/dev/stderr"),
         name=spec.name,
     )
+
+
+def slirp_netdev(spec: LauncherSpec) -> str:
+    """QEMU's user networking with a forward per exposed or published port."""
+    netdev = f"user,id=net0,net={SLIRP_NET}"
+    for port, proto in spec.guest_ports:
+        fwd = PortForward(port, port, "udp" if proto == "udp" else "tcp")
+        netdev += f",hostfwd={fwd.hostfwd()}"
+    return netdev
+
+
+def launcher_conf(spec: LauncherSpec, machine: str = "microvm") -> str:
+    """``/compound/run/launcher.conf``: what launcher.sh sets up besides
+    QEMU's own argv (shell variables, single-quoted)."""
+    shares = "\n".join(
+        f"vol{i}\t{IN_VOLUMES}/{i}\t{'ro' if v.read_only else 'rw'}"
+        for i, v in enumerate(spec.volumes)
+    )
+    values = {
+        "COMPOUND_NET": spec.net,
+        "COMPOUND_DEVICE_SUFFIX": "device" if machine == "microvm" else "pci",
+        "COMPOUND_SLIRP_NETDEV": slirp_netdev(spec),
+        "COMPOUND_SHARE": spec.share,
+        "COMPOUND_SHARES": shares,
+    }
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
 
 def container_kwargs(spec: LauncherSpec) -> dict[str, Any]:
@@ -132,8 +169,14 @@ def container_kwargs(spec: LauncherSpec) -> dict[str, Any]:
         "stop_signal": "SIGTERM",
         "init": False,  # the launcher script is PID 1 and forwards the stop itself
     }
+    devices = []
     if spec.accel == "kvm":
-        kwargs["devices"] = ["/dev/kvm:/dev/kvm:rwm"]
+        devices.append("/dev/kvm:/dev/kvm:rwm")
+    if spec.net == "tap":
+        devices.append(f"{TUN_DEVICE}:{TUN_DEVICE}:rwm")
+        kwargs["cap_add"] = list(TAP_CAPS)
+    if devices:
+        kwargs["devices"] = devices
     if spec.hostname:
         kwargs["hostname"] = spec.hostname
     if spec.restart_policy:
@@ -150,6 +193,26 @@ def container_kwargs(spec: LauncherSpec) -> dict[str, Any]:
 def write_run_dir(spec: LauncherSpec) -> None:
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     (spec.run_dir / "config.base").write_text(spec.guest.render())
+    (spec.run_dir / "launcher.conf").write_text(launcher_conf(spec))
+
+
+def effective_setup(run_dir: Path) -> dict[str, str]:
+    """What launcher.sh last set up (``effective`` in the run dir):
+    {"network": "tap" | "user" | "user (fallback)", "share": "virtiofs" |
+    "9p" | "virtiofs, 9p"}; empty before the first start."""
+    try:
+        lines = (run_dir / "effective").read_text().splitlines()
+    except OSError:
+        return {}
+    nets = {"user" if ln.startswith("net user") else "tap" for ln in lines if ln.startswith("net ")}
+    if any(ln == "net user (fallback)" for ln in lines):
+        nets = {"user (fallback)"}
+    words = [ln.split() for ln in lines]
+    shares = sorted({w[2] for w in words if w[:1] == ["share"] and len(w) > 2})
+    out = {"network": ", ".join(sorted(nets)) or "none"}
+    if shares:
+        out["share"] = ", ".join(shares)
+    return out
 
 
 def create_launcher(client: docker.DockerClient, spec: LauncherSpec) -> Container:

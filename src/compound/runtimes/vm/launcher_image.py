@@ -21,9 +21,12 @@ from ._util import default_cache_dir, digest
 __all__ = ["LABEL_RECIPE", "LauncherImage", "ensure_launcher_image", "image", "mirrors", "recipe"]
 
 REPOSITORY = "local/compound-launcher"
-# qemu-system-x86 brings seabios (bios-microvm.bin) and libslirp; no
-# Recommends (GUI, OVMF, block-extra). qemu-utils for qemu-img.
-PACKAGES = ("qemu-system-x86", "qemu-utils")
+# qemu-system-x86 brings seabios (bios-microvm.bin), libslirp and the C
+# virtiofsd (qemu-system-common); no Recommends (GUI, OVMF, block-extra).
+# qemu-utils for qemu-img; iproute2 (ip, tc) to hand the launcher's
+# interfaces to the guest; dnsmasq-base to forward the guest's DNS to
+# Docker's 127.0.0.11, which only the launcher's namespace reaches.
+PACKAGES = ("qemu-system-x86", "qemu-utils", "iproute2", "dnsmasq-base")
 SCRIPT_PATH = "/usr/local/bin/compound-launcher"
 
 

@@ -83,7 +83,11 @@ class QemuSpec:
     tcg_tb_mib: int = 32
     shares: tuple[Share, ...] = ()
     forwards: tuple[PortForward, ...] = ()
+    # "none": no NIC here; the launcher adds its tap (or slirp) NICs itself.
     network: Literal["user", "none"] = "user"
+    # Guest RAM shared with other processes (memfd share=on): what
+    # vhost-user devices (virtiofsd) need to reach it.
+    shared_memory: bool = False
     # Where the app's stdout/stderr go; default files in runtime_dir.
     stdout: Path | None = None
     stderr: Path | None = None
@@ -192,7 +196,8 @@ def build_command(spec: QemuSpec, qemu: str = QEMU_BINARY) -> list[str]:
         "-m",
         f"{spec.memory_mib}M",
         "-object",
-        f"memory-backend-memfd,id=ram0,size={spec.memory_mib}M,share=off",
+        f"memory-backend-memfd,id=ram0,size={spec.memory_mib}M,"
+        f"share={'on' if spec.shared_memory else 'off'}",
         "-smp",
         str(spec.vcpus),
         "-kernel",
@@ -240,6 +245,10 @@ def build_command(spec: QemuSpec, qemu: str = QEMU_BINARY) -> list[str]:
         "-device",
         f"virtserialport,bus=vser.0,chardev=ctl,name={PORT_CTL}",
     ]
+    if spec.shared_memory and spec.machine == "microvm":
+        # microvm's virtio-mmio is legacy (v1) by default, which
+        # libvhost-user (virtiofsd) refuses; modern for every device.
+        argv += ["-global", "virtio-mmio.force-legacy=false"]
     if spec.network == "user":
         netdev = f"user,id=net0,net={SLIRP_NET}"
         for fwd in spec.forwards:
