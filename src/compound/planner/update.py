@@ -71,16 +71,28 @@ def start_first_blocker(service: Service, replicas: int) -> str | None:
     return None
 
 
+def shared_writes(service: Service) -> str | None:
+    """Why an instance and its successor must not run at once by default:
+    both would write the same volume (a database's files: two postmasters,
+    each in its own VM, cannot see each other's lock)."""
+    for vol in service.volumes:
+        if vol.type in ("volume", "bind") and vol.source and not vol.read_only:
+            return f"it writes the shared {vol.type} {vol.source!r}"
+    return None
+
+
 def update_policy(service: Service, replicas: int, *, rollback: bool = False) -> UpdatePolicy:
     """deploy.update_config (or rollback_config when rolling back); without
-    one, a single replica gets start-first where its ports allow, so an update
-    never takes the only instance down before its successor is healthy."""
+    one, a single replica gets start-first where its ports allow and it
+    writes no shared volume, so an update never takes the only instance
+    down before its successor is healthy, nor runs two writers at once."""
     declared = (service.deploy.rollback_config if rollback else None) or (
         service.deploy.update_config
     )
     blocker = start_first_blocker(service, replicas)
     if declared is None:
-        order = "start-first" if replicas == 1 and blocker is None else "stop-first"
+        safe = blocker is None and shared_writes(service) is None
+        order = "start-first" if replicas == 1 and safe else "stop-first"
         return UpdatePolicy(UpdateConfig(order=order))
     if declared.order == "start-first" and blocker is not None:
         return UpdatePolicy(

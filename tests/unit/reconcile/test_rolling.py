@@ -8,7 +8,7 @@ from compound.planner.update import backend_service, update_policy
 from compound.reconcile import rolling
 from compound.reconcile.apply import Applier
 from compound.reconcile.rolling import Desired
-from compound.spec.model import Deploy, PortSpec, UpdateConfig
+from compound.spec.model import Deploy, PortSpec, UpdateConfig, VolumeMount
 from tests.unit.fakes import HEALTHY, FakeDriver, instance, project, service
 
 
@@ -106,6 +106,34 @@ def test_single_replica_defaults_to_start_first_with_a_successor_name():
     ]
     (only,) = d.instances.values()
     assert only.name == "demo-api-1"
+
+
+@pytest.mark.parametrize(
+    ("volumes", "order"),
+    [
+        ((VolumeMount(type="volume", source="pgdata", target="/var/lib/pg"),), "stop-first"),
+        ((VolumeMount(type="bind", source="/srv", target="/srv"),), "stop-first"),
+        (
+            (VolumeMount(type="volume", source="pgdata", target="/d", read_only=True),),
+            "start-first",
+        ),
+        ((VolumeMount(type="tmpfs", target="/tmp"),), "start-first"),
+    ],
+)
+def test_a_single_replica_that_writes_a_shared_volume_defaults_to_stop_first(volumes, order):
+    # two database instances on one data directory, each in its own VM, cannot
+    # see each other's lock file: never by default
+    policy = update_policy(service("db", volumes=volumes), 1)
+    assert policy.config.order == order
+
+
+def test_declared_start_first_with_a_shared_volume_is_the_users_choice():
+    svc = service(
+        "db",
+        volumes=(VolumeMount(type="volume", source="pgdata", target="/d"),),
+        deploy=_deploy(1, order="start-first"),
+    )
+    assert update_policy(svc, 1).config.order == "start-first"
 
 
 def test_start_first_failure_keeps_the_predecessor_serving():
