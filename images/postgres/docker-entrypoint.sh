@@ -1,0 +1,104 @@
+#!/bin/bash
+# Entrypoint of local/postgres:15 (images/build.sh), modelled on the official
+# postgres image for its common keys:
+#   POSTGRES_PASSWORD           superuser password; required unless
+#                               POSTGRES_HOST_AUTH_METHOD=trust
+#   POSTGRES_USER               superuser name (default postgres)
+#   POSTGRES_DB                 database created on first start (default = user)
+#   POSTGRES_HOST_AUTH_METHOD   pg_hba.conf method for network clients
+#                               (default scram-sha-256)
+#   POSTGRES_INITDB_ARGS        extra initdb arguments
+#   PGDATA                      data directory (default /var/lib/postgresql/data)
+#   /docker-entrypoint-initdb.d/*.sql, *.sh   run once, after initdb
+# Started as root, it creates PGDATA, gives it to the postgres user and
+# re-executes itself as that user; an empty PGDATA is initialised; then it
+# execs postgres (listen_addresses='*' comes from the image's sample config),
+# so postgres is PID 1's child in a VM / PID 1 in a container and gets
+# SIGINT (the image's STOPSIGNAL: fast shutdown) directly.
+set -Eeuo pipefail
+
+: "${PGDATA:=/var/lib/postgresql/data}"
+export PGDATA
+
+log() { printf 'entrypoint: %s\n' "$*" >&2; }
+
+# `docker run local/postgres:15 -c shared_buffers=64MB` means postgres with flags.
+if [[ ${1:-} == -* ]]; then
+  set -- postgres "$@"
+fi
+
+if [[ ${1:-} != postgres ]]; then
+  exec "$@"
+fi
+
+if [[ $(id -u) == 0 ]]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  # A fresh named volume is root-owned; files restored by root are too.
+  # Only what is not the postgres user's already is chowned (cheap on a big cluster).
+  find "$PGDATA" \! -user postgres -exec chown postgres:postgres '{}' +
+  chmod 700 "$PGDATA"
+  chown postgres:postgres /var/run/postgresql
+  chmod 3775 /var/run/postgresql
+  # setpriv (util-linux, in every Debian image) execs in place: no extra
+  # process between init and postgres, unlike su/runuser.
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+
+init_cluster() {
+  local user=${POSTGRES_USER:-postgres}
+  local db=${POSTGRES_DB:-$user}
+  local method=${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}
+  if [[ -z ${POSTGRES_PASSWORD:-} && $method != trust ]]; then
+    cat >&2 <<'EOF'
+entrypoint: error: the database is uninitialised and POSTGRES_PASSWORD is not set.
+  Set POSTGRES_PASSWORD to a non-empty value for the superuser, or
+  POSTGRES_HOST_AUTH_METHOD=trust to allow every connection without a password
+  (only for networks you trust completely).
+EOF
+    exit 1
+  fi
+  local args=(--username="$user" --auth-local=trust --auth-host="$method")
+  local pwfile=""
+  if [[ -n ${POSTGRES_PASSWORD:-} ]]; then
+    # a private file, not <(...): /dev/fd is not there in every runtime
+    pwfile=$(umask 077 && mktemp)
+    printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    args+=(--pwfile="$pwfile")
+  fi
+  log "initdb in $PGDATA (user $user, database $db, network auth $method)"
+  local t0=$SECONDS
+  # shellcheck disable=SC2086  # POSTGRES_INITDB_ARGS is a list of words, as in the official image
+  initdb "${args[@]}" ${POSTGRES_INITDB_ARGS:-} || { rm -f "$pwfile"; exit 1; }
+  [[ -z $pwfile ]] || rm -f "$pwfile"
+  printf '\n# network clients (local/postgres:15 entrypoint)\nhost all all all %s\n' "$method" \
+    >>"$PGDATA/pg_hba.conf"
+  if [[ $db != postgres ]]; then
+    # single-user mode: no temporary server to start and stop
+    printf 'CREATE DATABASE "%s";\n' "${db//\"/\"\"}" | postgres --single -j -D "$PGDATA" postgres >/dev/null
+  fi
+  run_init_scripts "$user" "$db"
+  log "database ready in $((SECONDS - t0))s"
+}
+
+run_init_scripts() { # user db
+  local f files=()
+  for f in /docker-entrypoint-initdb.d/*; do
+    [[ -f $f ]] && files+=("$f")
+  done
+  ((${#files[@]})) || return 0
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p 5432" -w start
+  for f in "${files[@]}"; do
+    case $f in
+      *.sh) log "running $f"; bash "$f" ;;
+      *.sql) log "running $f"; psql -v ON_ERROR_STOP=1 --username "$1" --dbname "$2" -f "$f" ;;
+      *) log "ignoring $f" ;;
+    esac
+  done
+  pg_ctl -D "$PGDATA" -m fast -w stop
+}
+
+if [[ ! -s $PGDATA/PG_VERSION ]]; then
+  init_cluster
+fi
+
+exec "$@"
