@@ -11,7 +11,7 @@ One compound project (`compound up -d --wait`) holds every target, so the
 targets share the host's load; rounds are interleaved (round 1: container,
 vm-before, vm-after; round 2: the same...) and the report gives medians:
 
-  ct         a container running the servers (iperf3 -s, darkhttpd)
+  ct         a container running the servers (iperf3 -s, lighttpd)
   vm-before  the same image as a VM, `x-compound.vm: {net: user, share: 9p}`
              (QEMU user networking + virtio-9p: the path before issue 10)
   vm-after   the same image as a VM with compound's defaults (tap + virtio-fs
@@ -24,7 +24,7 @@ reported as vm-before, and says so.
 
 Network, client container -> target, by service name:
   TCP throughput  iperf3 -t T, both directions (-R: target sends)
-  HTTP            wrk -t1 -c1 -d T --latency against darkhttpd (one process,
+  HTTP            wrk -t1 -c1 -d T --latency against lighttpd (one process,
                   no fork per request): p50, p99, requests/s (keep-alive)
   UDP loss        iperf3 -u -b 50M -t T: lost/total datagrams at the server
 Volume work (inside the target, timed there with `date +%s%N`, on the shared
@@ -35,7 +35,7 @@ volume `data`):
   visible         the target writes a fresh token, the `vol` container
                   reads it at once (docker exec right after): seen or not
 
-Image: local/compound-bench-net:1 (Debian minbase + iperf3, darkhttpd, wrk;
+Image: local/compound-bench-net:1 (Debian minbase + iperf3, lighttpd, wrk;
 `images/build.sh benchnet`, built on first use). VMs: 1 vCPU, 128 MiB.
 
 Results: bench/results/vm_dataplane-<date>T<time>_<host>.{json,md}.
@@ -75,8 +75,10 @@ TARGET_SMALL_FILES_RATIO = 10.0  # VM / container
 
 SERVE = (
     "mkdir -p /www && echo ok > /www/index.html && "
+    """echo 'server.document-root = "/www"' > /tmp/httpd.conf && """
+    f"echo 'server.port = {HTTP_PORT}' >> /tmp/httpd.conf && "
     f"(iperf3 -s -p {IPERF_PORT} >/dev/null 2>&1 &) && "
-    f"exec darkhttpd /www --port {HTTP_PORT} --no-listing >/dev/null 2>&1"
+    "exec lighttpd -D -f /tmp/httpd.conf"
 )
 
 VOLUME_SCRIPT = r"""

@@ -370,13 +370,13 @@ build_postgres() { # tag hash
 # ---------------------------------------------------------------- benchnet
 
 # The data-plane benchmark's image (bench/vm_dataplane.py), the same in a
-# container and in a VM: iperf3 (TCP/UDP throughput, UDP loss), darkhttpd (an
-# HTTP server that serves from one process, no fork per request), wrk (the
+# container and in a VM: iperf3 (TCP/UDP throughput, UDP loss), lighttpd (an
+# event-driven HTTP server: one process, no fork per request), wrk (the
 # HTTP load generator, latency percentiles), and minbase's sh/coreutils for
 # the volume work.
 benchnet_mmdebstrap_args() {
   debian_common_args
-  echo --include=iperf3,darkhttpd,wrk
+  echo --include=iperf3,lighttpd,wrk
 }
 
 benchnet_changes() {
@@ -391,7 +391,7 @@ recipe_benchnet() {
 }
 
 build_benchnet() { # tag hash
-  build_debian benchnet "$1" "$2" "minbase + iperf3, darkhttpd, wrk" benchnet_mmdebstrap_args benchnet_changes
+  build_debian benchnet "$1" "$2" "minbase + iperf3, lighttpd, wrk" benchnet_mmdebstrap_args benchnet_changes
 }
 
 # ---------------------------------------------------------------- main
