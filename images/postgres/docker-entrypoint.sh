@@ -97,14 +97,22 @@ run_init_scripts() { # user db
   pg_ctl -D "$PGDATA" -m fast -w stop
 }
 
+# Type of the mount that holds a path, from /proc/mounts (longest prefix).
+# Not `stat -f`: over 9p statfs reports the host filesystem's type.
+fstype_of() {
+  awk -v d="$1" '
+    (d == $2 || index(d, ($2 == "/" ? "/" : $2 "/")) == 1) && length($2) >= best { best = length($2); t = $3 }
+    END { print t }' /proc/mounts
+}
+
 if [[ ! -s $PGDATA/PG_VERSION ]]; then
-  if [[ $(stat -f -c %T "$PGDATA") == v9fs ]]; then
-    # A volume shared into a VM over virtio-9p: initdb straight onto it
-    # spends over 17 minutes in its bootstrap under TCG (the guest CPU-bound,
-    # hardly any 9p requests), against 49 s on the VM's own disk; the server
-    # itself runs fine there. So the cluster is made on the root disk, copied
-    # onto the volume and fsynced there (initdb --sync-only): as durable as
-    # initdb in place.
+  if [[ $(fstype_of "$PGDATA") == 9p ]]; then
+    # A volume shared into a VM over virtio-9p: initdb straight onto it had
+    # not finished its bootstrap after 17 minutes under TCG (the guest
+    # CPU-bound, hardly any 9p requests), against 49 s on the VM's own disk;
+    # the server itself runs fine there. So the cluster is made on the root
+    # disk, copied onto the volume and fsynced there (initdb --sync-only):
+    # as durable as initdb in place.
     # The top PG_VERSION goes last, after everything else is on disk: a copy
     # cut short (VM killed) is found again at the next start and redone over
     # itself, never taken for a cluster.
