@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,10 @@ def ensure_image() -> None:
 def iperf(p: Project, target: str, seconds: int, *extra: str) -> dict[str, Any]:
     cmd = f"iperf3 -J -c {target} -p {IPERF_PORT} -t {seconds} {' '.join(extra)}"
     out = p.run_in("client", f"timeout {seconds + 20} {cmd}", timeout=seconds + 60)
-    return dict(json.loads(out))
+    j = dict(json.loads(out))
+    if "error" in j:
+        raise RuntimeError(f"iperf3 to {target}: {j['error']}")
+    return j
 
 
 def tcp(p: Project, target: str, seconds: int, reverse: bool) -> float:
@@ -264,6 +268,20 @@ def visible(p: Project, target: str) -> bool:
     return seen == token
 
 
+def steps(
+    p: Project, t: str, seconds: int, tag: str
+) -> list[tuple[str, Callable[[], dict[str, float]]]]:
+    """One round's measurements of target t, in order."""
+    return [
+        ("tcp_to", lambda: {"tcp_to_gbps": tcp(p, t, seconds, reverse=False)}),
+        ("tcp_from", lambda: {"tcp_from_gbps": tcp(p, t, seconds, reverse=True)}),
+        ("http", lambda: {f"http_{k}": v for k, v in http(p, t, seconds).items()}),
+        ("udp", lambda: {"udp_loss_pct": udp_loss(p, t, seconds)}),
+        ("volume", lambda: {f"vol_{k}_s": v for k, v in volume(p, t, tag).items()}),
+        ("visible", lambda: {"visible": 1.0 if visible(p, t) else 0.0}),
+    ]
+
+
 def med(values: list[float]) -> float | None:
     return round(statistics.median(values), 4) if values else None
 
@@ -291,6 +309,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "load_before": list(os.getloadavg()),
         "samples": {t: {} for t in targets},
+        "errors": [],
     }
     log(f"[dataplane] project {p.name}: {', '.join(targets)}; vm.net/vm.share known: {keys}")
     try:
@@ -303,14 +322,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for t in targets:
                 s = res["samples"][t]
                 log(f"[dataplane] round {rnd + 1}/{args.rounds}: {t}")
-                s.setdefault("tcp_to_gbps", []).append(tcp(p, t, seconds, reverse=False))
-                s.setdefault("tcp_from_gbps", []).append(tcp(p, t, seconds, reverse=True))
-                for k, v in http(p, t, seconds).items():
-                    s.setdefault(f"http_{k}", []).append(v)
-                s.setdefault("udp_loss_pct", []).append(udp_loss(p, t, seconds))
-                for k, v in volume(p, t, f"{t}-{rnd}").items():
-                    s.setdefault(f"vol_{k}_s", []).append(v)
-                s.setdefault("visible", []).append(1.0 if visible(p, t) else 0.0)
+                for step, measure in steps(p, t, seconds, f"{t}-{rnd}"):
+                    # one failed measurement is reported, not the end of the run
+                    try:
+                        for k, v in measure().items():
+                            s.setdefault(k, []).append(v)
+                    except (RuntimeError, ValueError, KeyError) as e:
+                        log(f"[dataplane] {t} {step}: {e}")
+                        res["errors"].append(f"round {rnd + 1} {t} {step}: {e}")
     finally:
         res["load_after"] = list(os.getloadavg())
         down = p.compound("down", "-v", timeout=300)
@@ -435,6 +454,9 @@ def write_results(res: dict[str, Any]) -> tuple[Path, Path]:
     for g in res["targets"]:
         met = "not measured" if g["met"] is None else ("met" if g["met"] else "**not met**")
         lines.append(f"| {g['target']} | {g['value']} | {met} |")
+    if res["errors"]:
+        lines += ["", "Measurements that failed (left out of the medians):", ""]
+        lines += [f"- {e}" for e in res["errors"]]
     mpath.write_text("\n".join(lines) + "\n")
     return jpath, mpath
 

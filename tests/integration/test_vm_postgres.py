@@ -39,7 +39,10 @@ services:
     healthcheck:
       test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "app", "-q"]
       interval: 2s
-      timeout: 5s
+      # long: the check runs through the guest agent, which answers slowly
+      # while initdb keeps the one emulated vCPU busy, and today an agent
+      # reply later than this timeout aborts `up --wait` (see pg report)
+      timeout: 120s
       retries: 90
   client:
     image: local/postgres:15
