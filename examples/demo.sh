@@ -14,7 +14,7 @@ web="http://127.0.0.1:${WEB_PORT:-8080}"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "compound up -d --wait  (reconcile: only what differs from the file changes)"
-"$compound" up -d --wait
+"$compound" up -d --wait --wait-timeout 1200
 
 step "compound ps: which runtime and kernel each service runs on"
 "$compound" ps
@@ -42,14 +42,14 @@ rows=$(orders_count)
 
 step "compound down + up: the instances go, the volumes stay; the rows are still there"
 "$compound" down
-"$compound" up -d --wait
+"$compound" up -d --wait --wait-timeout 1200
 after=$(orders_count)
 echo "orders before down: $rows, after up: $after"
 [ "$after" = "$rows" ] || { echo "expected the $rows rows to survive down/up" >&2; exit 1; }
 
 step "rolling update of the database VM (stop-first: never two postmasters on one data directory)"
 export DB_RELEASE=2
-"$compound" up -d --wait
+"$compound" up -d --wait --wait-timeout 1200
 curl -fsS "$api/order?item=after-db-update" >/dev/null
 after=$(orders_count)
 echo "orders after the update of db: $after (the $rows from before + 1 new)"

@@ -76,7 +76,7 @@ def _db_instance(app: App) -> dict[str, object]:
 
 def test_postgres_vm_queried_from_container(app: App) -> None:
     app.write(COMPOSE)
-    app.ok("up", "-d", "--wait")
+    app.ok("up", "-d", "--wait", "--wait-timeout", "1200")  # initdb under TCG on a loaded host
     first = _db_instance(app)
     assert first["runtime"] == "vm", first
 
@@ -90,7 +90,7 @@ def test_postgres_vm_queried_from_container(app: App) -> None:
     assert "entrypoint: database ready in" in app.ok("logs", "db")
 
     app.env = {"RELEASE": "2"}
-    app.ok("up", "-d", "--wait")
+    app.ok("up", "-d", "--wait", "--wait-timeout", "1200")  # initdb under TCG on a loaded host
     second = _db_instance(app)
     assert second["runtime"] == "vm", second
     assert second["id"] != first["id"], f"db was not recreated: {first} -> {second}"
