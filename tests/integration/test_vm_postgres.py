@@ -39,6 +39,8 @@ services:
     # SIGINT = fast shutdown: a checkpoint through 9p under TCG took longer
     # than the default 10 s on a loaded host, and the next start had to recover
     stop_grace_period: 60s
+    deploy:
+      update_config: {order: stop-first}   # never two postmasters on one PGDATA
     healthcheck:
       test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "app", "-q"]
       interval: 2s
