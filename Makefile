@@ -52,11 +52,11 @@ help:
 	@echo "make deps     install missing Debian packages ($(words $(APT_PACKAGES)) listed in APT_PACKAGES)"
 	@echo "make venv     create $(VENV) and pip install -e '.[dev]' (again only when pyproject.toml changes)"
 	@echo "make engine   start the Docker Engine unless it answers (scripts/ensure-engine.sh)"
-	@echo "make images   build local/busybox:latest and local/python:3 (images/build.sh all; cached)"
+	@echo "make images   build local/busybox:latest, local/python:3 and local/postgres:15 (images/build.sh all; cached)"
 	@echo "make guest-kernel  build compound's guest kernel into the cache (minutes, once per config)"
 	@echo "make test     deps venv engine images guest-kernel, then $(VENV)/bin/pytest \$$PYTEST_ARGS"
 	@echo "make demo     deps venv engine images guest-kernel, then bash examples/demo.sh"
-	@echo "make bench    deps venv engine images guest-kernel, then every benchmark (compose up/down, VM boot, placement, volume backup, rolling update)"
+	@echo "make bench    deps venv engine images guest-kernel, then every benchmark (compose up/down, VM boot, placement, volume backup, rolling update, VM data plane, loader fuzzing)"
 	@echo "make lint     ruff check, ruff format --check, mypy, lint-imports (the layer contract)"
 	@echo "make clean    remove $(VENV) (images and caches stay)"
 
@@ -106,6 +106,7 @@ bench: deps venv engine images guest-kernel
 	$(VENV)/bin/python bench/fuzz_spec.py
 	$(VENV)/bin/python bench/volume_backup.py
 	$(VENV)/bin/python bench/rolling_update.py
+	$(VENV)/bin/python bench/vm_dataplane.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench

@@ -7,6 +7,7 @@
 #   images/build.sh busybox python   build just these
 #   images/build.sh --force busybox  rebuild even if up to date
 #   images/build.sh list             print "name tag recipe-hash status" for each image
+#   images/build.sh benchnet         an image outside `all` (EXTRA_IMAGES), built on demand
 #
 # Every image carries the label  org.compound.recipe=<sha256 of its recipe inputs>.
 # An image whose tag already exists with the same label is skipped, so a second
@@ -57,6 +58,12 @@ SUITE=bookworm
 IMAGES=(
   "busybox local/busybox:latest"
   "python local/python:3"
+  "postgres local/postgres:15"
+)
+
+# Built only when named (not by `all`, so not by `make images`): bench/vm_dataplane.py asks for it.
+EXTRA_IMAGES=(
+  "benchnet local/compound-bench-net:1"
 )
 
 log() { printf '[images] %s\n' "$*" >&2; }
@@ -86,9 +93,22 @@ import_image() { # tag hash tarball|- change...
   local old
   old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
   local args=(--change "LABEL $LABEL_KEY=$hash" --message "compound images/build.sh recipe $hash")
-  local c
-  for c in "$@"; do args+=(--change "$c"); done
-  docker import "${args[@]}" "$src" "$tag" >/dev/null
+  local c later=()
+  for c in "$@"; do
+    # `docker import --change` knows no STOPSIGNAL: applied by a one-line build on top
+    if [[ $c == STOPSIGNAL* ]]; then later+=("$c"); else args+=(--change "$c"); fi
+  done
+  if ((${#later[@]})); then
+    local tmp="$tag-import-$hash"
+    docker import "${args[@]}" "$src" "$tmp" >/dev/null
+    # the legacy builder: FROM a local image, metadata only, nothing pulled
+    local out
+    out=$(printf 'FROM %s\n%s\n' "$tmp" "$(printf '%s\n' "${later[@]}")" \
+      | DOCKER_BUILDKIT=0 docker build -q -t "$tag" - 2>&1) || { printf '%s\n' "$out" >&2; docker rmi "$tmp" >/dev/null; die "docker build of $tag (${later[*]}) failed"; }
+    docker rmi "$tmp" >/dev/null
+  else
+    docker import "${args[@]}" "$src" "$tag" >/dev/null
+  fi
   if [[ -n $old && $old != "$(docker image inspect --format '{{.Id}}' "$tag")" ]]; then
     docker rmi "$old" >/dev/null 2>&1 || true
   fi
@@ -196,12 +216,13 @@ apt_proxy_opts() {
   apt-config dump 2>/dev/null | grep -iE '^Acquire::(http|https|ftp)::Proxy ' || true
 }
 
-python_mmdebstrap_args() {
+# Options every Debian image shares: minbase, merged /usr, no docs/man/locales,
+# no apt lists or logs left behind.
+debian_common_args() {
   # shellcheck disable=SC2016  # "$1" in the hooks is for mmdebstrap's shell
   printf '%s\n' \
     --variant=minbase \
     --format=tar \
-    --include=python3,ca-certificates \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --aptopt='Acquire::Check-Valid-Until "false"' \
     --aptopt='Acquire::Languages "none"' \
@@ -216,55 +237,168 @@ python_mmdebstrap_args() {
     --customize-hook='rm -f "$1"/etc/machine-id; touch "$1"/etc/machine-id'
 }
 
+# Build one image from `mmdebstrap <args>` (cached tarball keyed by the recipe
+# hash, log beside it, no half-written tarball on failure) and docker-import it.
+build_debian() { # name tag hash what args-function changes-function
+  local name=$1 tag=$2 hash=$3 what=$4 args_fn=$5 changes_fn=$6
+  need mmdebstrap mmdebstrap
+  local stem="$CACHE_DIR/$name-$hash"
+  local tarball="$stem.tar"
+  if [[ ! -s $tarball ]]; then
+    local args=() mirrors=() line
+    mapfile -t args < <("$args_fn")
+    while IFS= read -r line; do [[ -n $line ]] && args+=(--aptopt="$line"); done < <(apt_proxy_opts)
+    mapfile -t mirrors < <(debian_sources)
+    log "mmdebstrap $SUITE ($what) from: $(printf '%s; ' "${mirrors[@]}")"
+    log "this takes a few minutes the first time; log: $stem.log"
+    local t0=$SECONDS
+    if ! mmdebstrap "${args[@]}" "$SUITE" "$tarball.tmp" "${mirrors[@]}" >"$stem.log" 2>&1; then
+      tail -n 30 "$stem.log" >&2
+      rm -f "$tarball.tmp"
+      die "mmdebstrap failed (full log: $stem.log)"
+    fi
+    mv "$tarball.tmp" "$tarball"
+    log "mmdebstrap done in $((SECONDS - t0))s ($(du -h "$tarball" | cut -f1))"
+    # drop tarballs of older recipes
+    find "$CACHE_DIR" -maxdepth 1 -name "$name-*.tar" ! -name "$name-$hash.tar" -delete
+    find "$CACHE_DIR" -maxdepth 1 -name "$name-*.log" ! -name "$name-$hash.log" -delete
+  else
+    log "using cached rootfs $tarball"
+  fi
+  local changes=()
+  mapfile -t changes < <("$changes_fn")
+  import_image "$tag" "$hash" "$tarball" "${changes[@]}"
+}
+
+debian_recipe_common() {
+  debian_sources
+  echo "suite $SUITE"
+  dpkg-query -W -f='${Package} ${Version}\n' mmdebstrap 2>/dev/null || echo "mmdebstrap ?"
+}
+
+# python3-psycopg2: the PostgreSQL driver the shop example's api uses to reach
+# its database VM. Debian's package (C extension over libpq, +4 MB) because
+# images are built from Debian packages only: no pip, no compiler, no PyPI at
+# build time, and the version is the one Debian patches.
+python_mmdebstrap_args() {
+  debian_common_args
+  echo --include=python3,ca-certificates,python3-psycopg2
+}
+
 # image config applied by docker import
 python_changes() {
   printf '%s\n' 'CMD ["python3"]' "ENV PATH=$DEFAULT_PATH" 'ENV LANG=C.UTF-8'
 }
 
 recipe_python() {
-  echo "recipe v1"
+  echo "recipe v2"
   python_mmdebstrap_args
   python_changes
-  debian_sources
-  echo "suite $SUITE"
-  dpkg-query -W -f='${Package} ${Version}\n' mmdebstrap 2>/dev/null || echo "mmdebstrap ?"
+  debian_recipe_common
 }
 
 build_python() { # tag hash
-  local tag=$1 hash=$2
-  need mmdebstrap mmdebstrap
-  local tarball="$CACHE_DIR/python-3-$hash.tar"
-  if [[ ! -s $tarball ]]; then
-    local args=() mirrors=() line
-    mapfile -t args < <(python_mmdebstrap_args)
-    while IFS= read -r line; do [[ -n $line ]] && args+=(--aptopt="$line"); done < <(apt_proxy_opts)
-    mapfile -t mirrors < <(debian_sources)
-    log "mmdebstrap $SUITE (minbase + python3) from: $(printf '%s; ' "${mirrors[@]}")"
-    log "this takes a few minutes the first time; log: $CACHE_DIR/python-3-$hash.log"
-    local t0=$SECONDS
-    if ! mmdebstrap "${args[@]}" "$SUITE" "$tarball.tmp" "${mirrors[@]}" >"$CACHE_DIR/python-3-$hash.log" 2>&1; then
-      tail -n 30 "$CACHE_DIR/python-3-$hash.log" >&2
-      rm -f "$tarball.tmp"
-      die "mmdebstrap failed (full log: $CACHE_DIR/python-3-$hash.log)"
-    fi
-    mv "$tarball.tmp" "$tarball"
-    log "mmdebstrap done in $((SECONDS - t0))s ($(du -h "$tarball" | cut -f1))"
-    # drop tarballs of older recipes
-    find "$CACHE_DIR" -maxdepth 1 -name 'python-3-*.tar' ! -name "python-3-$hash.tar" -delete
-    find "$CACHE_DIR" -maxdepth 1 -name 'python-3-*.log' ! -name "python-3-$hash.log" -delete
-  else
-    log "using cached rootfs $tarball"
-  fi
-  local changes=()
-  mapfile -t changes < <(python_changes)
-  import_image "$tag" "$hash" "$tarball" "${changes[@]}"
+  # the cache file stem stays python-3-<hash> as before
+  build_debian python-3 "$1" "$2" "minbase + python3" python_mmdebstrap_args python_changes
+}
+
+# ---------------------------------------------------------------- postgres
+
+POSTGRES_MAJOR=15
+POSTGRES_ENTRYPOINT=$(dirname "${BASH_SOURCE[0]}")/postgres/docker-entrypoint.sh
+
+# Debian's postgresql-15 (server, client, postgresql-common) on minbase, with
+# the official image's layout: entrypoint that initialises an empty PGDATA,
+# listen_addresses='*' in the sample config, no cluster made by the package.
+# Left out: the locale sources (initdb uses glibc's built-in C.UTF-8; nothing
+# runs locale-gen) and the JIT: llvmjit.so with libLLVM and libz3 are 133 MB of
+# the 352 MB, every VM's base disk would carry them, and JIT only pays off for
+# long analytic queries; without llvmjit.so postgres runs with jit unavailable
+# (`SHOW jit_provider` still says llvmjit, `pg_jit_available()` is false), as a
+# build --without-llvm does. The packages stay installed; only those files are
+# not unpacked (dpkg path-exclude, as for the docs).
+# (its man pages stay: postgresql-client-15 registers them with update-alternatives)
+postgres_mmdebstrap_args() {
+  debian_common_args
+  # shellcheck disable=SC2016  # "$1" in the hooks is for mmdebstrap's shell
+  printf '%s\n' \
+    --include=postgresql-$POSTGRES_MAJOR \
+    --essential-hook='mkdir -p "$1"/etc/postgresql-common && echo "create_main_cluster = false" > "$1"/etc/postgresql-common/createcluster.conf' \
+    --dpkgopt='path-exclude=/usr/share/i18n/locales/*' \
+    --dpkgopt='path-exclude=/usr/share/i18n/charmaps/*' \
+    --dpkgopt="path-exclude=/usr/lib/postgresql/$POSTGRES_MAJOR/lib/llvmjit*" \
+    --dpkgopt="path-exclude=/usr/lib/postgresql/$POSTGRES_MAJOR/lib/bitcode/*" \
+    --dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/libLLVM-*' \
+    --dpkgopt='path-exclude=/usr/lib/x86_64-linux-gnu/libz3.so*' \
+    --customize-hook='rm -rf "$1"/var/lib/postgresql/'$POSTGRES_MAJOR' "$1"/etc/postgresql/'$POSTGRES_MAJOR \
+    --customize-hook='sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '"'*'"'!" "$1"/usr/share/postgresql/'$POSTGRES_MAJOR'/postgresql.conf.sample' \
+    --customize-hook='grep -q "^listen_addresses = '"'*'"'" "$1"/usr/share/postgresql/'$POSTGRES_MAJOR'/postgresql.conf.sample' \
+    --customize-hook="upload $POSTGRES_ENTRYPOINT /usr/local/bin/docker-entrypoint.sh" \
+    --customize-hook='chmod 755 "$1"/usr/local/bin/docker-entrypoint.sh' \
+    --customize-hook='mkdir -p "$1"/docker-entrypoint-initdb.d "$1"/var/lib/postgresql/data "$1"/var/run/postgresql' \
+    --customize-hook='chroot "$1" chown postgres:postgres /var/lib/postgresql/data /var/run/postgresql' \
+    --customize-hook='chmod 700 "$1"/var/lib/postgresql/data; chmod 3775 "$1"/var/run/postgresql'
+}
+
+# No VOLUME (unlike the official image): compound's VM runtime does not make
+# anonymous volumes, so data goes where the compose file mounts a volume, in
+# both runtimes alike.  EXPOSE 5432 as the official image.
+postgres_changes() {
+  printf '%s\n' \
+    'ENTRYPOINT ["docker-entrypoint.sh"]' \
+    'CMD ["postgres"]' \
+    "ENV PATH=$DEFAULT_PATH:/usr/lib/postgresql/$POSTGRES_MAJOR/bin" \
+    'ENV LANG=C.UTF-8' \
+    'ENV PGDATA=/var/lib/postgresql/data' \
+    'STOPSIGNAL SIGINT' \
+    'EXPOSE 5432'
+}
+
+recipe_postgres() {
+  echo "recipe v1"
+  postgres_mmdebstrap_args
+  postgres_changes
+  sha256sum <"$POSTGRES_ENTRYPOINT"
+  debian_recipe_common
+}
+
+build_postgres() { # tag hash
+  build_debian "postgres-$POSTGRES_MAJOR" "$1" "$2" "minbase + postgresql-$POSTGRES_MAJOR" \
+    postgres_mmdebstrap_args postgres_changes
+}
+
+# ---------------------------------------------------------------- benchnet
+
+# The data-plane benchmark's image (bench/vm_dataplane.py), the same in a
+# container and in a VM: iperf3 (TCP/UDP throughput, UDP loss), lighttpd (an
+# event-driven HTTP server: one process, no fork per request), wrk (the
+# HTTP load generator, latency percentiles), and minbase's sh/coreutils for
+# the volume work.
+benchnet_mmdebstrap_args() {
+  debian_common_args
+  echo --include=iperf3,lighttpd,wrk
+}
+
+benchnet_changes() {
+  printf '%s\n' 'CMD ["sleep", "infinity"]' "ENV PATH=$DEFAULT_PATH" 'ENV LANG=C.UTF-8'
+}
+
+recipe_benchnet() {
+  echo "recipe v1"
+  benchnet_mmdebstrap_args
+  benchnet_changes
+  debian_recipe_common
+}
+
+build_benchnet() { # tag hash
+  build_debian benchnet "$1" "$2" "minbase + iperf3, lighttpd, wrk" benchnet_mmdebstrap_args benchnet_changes
 }
 
 # ---------------------------------------------------------------- main
 
 tag_of() {
   local e
-  for e in "${IMAGES[@]}"; do
+  for e in "${IMAGES[@]}" "${EXTRA_IMAGES[@]}"; do
     [[ ${e%% *} == "$1" ]] && { echo "${e#* }"; return 0; }
   done
   return 1
