@@ -56,9 +56,7 @@ ARCH = "x86_64"
 # makes the percentage approximate.
 EXPECTED_OBJECTS = 1240
 BUILD_TIMEOUT = 3 * 3600.0
-_HINT_DEPS = (
-    "install the build dependencies: apt-get install gcc make bc flex bison libelf-dev libssl-dev"
-)
+_HINT_DEPS = "install the build dependencies: apt-get install gcc make bc flex bison libelf-dev"
 
 Progress = Callable[[str], None]
 
