@@ -22,10 +22,10 @@ MAKEFLAGS += --no-builtin-rules
 #   python3 python3-venv         .venv (ensurepip) on a stock Debian python
 #   ca-certificates procps make  https to PyPI, pgrep, make itself
 #   curl                         the demo talks HTTP to the example
-#   gcc bc flex bison libelf-dev libssl-dev
-#                                compound's guest kernel (Debian's linux-source-6.1,
-#                                built once per config; objtool needs libelf, the
-#                                x86 build's certificate/sign tools libssl)
+#   gcc bc flex bison libelf-dev compound's guest kernel (Debian's linux-source-6.1,
+#                                built once per config): bc for the timer constants,
+#                                flex/bison for Kconfig, libelf for objtool (no module
+#                                signing or trusted keys, so no libssl-dev)
 APT_PACKAGES := \
 	docker.io iptables apparmor \
 	busybox-static \
@@ -35,7 +35,7 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	gcc bc flex bison libelf-dev libssl-dev
+	gcc bc flex bison libelf-dev
 
 PYTHON ?= python3
 VENV := .venv

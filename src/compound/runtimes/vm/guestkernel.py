@@ -51,13 +51,11 @@ PINNED_VERSION = "6.1.176-1"
 RECIPE_VERSION = 1
 FRAGMENT_NAME = "guest-kernel.config"
 ARCH = "x86_64"
-# Objects (CC/AS lines of make) of a full build with this fragment, for the
-# percentage; a different count only makes the percentage approximate.
-EXPECTED_OBJECTS = 1400
-BUILD_TIMEOUT = 3 * 3600.0
-_HINT_DEPS = (
-    "install the build dependencies: apt-get install gcc make bc flex bison libelf-dev libssl-dev"
-)
+# Objects (CC/AS lines of make, host tools included) of a full build with
+# this fragment, for the percentage: 1,240 measured; a different count only
+# makes the percentage approximate.
+EXPECTED_OBJECTS = 1240
+_HINT_DEPS = "install the build dependencies: apt-get install gcc make bc flex bison libelf-dev"
 
 Progress = Callable[[str], None]
 
