@@ -252,7 +252,8 @@ def test_vm_beside_containers(vm_app: App) -> None:
     # and the guest took over the restarted launcher's (new) network namespace
     def flaky_running() -> bool:
         row = _rows(app, "-a")["flaky"]
-        if row["status"] != "running":
+        # the launcher runs at once; the guest is up once its entrypoint started
+        if row["status"] != "running" or row["boot_time"] is None:
             return False
         restarts = app.client.containers.get(row["id"]).attrs["RestartCount"]
         return bool(restarts >= 1)

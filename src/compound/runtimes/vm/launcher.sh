@@ -61,9 +61,15 @@ net_tap() {
     NICS= ROUTES= n=0
     for path in /sys/class/net/*; do
         ifc=${path##*/}
-        [ "$ifc" = lo ] && continue
         case "$ifc" in tap* | br*) continue ;; esac
-        mac=$(cat "$path/address") mtu=$(cat "$path/mtu")
+        # Ethernet interfaces that are up: Docker's veths; not lo, nor the
+        # tunl0/sit0/gretap0 that appear in every namespace when the host
+        # has those modules loaded.
+        read -r type < "$path/type"
+        read -r mac < "$path/address"
+        read -r state < "$path/operstate"
+        [ "$type" = 1 ] && [ "$mac" != 00:00:00:00:00:00 ] && [ "$state" != down ] || continue
+        read -r mtu < "$path/mtu"
         addrs=$(ip -o addr show dev "$ifc" scope global | awk '{print $4}' | tr '\n' ' ')
         tap=tap$n
         ip tuntap add dev "$tap" mode tap || return 1
