@@ -217,6 +217,9 @@ def test_vm_owns_its_address_and_shares_volumes(citizen: tuple[App, int]) -> Non
     # ps says what the launcher set up
     [row] = [r for r in json.loads(app.ok("ps", "--json")) if r["service"] == "vm"]
     assert row["network"] == "tap", row
+    # virtiofsd runs in the launcher under Docker's default seccomp profile
+    # plus unshare(CLONE_FS) (runtimes/vm/seccomp.py), so not 9p
+    assert row["share"] == "virtiofs", row
     [launcher] = [c for c in _launchers(app) if c.labels["io.compound.service"] == "vm"]
     effective = (Path(launcher.labels[LABEL_RUN_DIR]) / "effective").read_text()
     assert f"share vol0 {row['share']}" in effective, (row, effective)

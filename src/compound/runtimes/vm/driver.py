@@ -81,6 +81,7 @@ from .launcher import (
 from .launcher_image import LauncherImage, ensure_launcher_image
 from .qemu import Accel, GuestAgent, build_command, host_tsc_khz, qmp
 from .rootdiff import LIST_SCRIPT, compare, image_manifest, parse_listing
+from .seccomp import launcher_profile
 from .vm import read_markers, slirp_network
 
 LABEL_VM_ACCEL = "io.compound.vm.accel"
@@ -151,6 +152,7 @@ class VMDriver(Driver):
         self._kernel: KernelArtifacts | None = None
         self._initramfs: Initramfs | None = None
         self._accel: Accel | None = None
+        self._seccomp: str | None = None
         self._launcher: LauncherImage | None = None
         self._boot: dict[str, tuple[KernelArtifacts, Initramfs]] = {}  # by kernel choice
         self._disks: dict[str, BaseDisk] = {}  # image id -> its base disk
@@ -180,7 +182,13 @@ class VMDriver(Driver):
             self._accel = probe_accel(self._kernel, self._initramfs, self.cache_dir).accel
         if self._launcher is None:
             self._launcher = ensure_launcher_image(self.client, self.cache_dir)
+        self._seccomp_profile()  # fetched once per package version, then cached
         return self._kernel, self._initramfs, self._accel, self._launcher
+
+    def _seccomp_profile(self) -> str:
+        if self._seccomp is None:
+            self._seccomp = launcher_profile(self.cache_dir)
+        return self._seccomp
 
     def _boot_files(
         self, choice: str, progress: Callable[[str], None] | None = None
@@ -459,6 +467,10 @@ class VMDriver(Driver):
             # and tc filters in the launcher's own namespace. Nothing broader.
             devices.append(TUN_DEVICE)
             host["CapAdd"] = list(TAP_CAPS)
+        if spec.share == "virtiofs" and spec.volumes:
+            # Docker's default seccomp profile plus unshare(CLONE_FS) alone,
+            # which virtiofsd needs and which grants nothing (seccomp.py)
+            host["SecurityOpt"] = [f"seccomp={self._seccomp_profile()}"]
         if devices:
             host["Devices"] = [
                 {"PathOnHost": d, "PathInContainer": d, "CgroupPermissions": "rwm"} for d in devices
