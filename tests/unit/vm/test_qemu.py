@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from compound.runtimes.vm.qemu import (
     PortForward,
     QemuSpec,
@@ -102,3 +104,39 @@ def test_guest_ram_is_a_private_memfd() -> None:
         for o in opt(argv, "-object")
     )
     assert opt(argv, "-machine")[0].endswith(",memory-backend=ram0")
+
+
+def test_one_guest_agent_client_at_a_time_across_callers(tmp_path: Path) -> None:
+    import time as _time
+
+    from compound.errors import VMError
+    from compound.runtimes.vm.qemu import GuestAgent
+
+    sock = tmp_path / "qga.sock"
+    first = GuestAgent(sock)
+    first._lock_agent(_time.monotonic() + 1)
+    second = GuestAgent(sock)
+    with pytest.raises(VMError, match="busy with another command"):
+        second._lock_agent(_time.monotonic() + 0.2)
+    first.close()
+    second._lock_agent(_time.monotonic() + 1)  # free once the first is done
+    second.close()
+
+
+def test_a_guest_agent_that_does_not_answer_in_time_is_a_vm_error(tmp_path: Path) -> None:
+    import socket as _socket
+    import time as _time
+
+    from compound.errors import VMError
+    from compound.runtimes.vm.qemu import GuestAgent
+
+    ours, theirs = _socket.socketpair()
+    agent = GuestAgent(tmp_path / "qga.sock")
+    agent._sock = ours
+    with pytest.raises(VMError, match="no reply"):
+        agent._read(_time.monotonic() + 0.2)
+    theirs.sendall(b"{not json\n")
+    with pytest.raises(VMError, match="unreadable reply"):
+        agent._read(_time.monotonic() + 1)
+    agent.close()
+    theirs.close()

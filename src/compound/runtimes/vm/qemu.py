@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import fcntl
 import json
+import os
 import re
 import socket
 import time
@@ -366,6 +368,7 @@ class GuestAgent:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._buf = b""
+        self._lock_fd: int | None = None
 
     def __enter__(self) -> GuestAgent:
         self.connect()
@@ -378,6 +381,7 @@ class GuestAgent:
         """Connect and sync; retries until ``wait`` seconds have passed
         (the agent starts a little after the kernel)."""
         deadline = time.monotonic() + (wait if wait is not None else self.timeout)
+        self._lock_agent(deadline)
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
@@ -398,17 +402,45 @@ class GuestAgent:
                         return
             except (OSError, VMError, ValueError) as exc:
                 last = exc
-                self.close()
+                self._close_socket()
                 time.sleep(0.2)
+        self.close()
         raise VMError(
             f"guest agent at {self.path} did not answer: {last!r}",
             hint="the guest may still be booting, or qemu-ga failed to start",
         )
 
-    def close(self) -> None:
+    def _lock_agent(self, deadline: float) -> None:
+        """One client at a time per guest, across processes: QEMU serves one
+        connection on the agent's socket and leaves the next one unanswered
+        (two `compound exec` at once failed with EAGAIN)."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise VMError(
+                        f"guest agent at {self.path} is busy with another command",
+                        hint="try again when it has finished",
+                    ) from None
+                time.sleep(0.05)
+
+    def _close_socket(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def close(self) -> None:
+        self._close_socket()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # drops the flock
+            self._lock_fd = None
 
     def _read(self, deadline: float) -> dict[str, Any]:
         assert self._sock is not None
@@ -418,14 +450,20 @@ class GuestAgent:
             if nl >= 0:
                 line, self._buf = self._buf[:nl], self._buf[nl + 1 :]
                 if line.strip():
-                    obj: dict[str, Any] = json.loads(line)
+                    try:
+                        obj: dict[str, Any] = json.loads(line)
+                    except ValueError as exc:
+                        raise VMError(f"guest agent: unreadable reply {line[:80]!r}") from exc
                     return obj
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
                 raise VMError("guest agent: no reply in time")
             self._sock.settimeout(left)
-            chunk = self._sock.recv(65536)
+            try:
+                chunk = self._sock.recv(65536)
+            except OSError as exc:  # TimeoutError included: a busy guest is slow, not broken
+                raise VMError(f"guest agent: no reply ({exc!r})") from exc
             if not chunk:
                 raise VMError("guest agent closed the connection")
             self._buf += chunk
