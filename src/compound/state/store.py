@@ -136,7 +136,12 @@ class Store:
         # SQLite gives its -wal and -shm files the database file's mode
         if not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, mode=0o700)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        # Create it owner-only if it is new; never open and close an existing
+        # one here: closing any descriptor of a file drops every POSIX lock
+        # this process holds on it, SQLite's own included (another Store in
+        # this process then fails with "disk I/O error")
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         for f in _files(self.path):
             with contextlib.suppress(OSError):
                 f.chmod(0o600)

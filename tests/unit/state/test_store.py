@@ -159,3 +159,18 @@ def test_a_revision_with_bad_json_is_skipped_with_a_warning(tmp_path):
     assert live is not None and live.number == 1  # the newest that can be read
     assert any("revision 2" in m for m in told) and any("revision 3" in m for m in told)
     assert len(told) == len(set(told))  # each once
+
+
+def test_many_stores_on_one_file_in_one_process(tmp_path):
+    # as the CLI run in-process does (tests, a server): each command opens
+    # its own Store on the same file while earlier ones are still open
+    path = tmp_path / "state.db"
+    first = Store(path)
+    n = first.begin("a", "up", {}, {})
+    stores = [Store(path) for _ in range(5)]
+    first.finish("a", n, "succeeded", {})
+    for s in stores:
+        revision = s.get("a", 1)
+        assert revision is not None and revision.outcome == "succeeded"
+        s.begin("a", "up", {}, {})
+    assert [r.number for r in first.history("a")] == [6, 5, 4, 3, 2, 1]
