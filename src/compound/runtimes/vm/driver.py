@@ -182,7 +182,6 @@ class VMDriver(Driver):
             self._accel = probe_accel(self._kernel, self._initramfs, self.cache_dir).accel
         if self._launcher is None:
             self._launcher = ensure_launcher_image(self.client, self.cache_dir)
-        self._seccomp_profile()  # fetched once per package version, then cached
         return self._kernel, self._initramfs, self._accel, self._launcher
 
     def _seccomp_profile(self) -> str:
@@ -469,8 +468,11 @@ class VMDriver(Driver):
             host["CapAdd"] = list(TAP_CAPS)
         if spec.share == "virtiofs" and spec.volumes:
             # Docker's default seccomp profile plus unshare(CLONE_FS) alone,
-            # which virtiofsd needs and which grants nothing (seccomp.py)
-            host["SecurityOpt"] = [f"seccomp={self._seccomp_profile()}"]
+            # which virtiofsd needs and which grants nothing (seccomp.py).
+            # Without it (apt cannot fetch the base profile) virtiofsd cannot
+            # start and launcher.sh serves the volumes over 9p, saying so.
+            with contextlib.suppress(VMError):
+                host["SecurityOpt"] = [f"seccomp={self._seccomp_profile()}"]
         if devices:
             host["Devices"] = [
                 {"PathOnHost": d, "PathInContainer": d, "CgroupPermissions": "rwm"} for d in devices
