@@ -68,13 +68,6 @@ from compound.runtimes.instances import (
 from compound.spec.model import Project, Service
 
 DEFAULT_STOP_GRACE = 10  # seconds, the engine's own default
-NETWORK_RELEASE_TIMEOUT = 10.0  # seconds to wait for endpoints of removed containers
-
-# A pull that has not said anything within this time is not going to work:
-# the registry is unreachable (DNS or TCP black hole). Once bytes flow, a slow
-# pull may take as long as it needs between two progress messages.
-PULL_FIRST_EVENT_TIMEOUT = 8.0
-PULL_IDLE_TIMEOUT = 120.0
 
 
 # --- the driver ------------------------------------------------------------------------

@@ -33,9 +33,6 @@ from compound.runtimes.container_config import (
 )
 from compound.spec.model import Project, Service
 
-DEFAULT_STOP_GRACE = 10  # seconds, the engine's own default
-NETWORK_RELEASE_TIMEOUT = 10.0  # seconds to wait for endpoints of removed containers
-
 # A pull that has not said anything within this time is not going to work:
 # the registry is unreachable (DNS or TCP black hole). Once bytes flow, a slow
 # pull may take as long as it needs between two progress messages.
