@@ -220,11 +220,32 @@ stop_app() {
     [ -n "$APP_PID" ] && kill "-${COMPOUND_STOP_SIGNAL:-TERM}" "$APP_PID" 2>/dev/null
 }
 trap stop_app TERM INT
-# A stop request from the launcher arrives on the control port.
+# The launcher's requests arrive on the control port: "stop", and
+# "health NONCE" (its Docker healthcheck), answered on the same port with
+# "health NONCE CODE OUTPUT" once the service's check has run. A virtio
+# port opens once at a time, so one descriptor serves both directions.
+health() {  # nonce
+    n=$1
+    eval "set -- $COMPOUND_HEALTH"
+    if [ $# = 0 ]; then
+        echo "health $n 0 no healthcheck"
+        return
+    fi
+    timeout -s KILL "$COMPOUND_HEALTH_TIMEOUT" /sbin/compound-exec "" "" -- "$@" \
+        < /dev/null > "/tmp/health.$n" 2>&1
+    code=$?
+    [ $code = 137 ] && echo "timed out after ${COMPOUND_HEALTH_TIMEOUT}s" >> "/tmp/health.$n"
+    echo "health $n $code $(head -c 2000 "/tmp/health.$n" | tr '\r\n\t' '   ')"
+    rm -f "/tmp/health.$n"
+}
 if [ -n "$PORT_CTL" ]; then
     (
-        while read -r cmd _ < "$PORT_CTL"; do
-            [ "$cmd" = stop ] && kill -TERM 1
+        exec 3<> "$PORT_CTL"
+        while read -r cmd arg _ <&3; do
+            case "$cmd" in
+                stop) kill -TERM 1 ;;
+                health) health "$arg" >&3 & ;;
+            esac
         done
     ) &
 fi
