@@ -15,9 +15,9 @@ from compound.runtimes.vm.imageconfig import ImageConfig
 from compound.runtimes.vm.initramfs import Initramfs, modules_env
 from compound.runtimes.vm.kernel import KernelArtifacts
 from compound.runtimes.vm.launcher import (
+    VOLUME_CAPS,
     LauncherSpec,
     LauncherVolume,
-    VOLUME_CAPS,
     container_kwargs,
     effective_setup,
     launcher_conf,

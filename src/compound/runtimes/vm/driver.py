@@ -37,7 +37,6 @@ from compound.engine.errors import service_error
 from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
-    LABEL_PROJECT,
     LABEL_RUNTIME,
     Capabilities,
     Driver,
@@ -378,25 +377,33 @@ class VMDriver(Driver):
             },
         )
 
-    def _sweep_run_dirs(self, project_name: str) -> None:
+    def _sweep_run_dirs(self, project_name: str, grace: float = RUN_DIR_GRACE) -> list[str]:
         """Remove this project's run dirs that no launcher refers to: left by a
-        compound killed between making the dir and creating the launcher.
-        Young ones may belong to a create in flight, so they stay."""
+        compound killed between making the dir and creating the launcher, or
+        by a launcher removed behind compound's back (they hold the guest's
+        config). Young ones may belong to a create in flight, so `up` leaves
+        them (``grace``); `down` holds the project lock and passes 0."""
         root = run_dir_for("x", self.cache_dir).parent
         candidates = [
             d
             for d in root.glob(f"{project_name}-*")
-            if d.is_dir() and time.time() - d.stat().st_mtime > RUN_DIR_GRACE
+            if d.is_dir() and time.time() - d.stat().st_mtime >= grace
         ]
         if not candidates:
-            return
-        rows = self.client.api.containers(
-            all=True, filters={"label": [f"{LABEL_PROJECT}={project_name}", LABEL_VM_RUN_DIR]}
-        )
+            return []
+        # every launcher's, not this project's only: "shop-*" also matches
+        # the dirs of a project named "shop-dev"
+        rows = self.client.api.containers(all=True, filters={"label": [LABEL_VM_RUN_DIR]})
         used = {(r.get("Labels") or {}).get(LABEL_VM_RUN_DIR) for r in rows}
+        removed = []
         for d in candidates:
             if str(d) not in used:
                 remove_run_dir(d)
+                removed.append(str(d))
+        return removed
+
+    def sweep(self, project_name: str) -> list[str]:
+        return self._sweep_run_dirs(project_name, grace=0)
 
     def _volumes(
         self, project: Project, service: Service

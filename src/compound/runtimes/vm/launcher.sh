@@ -334,7 +334,8 @@ cp "$STATE/effective" "$RUN/effective" 2> /dev/null
 "$@" 5>&1 6>&2 &  # STDOUT_FD, STDERR_FD (launcher.py)
 QEMU=$!
 echo "$QEMU" > "$STATE/qemu.pid"
-while kill -0 "$QEMU" 2>/dev/null; do
+# alive? (not kill -0: QEMU is another uid, and the launcher may lack CAP_KILL)
+while [ -d "/proc/$QEMU" ]; do
     wait "$QEMU"
     RC=$?
 done
