@@ -26,6 +26,8 @@ MAKEFLAGS += --no-builtin-rules
 #                                built once per config): bc for the timer constants,
 #                                flex/bison for Kconfig, libelf for objtool (no module
 #                                signing or trusted keys, so no libssl-dev)
+#   libc6-dev                    the guest's compound-enter (a static C helper that
+#                                starts service processes with their capabilities)
 APT_PACKAGES := \
 	docker.io iptables apparmor \
 	busybox-static \
@@ -35,7 +37,7 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	gcc bc flex bison libelf-dev
+	gcc bc flex bison libelf-dev libc6-dev
 
 PYTHON ?= python3
 VENV := .venv

@@ -58,6 +58,7 @@ from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
 from .guestconfig import GuestConfig, GuestMount
 from .guestkernel import ensure_guest_kernel
+from .hardening import guest_hardening
 from .imageconfig import merge_service
 from .initramfs import Initramfs, ensure_initramfs
 from .kernel import KernelArtifacts, ensure_kernel
@@ -275,6 +276,7 @@ class VMDriver(Driver):
         shares, mounts, tmpfs = self._volumes(project, service)
         memory_mib, container_limit = _memory(service)
         hc = service.healthcheck
+        hardening = guest_hardening(service)  # refuses what a guest cannot apply
         guest = GuestConfig(
             argv=process.argv,
             env=process.env,
@@ -289,6 +291,10 @@ class VMDriver(Driver):
             stop_signal=process.stop_signal,
             health=guest_healthcheck(hc.test if hc and not hc.disable else None),
             health_timeout=math.ceil(hc.timeout) if hc and hc.timeout else 30,
+            caps=hardening.caps,
+            no_new_privileges=hardening.no_new_privileges,
+            rlimits=hardening.rlimits,
+            pids_max=hardening.pids_max,
         )
         exposed = dict(args.config.get("ExposedPorts") or {})
         for key in disk.config.exposed_ports:

@@ -206,6 +206,16 @@ echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start
     [ -n "$kv" ] && sysctl -w "$kv" > /dev/null
 done
 
+# pids_limit: every process of the service (the entrypoint, exec'd ones)
+# in one pids cgroup; compound-exec moves itself there.
+if [ -n "${COMPOUND_PIDS_MAX:-}" ]; then
+    mount -t cgroup2 cgroup2 /sys/fs/cgroup \
+        && echo +pids > /sys/fs/cgroup/cgroup.subtree_control \
+        && mkdir -p /sys/fs/cgroup/service \
+        && echo "$COMPOUND_PIDS_MAX" > /sys/fs/cgroup/service/pids.max \
+        || fail "cannot apply pids_limit $COMPOUND_PIDS_MAX (cgroup2 pids controller)"
+fi
+
 # --- the entrypoint ---------------------------------------------------------------
 trace "the entrypoint"
 OUT=${PORT_OUT:-$CONSOLE}
