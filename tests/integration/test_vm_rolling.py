@@ -145,3 +145,42 @@ def test_sigkill_during_a_vm_update_then_up_converges(vm_app: App) -> None:
     code, out = app.run("exec", "api", "cat", "/data/boots")
     # the volume kept every boot's line: no update touched it
     assert out.split()[0] == "0" and out.split()[-1] == "3"
+
+
+@pytest.mark.timeout(400)
+def test_vm_update_to_a_crashing_version_rolls_back_and_the_old_vm_serves(vm_app: App) -> None:
+    """start-first with failure_action: rollback and a monitor window: a new
+    version whose entrypoint exits 3 a moment after it starts fails the
+    update, as it does for a container, and the old VM, never stopped, still
+    answers by name. (The window is wide: a guest's second takes many on a
+    host loaded with other VMs' emulation.)"""
+    app = vm_app
+    body = """
+        services:
+          api:
+            image: local/busybox:latest
+            command:
+              - sh
+              - -c
+              - >-
+                if [ "$$V" = 2 ]; then sleep 1; exit 3; fi;
+                echo "v$$V" > /tmp/v; exec httpd -f -p 8000 -h /tmp
+            environment: {{V: "{v}"}}
+            deploy:
+              update_config: {{order: start-first, failure_action: rollback, monitor: 40s}}
+            x-compound: {{runtime: vm}}
+          client:
+            image: local/busybox:latest
+            command: ["sleep", "600"]
+        """
+    app.write(body.format(v="1"))
+    app.ok("up", "-d")
+    (old,) = _launchers(app)
+    app.write(body.format(v="2"))
+    code, out = app.run("up", "-d")
+    assert code == 1, out
+    assert "api" in out and "rolled back" in out.lower(), out
+    (live,) = _launchers(app)
+    assert live.id == old.id and live.status == "running"
+    served = app.ok("exec", "client", "wget", "-q", "-O", "-", "http://api:8000/v")
+    assert served.strip() == "v1"
