@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from compound.cli.context import AppContext, app_context
-from compound.cli.logs_view import follow_logs
-from compound.cli.render import LiveProgress, print_json
+
+if TYPE_CHECKING:
+    from compound.planner.diff import Plan
+    from compound.reconcile.session import Session
+    from compound.runtimes.base import Instance
+
 from compound.errors import CompoundError, UsageError
-from compound.planner.diff import Plan, UpOptions
-from compound.reconcile.drift import recreate_reasons
-from compound.reconcile.prepare import prepare_services
-from compound.reconcile.session import Session
-from compound.runtimes.base import Instance
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 Timeout = Annotated[
@@ -95,6 +94,11 @@ def register(app: typer.Typer) -> None:
         timeout: Timeout = None,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
+        from compound.cli.logs_view import follow_logs
+        from compound.cli.render import LiveProgress, print_json
+        from compound.planner.diff import UpOptions
+        from compound.reconcile.drift import recreate_reasons
+
         app_ctx = app_context(ctx)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
@@ -183,6 +187,8 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Stop and remove the project's instances and networks (and volumes with -v)."""
+        from compound.cli.render import LiveProgress, print_json
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
@@ -201,6 +207,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replace services' instances with what they ran before (the previous
         revision that deployed them), batch by batch as deploy.rollback_config says."""
+        from compound.cli.render import LiveProgress, print_json
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
@@ -353,6 +361,9 @@ def _prepare_all(
     policy: str,
     ignore_failures: bool,
 ) -> None:
+    from compound.cli.render import LiveProgress
+    from compound.reconcile.prepare import prepare_services
+
     with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
         failures = prepare_services(
             session.project,
@@ -388,6 +399,8 @@ def _act(
     only: Callable[[Instance], bool] = lambda i: True,
     reverse: bool = False,
 ) -> None:
+    from compound.cli.render import LiveProgress
+
     targets = [i for i in _instances(session, services) if only(i)]
     if reverse:
         targets.reverse()

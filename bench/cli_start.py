@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""How fast the `compound` CLI answers, beside Debian's docker-compose 1.29.
+
+    .venv/bin/python bench/cli_start.py                 15 interleaved rounds
+    .venv/bin/python bench/cli_start.py --rounds 31
+
+Each round runs every command once, in the same order, so load from other
+processes hits all alike; the figures are whole-process wall times (spawn to
+exit) of the installed entry points, medians and minima over the rounds.
+
+  compound --version | --help | config (one-service file) | ps (same file)
+  docker-compose config (same file)   the peer, in the same rounds
+
+It also records `python -X importtime` of `compound --version` and of
+`compound config`: the heaviest imports left, so a regression names its cause.
+
+Results: bench/results/cli_start-<date>T<time>_<host>.{json,md}. Target:
+every compound command <= 0.25 s (median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_S = 0.25
+ONE_SERVICE = """\
+services:
+  web:
+    image: nginx:alpine
+    ports: ["8080:80"]
+    environment:
+      MODE: production
+"""
+
+
+def _compound() -> list[str]:
+    exe = ROOT / ".venv" / "bin" / "compound"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "compound.cli.main"]
+
+
+def _time_once(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, check=False)
+    return time.perf_counter() - start, r.returncode
+
+
+def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]]:
+    """The slowest imports (cumulative) of one run of ``cmd``'s module."""
+    python = ROOT / ".venv" / "bin" / "python"
+    code = "import sys; from compound.cli.main import run; sys.argv[0] = 'compound'; run()"
+    r = subprocess.run(
+        [str(python if python.exists() else sys.executable), "-X", "importtime", "-c", code]
+        + cmd[1:],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = []
+    for line in r.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if not parts[0].isdigit():
+            continue
+        rows.append({"module": parts[2], "self_us": int(parts[0]), "cumulative_us": int(parts[1])})
+    top_level = [r for r in rows if not r["module"].startswith(" ")]
+    return sorted(top_level, key=lambda r: -r["cumulative_us"])[:top]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=15)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="compose-clistart-"))
+    (work / "compose.yaml").write_text(ONE_SERVICE)
+    compound = _compound()
+    cases: dict[str, list[str]] = {
+        "compound --version": [*compound, "--version"],
+        "compound --help": [*compound, "--help"],
+        "compound config": [*compound, "-p", "compose-clistart", "config"],
+        "compound ps": [*compound, "-p", "compose-clistart", "ps"],
+    }
+    peer = shutil.which("docker-compose")
+    if peer:
+        cases["docker-compose config"] = [peer, "-p", "compose-clistart", "config"]
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    codes: dict[str, set[int]] = {name: set() for name in cases}
+    for name, cmd in cases.items():  # warm the page cache and any first-use cache
+        _time_once(cmd, work)
+    for _ in range(args.rounds):
+        for name, cmd in cases.items():
+            elapsed, code = _time_once(cmd, work)
+            times[name].append(elapsed)
+            codes[name].add(code)
+    results = {
+        name: {
+            "median_s": round(statistics.median(ts), 4),
+            "min_s": round(min(ts), 4),
+            "max_s": round(max(ts), 4),
+            "exit_codes": sorted(codes[name]),
+            "meets_target": name.startswith("docker-compose")
+            or statistics.median(ts) <= TARGET_S,
+        }
+        for name, ts in times.items()
+    }
+    report = {
+        "benchmark": "cli_start",
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+        "rounds": args.rounds,
+        "target_s": TARGET_S,
+        "results": results,
+        "importtime_version": _importtime(cases["compound --version"], work),
+        "importtime_config": _importtime(cases["compound config"], work),
+        "docker_compose": peer,
+    }
+    report["loadavg_after"] = os.getloadavg()
+    shutil.rmtree(work, ignore_errors=True)
+    stamp = dt.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    out = ROOT / "bench" / "results" / f"cli_start-{stamp}_{platform.node()}"
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(_markdown(report))
+    print(_markdown(report))
+    print(f"written: {out}.json, {out}.md")
+    return 0
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"# cli_start, {report['date']} on {report['host']}",
+        "",
+        f"{report['rounds']} interleaved rounds, whole-process wall time; target "
+        f"<= {report['target_s']} s median; load average after: "
+        f"{', '.join(f'{x:.2f}' for x in report['loadavg_after'])}",
+        "",
+        "| command | median | min | max | exit codes | target |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in report["results"].items():
+        met = "peer" if name.startswith("docker-compose") else ("met" if r["meets_target"] else "not met")
+        lines.append(
+            f"| `{name}` | {r['median_s']:.3f} s | {r['min_s']:.3f} s | {r['max_s']:.3f} s "
+            f"| {r['exit_codes']} | {met} |"
+        )
+    for key, title in (("importtime_version", "--version"), ("importtime_config", "config")):
+        lines += ["", f"Slowest top-level imports of `compound {title}` (cumulative):", ""]
+        lines += [f"- {r['module']}: {r['cumulative_us'] / 1000:.1f} ms" for r in report[key]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
