@@ -6,11 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from compound.cli.context import AppContext, app_context
+
 if TYPE_CHECKING:
     from compound.reconcile.drift import DriftReport
-
-
-from compound.cli.context import AppContext, app_context
 
 # `--exit-code`: like `git diff --exit-code`, but 1 is already every
 # compound command's "a problem you can fix", so drift gets its own code.

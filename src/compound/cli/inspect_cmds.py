@@ -7,15 +7,15 @@ import json
 import platform
 from typing import TYPE_CHECKING, Annotated, Any
 
-if TYPE_CHECKING:
-    from compound.runtimes.base import Driver, Instance
-    from compound.spec.model import Project
-
 import typer
 
 from compound import __version__
 from compound.cli.context import AppContext, app_context
 from compound.errors import CompoundError, EngineError, NotSupportedError, UsageError
+
+if TYPE_CHECKING:
+    from compound.runtimes.base import Driver, Instance
+    from compound.spec.model import Project
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from compound.cli.context import AppContext, app_context
+from compound.errors import CompoundError, UsageError
 
 if TYPE_CHECKING:
     from compound.planner.diff import Plan
     from compound.reconcile.session import Session
     from compound.runtimes.base import Instance
-
-from compound.errors import CompoundError, UsageError
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 Timeout = Annotated[

@@ -7,13 +7,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from compound.cli.context import AppContext
+from compound.errors import CompoundError
+
 if TYPE_CHECKING:
     from compound.reconcile.session import Session
     from compound.runtimes.base import Instance, LogLine
-
-
-from compound.cli.context import AppContext
-from compound.errors import CompoundError
 
 _DONE = object()
 

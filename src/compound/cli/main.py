@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.core import TyperGroup
 
-if TYPE_CHECKING:
-    # typer vendors click; its group methods are typed with these
-    from typer._click.core import Command, Context
-
 from compound import __version__
 from compound.cli.context import AppContext, GlobalOptions
 from compound.errors import CompoundError
+
+if TYPE_CHECKING:
+    # typer vendors click; its group methods are typed with these
+    from typer._click.core import Command, Context
 
 
 def _command_modules() -> tuple[str, ...]:
@@ -223,3 +223,7 @@ def run() -> None:
 
 def version_string() -> str:
     return f"compound version {__version__}"
+
+
+if __name__ == "__main__":
+    run()

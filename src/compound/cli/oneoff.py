@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from compound.cli.context import app_context
+from compound.errors import UsageError
 
 if TYPE_CHECKING:
     pass
-
-from compound.errors import UsageError
 
 ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
 

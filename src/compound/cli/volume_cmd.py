@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from compound.cli.context import AppContext, app_context
+
 if TYPE_CHECKING:
     from compound.cli.render import ByteProgress
-
-
-from compound.cli.context import AppContext, app_context
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Via = Annotated[
