@@ -64,12 +64,15 @@ class NetworkAttachment:
     ipv4_address: str | None = None
     ipv6_address: str | None = None
     mac_address: str | None = None
+    links: tuple[str, ...] = ()  # "container:alias": the alias resolves for this container only
 
     def endpoint_config(self) -> dict[str, Any]:
         """The EndpointSettings body the engine expects."""
         endpoint: dict[str, Any] = {}
         if self.aliases:
             endpoint["Aliases"] = list(self.aliases)
+        if self.links:
+            endpoint["Links"] = list(self.links)
         ipam = {}
         if self.ipv4_address:
             ipam["IPv4Address"] = self.ipv4_address
@@ -195,6 +198,16 @@ def build_create_args(
         config["MacAddress"] = first.mac_address
         first = dataclasses.replace(first, mac_address=None)
     host = host_config(service, resolve)
+    host.update(engine_host_config(service, resolve, api_version))
+    if service.engine.mac_address and first is not None and not first.mac_address:
+        if _api_lt(api_version, "1.44"):
+            config["MacAddress"] = service.engine.mac_address
+        else:
+            first = dataclasses.replace(first, mac_address=service.engine.mac_address)
+    links = link_entries(service, resolve)
+    if links and first is not None:
+        first = dataclasses.replace(first, links=links)
+        rest = tuple(dataclasses.replace(a, links=links) for a in rest)
     host.update(
         NetworkMode=network_mode,
         PortBindings=port_bindings or None,
@@ -260,6 +273,88 @@ def host_config(service: Service, resolve: Resolver) -> dict[str, Any]:
         "ShmSize": service.shm_size,
         **resources(service),
     }
+
+
+# API version that first accepts each HostConfig field, and the Docker release
+_NEEDS_API = {"Annotations": ("1.43", "Docker Engine 24.0")}
+
+
+def engine_host_config(service: Service, resolve: Resolver, api_version: str) -> dict[str, Any]:
+    """The HostConfig of the keys the engine applies as written (spec EngineOptions)."""
+    e = service.engine
+    blkio = e.blkio_config
+
+    def throttle(key: str) -> list[dict[str, Any]] | None:
+        entries = blkio.get(key) or []
+        return [{"Path": d["path"], "Rate": d["rate"]} for d in entries] or None
+
+    host = _compact(
+        {
+            "Annotations": dict(e.annotations) or None,
+            "BlkioWeight": blkio.get("weight"),
+            "BlkioWeightDevice": [
+                {"Path": d["path"], "Weight": d["weight"]} for d in blkio.get("weight_device", [])
+            ]
+            or None,
+            "BlkioDeviceReadBps": throttle("device_read_bps"),
+            "BlkioDeviceWriteBps": throttle("device_write_bps"),
+            "BlkioDeviceReadIOps": throttle("device_read_iops"),
+            "BlkioDeviceWriteIOps": throttle("device_write_iops"),
+            "CgroupnsMode": e.cgroup,
+            "CgroupParent": e.cgroup_parent,
+            "CpuCount": e.cpu_count,
+            "CpuPercent": e.cpu_percent,
+            "CpuPeriod": e.cpu_period,
+            "CpuQuota": e.cpu_quota,
+            "CpuRealtimePeriod": e.cpu_rt_period,
+            "CpuRealtimeRuntime": e.cpu_rt_runtime,
+            "DeviceCgroupRules": list(e.device_cgroup_rules) or None,
+            "Isolation": e.isolation,
+            "MemorySwappiness": e.mem_swappiness,
+            "OomKillDisable": e.oom_kill_disable,
+            "Runtime": e.runtime,
+            "StorageOpt": dict(e.storage_opt) or None,
+            "UTSMode": e.uts,
+            "VolumesFrom": [_volumes_from(v, resolve) for v in e.volumes_from] or None,
+        }
+    )
+    for field_name, (version, release) in _NEEDS_API.items():
+        if field_name in host and _api_lt(api_version, version):
+            key = field_name.lower()
+            raise NotSupportedError(
+                f"service {service.name!r}: {key} needs Docker Engine API {version} "
+                f"({release}); this engine speaks {api_version}",
+                hint=f"remove {key}, or upgrade the engine",
+            )
+    if e.gpus:
+        reservations = resources(service).get("DeviceRequests") or []
+        host["DeviceRequests"] = reservations + [device_request(g) for g in e.gpus]
+    return host
+
+
+def _volumes_from(entry: str, resolve: Resolver) -> str:
+    """ "service[:ro|rw]" → "<container id>[:ro|rw]"; "container:name[:mode]" → "name[:mode]"."""
+    if entry.startswith("container:"):
+        return entry.removeprefix("container:")
+    name, _, mode = entry.partition(":")
+    target = resolve(name)
+    return f"{target}:{mode}" if mode else target
+
+
+def link_entries(service: Service, resolve: Resolver) -> tuple[str, ...]:
+    """links ("service[:alias]") and external_links ("container[:alias]") as the
+    endpoint's Links: the alias resolves for this container on every network (the
+    service name already does, through the network alias every instance has)."""
+    out = []
+    for link in service.engine.links:
+        name, _, alias = link.partition(":")
+        # the embedded DNS of Engine 20.10 resolves a link made with a short ID (or a
+        # name) but not with the full 64-character one (measured)
+        out.append(f"{resolve(name)[:12]}:{alias or name}")
+    for link in service.engine.external_links:
+        name, _, alias = link.partition(":")
+        out.append(f"{name}:{alias or name}")
+    return tuple(out)
 
 
 def _no_resolver(name: str) -> str:

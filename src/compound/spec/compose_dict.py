@@ -141,11 +141,22 @@ def _service(s: Service) -> dict[str, Any]:
     _put(out, "extra_hosts", dict(s.extra_hosts))
     for key in ("ipc", "pid", "userns_mode", "group_add", "oom_score_adj", "profiles"):
         _put(out, key, getattr(s, key))
+    _put_engine(out, s)
     xc = _x_compound(s.x_compound)
     _put(out, "x-compound", xc)
     for key, value in sorted(s.extensions.items()):
         out[key] = value
     return out
+
+
+def _put_engine(out: dict[str, Any], s: Service) -> None:
+    for key in s.engine.set_keys():
+        value = getattr(s.engine, key)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        out[key] = value
 
 
 def _build(b: BuildSpec) -> dict[str, Any]:

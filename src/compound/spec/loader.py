@@ -252,6 +252,14 @@ class _Load:
                 location=location_of(top["include"].entry_mark(), ("include",)),
                 hint="list the files with -f instead: compound -f a.yaml -f b.yaml",
             )
+        if "models" in top:
+            raise SpecError(
+                "top-level 'models' (AI models pulled and served by Docker Model Runner, "
+                "their endpoints injected into services) is not supported by compound",
+                location=location_of(top["models"].entry_mark(), ("models",)),
+                hint="serve the model yourself (e.g. as a service with an image) and pass its "
+                "URL in environment:, or run this project with docker compose",
+            )
         for key in _RESOURCE_KEYS:
             if key in top and top[key].value is None:
                 del top[key]  # `volumes:` with nothing under it means none

@@ -191,6 +191,41 @@ class XCompound(Frozen):
     hints: dict[str, Any] = Field(default_factory=dict)  # validated by the advisor
 
 
+class EngineOptions(Frozen):
+    """Keys the Docker Engine applies to a container as written (Compose's
+    meaning, values normalised: sizes in bytes, durations in microseconds
+    where the engine wants them). A VM's launcher applies none of them; the
+    loader warns, naming the runtime."""
+
+    annotations: dict[str, str] = Field(default_factory=dict)
+    blkio_config: dict[str, Any] = Field(default_factory=dict)
+    cgroup: Literal["host", "private"] | None = None
+    cgroup_parent: str | None = None
+    cpu_count: int | None = None
+    cpu_percent: int | None = None
+    cpu_period: int | None = None  # microseconds
+    cpu_quota: int | None = None  # microseconds
+    cpu_rt_period: int | None = None  # microseconds
+    cpu_rt_runtime: int | None = None  # microseconds
+    device_cgroup_rules: tuple[str, ...] = ()
+    external_links: tuple[str, ...] = ()  # "container[:alias]"
+    gpus: tuple[dict[str, Any], ...] = ()  # device requests; count -1: all
+    isolation: str | None = None
+    links: tuple[str, ...] = ()  # "service[:alias]"
+    mac_address: str | None = None
+    mem_swappiness: int | None = None
+    oom_kill_disable: bool | None = None
+    runtime: str | None = None  # the OCI runtime (runc, crun, io.containerd.wasmedge.v1)
+    storage_opt: dict[str, str] = Field(default_factory=dict)
+    uts: str | None = None
+    volumes_from: tuple[str, ...] = ()  # "service[:ro|rw]" or "container:name[:ro|rw]"
+
+    def set_keys(self) -> list[str]:
+        """The keys the file set (for a runtime that applies none of them)."""
+        defaults = EngineOptions()
+        return [k for k in type(self).model_fields if getattr(self, k) != getattr(defaults, k)]
+
+
 class Service(Frozen):
     name: str
     image: str | None = None
@@ -251,6 +286,7 @@ class Service(Frozen):
     group_add: tuple[str, ...] = ()
     oom_score_adj: int | None = None
     profiles: tuple[str, ...] = ()
+    engine: EngineOptions = Field(default_factory=EngineOptions)
     x_compound: XCompound = Field(default_factory=XCompound)
     extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
 
@@ -282,6 +318,8 @@ class Service(Frozen):
         for key in ("replicas", "update_config", "rollback_config"):
             data["deploy"].pop(key, None)
         data["x_compound"].pop("lb", None)
+        if not self.engine.set_keys():
+            data.pop("engine")  # the hashes of services without these keys stay as they were
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -151,13 +151,10 @@ def file_objects(
             content = spec.get("content")
             variable = spec.get("environment")
             if variable is not None and key in used:
-                content = ctx.env.get(variable)  # not recorded as a used variable: it is secret
-                if content is None:
-                    invalid(
-                        (*path, "environment"),
-                        f"{kind[:-1]} {key!r} reads variable {variable}, which is not set",
-                        f"set {variable} in the environment or in .env",
-                    )
+                # not recorded as a used variable: it is secret. Unset, it is an error
+                # only when a service is created with it (`up`), as in Compose: `config`
+                # of a file whose secrets come from a CI's environment must work anywhere
+                content = ctx.env.get(variable)
             return FileObject(
                 key=key,
                 name=_resource_name(ctx, key, external, name),

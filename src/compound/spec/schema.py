@@ -6,7 +6,8 @@ use, so they pass. Every change is listed here, nothing else is altered:
 
 top level
     ``name`` (string), ``include`` (accepted by the schema so the loader can
-    say clearly that compound does not support it yet).
+    say clearly that compound does not support it yet), ``models`` (likewise:
+    the loader says what it is and what to do instead).
 service
     ``annotations``, ``attach``, ``cgroup``, ``develop``, ``gpus``,
     ``label_file``, ``uts``, ``use_api_socket``, ``pull_refresh_after``,
@@ -71,6 +72,7 @@ def modernise(schema: dict[str, Any]) -> dict[str, Any]:
     top = s["properties"]
     top["name"] = {"type": "string"}
     top["include"] = {"type": "array"}
+    top["models"] = {"type": "object"}  # refused by the loader, with what it is
 
     defs["list_or_dict"]["oneOf"][0]["patternProperties"][".+"]["type"] = [
         "string",

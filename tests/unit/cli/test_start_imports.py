@@ -52,7 +52,8 @@ def test_config_imports_no_engine_client_and_no_jsonschema(tmp_path: Path) -> No
     (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: nginx\n")
     code, modules = _imports(["-p", "probe", "config"], tmp_path)
     assert code == 0
-    assert _loaded(modules, ("docker", "requests", "jsonschema", "rich", "compound.reconcile")) == []
+    engine = ("docker", "requests", "jsonschema", "rich", "compound.reconcile")
+    assert _loaded(modules, engine) == []
     # only the module that defines `config` was imported
     assert "compound.cli.inspect_cmds" in modules
     assert "compound.cli.lifecycle" not in modules
