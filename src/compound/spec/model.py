@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+_EVERY = re.compile(r"(\d+)([wdhms])")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+PULL_POLICY = re.compile(
+    r"^(always|never|missing|build|if_not_present|refresh|daily|weekly|every_(\d+[wdhms])+)$"
+)
 
 
 class Frozen(BaseModel):
@@ -230,7 +237,8 @@ class Service(Frozen):
     name: str
     image: str | None = None
     build: BuildSpec | None = None
-    pull_policy: Literal["always", "never", "missing", "build", "if_not_present"] | None = None
+    # always | never | missing | build | refresh | daily | weekly | every_<duration>
+    pull_policy: str | None = None
     platform: str | None = None
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
@@ -298,6 +306,22 @@ class Service(Frozen):
         if self.scale is not None:
             return self.scale
         return 1
+
+    @property
+    def pull_interval(self) -> float | None:
+        """Seconds between pulls for a time-based pull_policy (daily, weekly,
+        every_<duration>), else None."""
+        policy = self.pull_policy or ""
+        if policy == "daily":
+            return 86400.0
+        if policy == "weekly":
+            return 7 * 86400.0
+        if policy.startswith("every_"):
+            total = 0.0
+            for number, unit in _EVERY.findall(policy.removeprefix("every_")):
+                total += int(number) * _UNIT_SECONDS[unit]
+            return total
+        return None
 
     @property
     def runtime(self) -> str:

@@ -26,6 +26,7 @@ from .dotenv import parse_dotenv
 from .files import read_text_bounded
 from .hints import check_hints
 from .model import (
+    PULL_POLICY,
     BuildSpec,
     Dependency,
     Deploy,
@@ -87,6 +88,16 @@ _REMOTE_CONTEXT = ("https://", "http://", "git://", "ssh://", "github.com/", "gi
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
 _SERVICE_REF = ("network_mode", "ipc", "pid")
+_PULL_POLICIES = (
+    "always",
+    "never",
+    "missing",
+    "if_not_present",
+    "build",
+    "refresh",
+    "daily",
+    "weekly",
+)
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # the current schema's pattern
 
 # Sane maxima, beyond what any one host offers, so a typo fails at `config`
@@ -125,7 +136,6 @@ class _ServiceNormalizer:
         simple: dict[str, Callable[[Any], Any]] = {
             "image": str,
             "platform": str,
-            "pull_policy": lambda v: "missing" if v == "if_not_present" else v,
             "network_mode": str,
             "cpuset": str,
             "user": str,
@@ -185,6 +195,7 @@ class _ServiceNormalizer:
             "devices": self.devices,
             "x-compound": self.x_compound,
             "container_name": self.container_name,
+            "pull_policy": self.pull_policy,
         }
         for key, conv in converters.items():
             value = raw.get(key)
@@ -563,6 +574,18 @@ class _ServiceNormalizer:
         if tmpfs.get("mode") is not None:
             fields["tmpfs_mode"] = convert.file_mode(tmpfs["mode"], (*path, "tmpfs", "mode"))
         return VolumeMount(**fields)
+
+    def pull_policy(self, value: Any, path: Path) -> str:
+        policy = convert.scalar_text(value)
+        if not PULL_POLICY.match(policy):
+            close = difflib.get_close_matches(policy, _PULL_POLICIES, n=1)
+            invalid(
+                path,
+                f"pull_policy {policy!r} is not one of {', '.join(_PULL_POLICIES)}, "
+                "every_<duration>",
+                f"did you mean {close[0]!r}?" if close else "e.g. every_12h, every_1w2d",
+            )
+        return "missing" if policy == "if_not_present" else policy
 
     def container_name(self, value: Any, path: Path) -> str:
         name = convert.scalar_text(value)

@@ -12,8 +12,9 @@ service
     ``annotations``, ``attach``, ``cgroup``, ``develop``, ``gpus``,
     ``label_file``, ``uts``, ``use_api_socket``, ``pull_refresh_after``,
     ``post_start``/``pre_start``/``pre_stop``, ``provider``, ``models``
-    (the last two are rejected later as not supported); ``pull_policy`` also
-    ``missing``; ``devices`` long form; ``env_file`` long form
+    (the last two are rejected later as not supported); ``pull_policy`` any
+    string (the loader checks the current spec's values, time-based ones
+    too); ``devices`` long form; ``env_file`` long form
     (``path``/``required``/``format``); ``secrets``/``configs`` ``mode`` as a
     string (octal); ``x-compound`` (``xcompound_schema.XCOMPOUND_SCHEMA``).
 service parts
@@ -151,7 +152,9 @@ def modernise(schema: dict[str, Any]) -> dict[str, Any]:
             },
         }
     )
-    svc["pull_policy"]["enum"] = ["always", "never", "if_not_present", "build", "missing"]
+    # the current spec's pattern: time-based policies too (daily, weekly, every_12h, refresh)
+    svc["pull_policy"].pop("enum")
+    svc["pull_policy"]["type"] = "string"
     for key in ("secrets", "configs"):
         svc[key]["items"]["oneOf"][1]["properties"]["mode"] = {"type": ["number", "string"]}
 

@@ -383,6 +383,31 @@ def test_pull_policy_never_and_always() -> None:
     assert api.calls == ["pull a:1"]
 
 
+def test_time_based_pull_policies(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from compound.runtimes import pulltimes
+
+    monkeypatch.setenv("COMPOUND_CACHE_DIR", str(tmp_path))
+    daily = Service(name="s", image="a:1", pull_policy="daily")
+    assert daily.pull_interval == 86400
+    assert Service(name="s", pull_policy="every_1w2d").pull_interval == 9 * 86400
+    # never pulled here: due; the pull is recorded
+    api = FakeAPI({"a:1"}, pull_ok=True)
+    assert prepare(api, daily) == "id-a:1" and api.calls == ["pull a:1"]
+    assert pulltimes.last_pull("a:1") is not None
+    # pulled a moment ago: the local copy, no pull
+    api = FakeAPI({"a:1"}, pull_ok=True)
+    prepare(api, daily)
+    assert api.calls == []
+    # two days ago: due again; a registry that does not answer leaves the local copy
+    pulltimes.record_pull("a:1", time.time() - 2 * 86400)
+    api = FakeAPI({"a:1"})
+    assert prepare(api, daily) == "id-a:1" and api.calls == ["pull a:1"]
+    # refresh: every time
+    api = FakeAPI({"a:1"}, pull_ok=True)
+    prepare(api, Service(name="s", image="a:1", pull_policy="refresh"))
+    assert api.calls == ["pull a:1"]
+
+
 def test_build_when_missing_or_forced(tmp_path: Any) -> None:
     build = BuildSpec(context=str(tmp_path))
     api = FakeAPI(set())
