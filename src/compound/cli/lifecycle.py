@@ -125,11 +125,21 @@ def register(app: typer.Typer) -> None:
                 ],
             )
         if dry_run:
+            from compound.planner.diff import missing_image_note
+
             plan = session.up(opts, dry_run=True).plan
+            # what `up` would have to fetch or build first, and how without a registry
+            missing = {
+                sp.service: missing_image_note(session.project.services[sp.service])
+                for sp in plan.services
+                if sp.image_id is None
+            }
             if json_out:
-                print_json(plan.to_json())
+                print_json({**plan.to_json(), "missing_images": missing})
             else:
                 print_plan(app_ctx, plan)
+                for note in missing.values():
+                    app_ctx.out.print(f"  image: {note}", markup=False)
             return
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
