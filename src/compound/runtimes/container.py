@@ -302,6 +302,10 @@ class ContainerDriver(Driver):
                     aliases=list(att.aliases) or None,
                     ipv4_address=att.ipv4_address,
                     ipv6_address=att.ipv6_address,
+                    links=[(link.partition(":")[0], link.partition(":")[2]) for link in att.links]
+                    or None,
+                    link_local_ips=list(att.link_local_ips) or None,
+                    driver_opt=dict(att.driver_opts) or None,
                 )
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 raise service_error(service, f"connect to network {att.network!r}", exc) from exc

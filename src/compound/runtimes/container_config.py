@@ -65,6 +65,9 @@ class NetworkAttachment:
     ipv6_address: str | None = None
     mac_address: str | None = None
     links: tuple[str, ...] = ()  # "container:alias": the alias resolves for this container only
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    gw_priority: int | None = None
 
     def endpoint_config(self) -> dict[str, Any]:
         """The EndpointSettings body the engine expects."""
@@ -73,11 +76,17 @@ class NetworkAttachment:
             endpoint["Aliases"] = list(self.aliases)
         if self.links:
             endpoint["Links"] = list(self.links)
-        ipam = {}
+        ipam: dict[str, Any] = {}
         if self.ipv4_address:
             ipam["IPv4Address"] = self.ipv4_address
         if self.ipv6_address:
             ipam["IPv6Address"] = self.ipv6_address
+        if self.link_local_ips:
+            ipam["LinkLocalIPs"] = list(self.link_local_ips)
+        if self.driver_opts:
+            endpoint["DriverOpts"] = dict(self.driver_opts)
+        if self.gw_priority is not None:
+            endpoint["GwPriority"] = self.gw_priority
         if ipam:
             endpoint["IPAMConfig"] = ipam
         if self.mac_address:
@@ -187,6 +196,7 @@ def build_create_args(
     network_mode, attachments = network_plan(project, service, resolve, oneoff)
     first, rest = (attachments[0], tuple(attachments[1:])) if attachments else (None, ())
     _check_mac_addresses(service, rest, api_version)
+    _check_endpoint_keys(service, api_version)
     exposed, port_bindings = ports(service)
     binds, mounts = volume_mounts(project, service, api_version)
     file_mounts, files = file_objects(project, service, environ)
@@ -260,7 +270,10 @@ def host_config(service: Service, resolve: Resolver) -> dict[str, Any]:
         or None,
         "Sysctls": dict(service.sysctls) or None,
         "Init": service.init,
-        "ExtraHosts": [f"{name}:{ip}" for name, ip in service.extra_hosts.items()] or None,
+        "ExtraHosts": [
+            f"{name}:{ip}" for name, ips in service.extra_hosts.items() for ip in ips.split(",")
+        ]
+        or None,
         "Dns": list(service.dns) or None,
         "DnsSearch": list(service.dns_search) or None,
         "DnsOptions": list(service.dns_opt) or None,
@@ -461,6 +474,10 @@ def network_plan(
         # (not `run` containers, unless --use-aliases).
         aliases = [] if oneoff else [service.name]
         aliases += [a for a in cfg.aliases if a not in aliases]
+        driver_opts = dict(cfg.driver_opts)
+        if cfg.interface_name:
+            # the engine names the interface from this endpoint driver option
+            driver_opts["com.docker.network.endpoint.ifname"] = cfg.interface_name
         attachments.append(
             NetworkAttachment(
                 network=net.name,
@@ -468,10 +485,31 @@ def network_plan(
                 ipv4_address=cfg.ipv4_address,
                 ipv6_address=cfg.ipv6_address,
                 mac_address=cfg.mac_address,
+                link_local_ips=cfg.link_local_ips,
+                driver_opts=tuple(sorted(driver_opts.items())),
+                gw_priority=cfg.gw_priority,
             )
         )
     mode = attachments[0].network if attachments else None
     return mode, attachments
+
+
+def _check_endpoint_keys(service: Service, api_version: str) -> None:
+    # interface_name and gw_priority: Docker 28.0 (API 1.48); an older engine would
+    # silently leave the name and the default route as they are
+    if not _api_lt(api_version, "1.48"):
+        return
+    for key, cfg in service.networks.items():
+        for option, value in (
+            ("interface_name", cfg.interface_name),
+            ("gw_priority", cfg.gw_priority),
+        ):
+            if value is not None:
+                raise NotSupportedError(
+                    f"service {service.name!r}: networks.{key}.{option} needs Docker Engine "
+                    f"API 1.48 (Docker 28.0); this engine speaks {api_version}",
+                    hint=f"remove {option}, or upgrade the engine",
+                )
 
 
 def _check_mac_addresses(
@@ -498,12 +536,12 @@ def volume_mounts(
     binds: list[str] = []
     mounts: list[dict[str, Any]] = []
     for vol in service.volumes:
-        if vol.type == "bind" and vol.create_host_path:
+        if vol.type == "bind" and vol.create_host_path and vol.recursive in (None, "enabled"):
             # Only the legacy Binds API creates a missing host directory
             # (moby/moby#43483), as Compose v2 does.
             binds.append(_bind_string(vol))
         elif vol.type == "bind":
-            mounts.append(_bind_mount(service, vol))
+            mounts.append(_bind_mount(service, vol, api_version))
         elif vol.type == "volume":
             mounts.append(_volume_mount(project, service, vol, api_version))
         elif vol.type == "tmpfs":
@@ -526,7 +564,15 @@ def _bind_string(vol: VolumeMount) -> str:
     return f"{text}:{','.join(opts)}" if opts else text
 
 
-def _bind_mount(service: Service, vol: VolumeMount) -> dict[str, Any]:
+# bind.recursive → BindOptions, and the API that first takes it (Docker release)
+_RECURSIVE = {
+    "disabled": ({"NonRecursive": True}, "1.40", "19.03"),
+    "writable": ({"ReadOnlyNonRecursive": True}, "1.44", "25.0"),
+    "readonly": ({"ReadOnlyForceRecursive": True}, "1.44", "25.0"),
+}
+
+
+def _bind_mount(service: Service, vol: VolumeMount, api_version: str = "1.41") -> dict[str, Any]:
     if vol.selinux:
         raise NotSupportedError(
             f"service {service.name!r}: bind mount {vol.target}: selinux relabelling needs "
@@ -535,8 +581,21 @@ def _bind_mount(service: Service, vol: VolumeMount) -> dict[str, Any]:
     mount: dict[str, Any] = {"Type": "bind", "Source": vol.source, "Target": vol.target}
     if vol.read_only:
         mount["ReadOnly"] = True
+    options: dict[str, Any] = {}
     if vol.propagation:
-        mount["BindOptions"] = {"Propagation": vol.propagation}
+        options["Propagation"] = vol.propagation
+    if vol.recursive in _RECURSIVE:
+        extra, version, release = _RECURSIVE[vol.recursive]
+        if _api_lt(api_version, version):
+            raise NotSupportedError(
+                f"service {service.name!r}: bind mount {vol.target}: recursive: "
+                f"{vol.recursive} needs Docker Engine API {version} (Docker {release}); "
+                f"this engine speaks {api_version}",
+                hint="remove bind.recursive, or upgrade the engine",
+            )
+        options.update(extra)
+    if options:
+        mount["BindOptions"] = options
     return mount
 
 

@@ -138,7 +138,11 @@ def _service(s: Service) -> dict[str, Any]:
         _put(logging, "driver", s.logging.driver)
         _put(logging, "options", dict(s.logging.options))
         out["logging"] = logging
-    _put(out, "extra_hosts", dict(s.extra_hosts))
+    _put(
+        out,
+        "extra_hosts",
+        {h: ips.split(",") if "," in ips else ips for h, ips in s.extra_hosts.items()},
+    )
     for key in ("ipc", "pid", "userns_mode", "group_add", "oom_score_adj", "profiles"):
         _put(out, key, getattr(s, key))
     _put_engine(out, s)
@@ -194,6 +198,10 @@ def _service_network(n: ServiceNetwork) -> dict[str, Any] | None:
     _put(out, "ipv6_address", n.ipv6_address)
     _put(out, "priority", n.priority or None)
     _put(out, "mac_address", n.mac_address)
+    _put(out, "link_local_ips", n.link_local_ips)
+    _put(out, "driver_opts", dict(n.driver_opts))
+    _put(out, "interface_name", n.interface_name)
+    _put(out, "gw_priority", n.gw_priority)
     return out or None
 
 
@@ -203,10 +211,11 @@ def _mount(v: VolumeMount) -> dict[str, Any]:
     out["target"] = v.target
     _put(out, "read_only", v.read_only)
     _put(out, "consistency", v.consistency)
-    if v.type == "bind" and (v.create_host_path or v.propagation or v.selinux):
+    if v.type == "bind" and (v.create_host_path or v.propagation or v.selinux or v.recursive):
         bind: dict[str, Any] = {"create_host_path": v.create_host_path}
         _put(bind, "propagation", v.propagation)
         _put(bind, "selinux", v.selinux)
+        _put(bind, "recursive", v.recursive)
         out["bind"] = bind
     volume: dict[str, Any] = {}
     _put(volume, "nocopy", v.nocopy)

@@ -22,6 +22,15 @@ PULL_POLICY = re.compile(
 )
 
 
+# endpoint keys added after compound 0.1's hashes: left out of a hash while unset
+_NEW_ENDPOINT_KEYS: dict[str, Any] = {
+    "link_local_ips": [],
+    "driver_opts": {},
+    "interface_name": None,
+    "gw_priority": None,
+}
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -61,6 +70,10 @@ class ServiceNetwork(Frozen):
     ipv6_address: str | None = None
     priority: int = 0
     mac_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    interface_name: str | None = None
+    gw_priority: int | None = None
 
 
 class VolumeMount(Frozen):
@@ -73,6 +86,7 @@ class VolumeMount(Frozen):
     create_host_path: bool = True
     propagation: str | None = None
     selinux: str | None = None
+    recursive: Literal["enabled", "disabled", "writable", "readonly"] | None = None
     # volume options
     nocopy: bool = False
     subpath: str | None = None
@@ -344,6 +358,13 @@ class Service(Frozen):
         data["x_compound"].pop("lb", None)
         if not self.engine.set_keys():
             data.pop("engine")  # the hashes of services without these keys stay as they were
+        for net in data["networks"].values():
+            for key, empty in _NEW_ENDPOINT_KEYS.items():
+                if net.get(key) == empty:
+                    net.pop(key, None)  # likewise
+        for mount in data["volumes"]:
+            if mount.get("recursive") is None:
+                mount.pop("recursive", None)  # likewise
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -107,6 +107,12 @@ MAX_VM_MEMORY = 16 << 40  # 16 TiB: more than the largest x86 servers' RAM
 MAX_VCPUS = 288  # QEMU's limit for an x86 guest
 
 
+def _options_map(value: Any) -> dict[str, str]:
+    if not value:
+        return {}
+    return {str(k): convert.scalar_text(v) for k, v in value.items() if v is not None}
+
+
 def _microseconds(value: Any, path: Path) -> int:
     """cpu_period & co: an integer of microseconds, or a duration ("10ms")."""
     if isinstance(value, str) and not value.strip().isdigit():
@@ -566,6 +572,7 @@ class _ServiceNormalizer:
             else kind != "bind",
             "propagation": bind.get("propagation"),
             "selinux": bind.get("selinux"),
+            "recursive": bind.get("recursive"),
             "nocopy": bool(volume.get("nocopy", False)),
             "subpath": volume.get("subpath"),
         }
@@ -694,10 +701,8 @@ class _ServiceNormalizer:
         for key, spec in value.items():
             spec = spec or {}
             path = self.at("networks", key)
-            for ignored in ("link_local_ips", "driver_opts", "interface_name", "gw_priority"):
-                if ignored in spec:
-                    self.ctx.warn((*path, ignored), "not supported by compound yet; ignored")
             priority = spec.get("priority")
+            gw_priority = spec.get("gw_priority")
             out[key] = ServiceNetwork(
                 aliases=convert.string_list(spec.get("aliases")),
                 ipv4_address=spec.get("ipv4_address"),
@@ -706,6 +711,12 @@ class _ServiceNormalizer:
                 if priority is not None
                 else 0,
                 mac_address=spec.get("mac_address"),
+                link_local_ips=convert.string_list(spec.get("link_local_ips")),
+                driver_opts=_options_map(spec.get("driver_opts")),
+                interface_name=spec.get("interface_name"),
+                gw_priority=convert.integer(gw_priority, (*path, "gw_priority"))
+                if gw_priority is not None
+                else None,
             )
         return out
 
@@ -887,13 +898,8 @@ class _ServiceNormalizer:
         if isinstance(value, dict):
             for host, ip in value.items():
                 if isinstance(ip, list):
-                    if len(ip) > 1:
-                        self.ctx.warn(
-                            (*path, host),
-                            "several addresses per host are not "
-                            f"supported by compound yet; using {ip[0]}",
-                        )
-                    ip = ip[0] if ip else ""
+                    # several addresses: one /etc/hosts line each (model: comma-separated)
+                    ip = ",".join(convert.scalar_text(a) for a in ip)
                 out[host] = convert.scalar_text(ip)
             return out
         for i, item in enumerate(value):
@@ -901,7 +907,7 @@ class _ServiceNormalizer:
                 host, ip = split_extra_host(str(item))
             except SyntaxProblem as exc:
                 invalid((*path, i), exc.message, exc.hint)
-            out[host] = ip
+            out[host] = f"{out[host]},{ip}" if host in out else ip  # a host listed twice
         return out
 
     def ulimits(self, value: Any, path: Path) -> dict[str, Ulimit]:

@@ -142,7 +142,21 @@ def file_objects(
                     f"{' and '.join(given)} cannot be used together",
                     f"give exactly one of {', '.join(sources)}",
                 )
-            if not given and not external and spec.get("driver") is None:
+            if spec.get("driver") is not None and not external:
+                invalid(
+                    (*path, "driver"),
+                    f"{kind[:-1]} {key!r} comes from driver {spec['driver']!r}: a Swarm secret "
+                    "store, which a single Docker Engine (and so compound) cannot read",
+                    "give it file: or environment: instead",
+                )
+            for swarm_only in ("template_driver", "labels"):
+                if spec.get(swarm_only) is not None:
+                    ctx.warn(
+                        (*path, swarm_only),
+                        f"applies to Swarm {kind} objects only; a single engine has none "
+                        "(compound mounts the content as is, as docker compose does); ignored",
+                    )
+            if not given and not external:
                 invalid(
                     path,
                     f"{kind[:-1]} {key!r} needs one of {', '.join(sources)}",
