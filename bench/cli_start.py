@@ -84,11 +84,20 @@ def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]
     for line in r.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
-        if not parts[0].isdigit():
+        self_us, cumulative_us, name = line.removeprefix("import time:").split("|", 2)
+        if not self_us.strip().isdigit():
             continue
-        rows.append({"module": parts[2], "self_us": int(parts[0]), "cumulative_us": int(parts[1])})
-    top_level = [r for r in rows if not r["module"].startswith(" ")]
+        # nesting is shown by indentation: two spaces a level after the one separator space
+        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
+        rows.append(
+            {
+                "module": name.strip(),
+                "depth": depth,
+                "self_us": int(self_us),
+                "cumulative_us": int(cumulative_us),
+            }
+        )
+    top_level = [r for r in rows if r["depth"] == 0]
     return sorted(top_level, key=lambda r: -r["cumulative_us"])[:top]
 
 
