@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/cli_start.py                 15 interleaved rounds
     .venv/bin/python bench/cli_start.py --rounds 31
+    .venv/bin/python bench/cli_start.py --baseline /work/main/.venv/bin/compound
 
 Each round runs every command once, in the same order, so load from other
 processes hits all alike; the figures are whole-process wall times (spawn to
@@ -104,8 +105,14 @@ def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument(
+        "--baseline",
+        metavar="EXE",
+        help="another `compound` (e.g. an older checkout's .venv/bin/compound) in the same rounds",
+    )
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="compose-clistart-"))
     (work / "compose.yaml").write_text(ONE_SERVICE)
     compound = _compound()
@@ -115,6 +122,9 @@ def main() -> int:
         "compound config": [*compound, "-p", "compose-clistart", "config"],
         "compound ps": [*compound, "-p", "compose-clistart", "ps"],
     }
+    if args.baseline:
+        cases["baseline --version"] = [args.baseline, "--version"]
+        cases["baseline config"] = [args.baseline, "-p", "compose-clistart", "config"]
     peer = shutil.which("docker-compose")
     if peer:
         cases["docker-compose config"] = [peer, "-p", "compose-clistart", "config"]
@@ -135,6 +145,8 @@ def main() -> int:
             "min_s": round(min(ts), 4),
             "max_s": round(max(ts), 4),
             "cpu_median_s": round(statistics.median(cpu[name]), 4),
+            "wall_s": [round(t, 4) for t in ts],
+            "cpu_s": [round(t, 4) for t in cpu[name]],
             "exit_codes": sorted(codes[name]),
             "meets_target": name.startswith("docker-compose") or statistics.median(ts) <= TARGET_S,
         }
@@ -146,7 +158,7 @@ def main() -> int:
         "host": platform.node(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "loadavg_before": os.getloadavg(),
+        "loadavg_before": load_before,
         "rounds": args.rounds,
         "target_s": TARGET_S,
         "results": results,
@@ -179,7 +191,7 @@ def _markdown(report: dict[str, Any]) -> str:
     ]
     for name, r in report["results"].items():
         met = "met" if r["meets_target"] else "not met"
-        if name.startswith("docker-compose"):
+        if name.startswith(("docker-compose", "baseline")):
             met = "peer"
         lines.append(
             f"| `{name}` | {r['median_s']:.3f} s | {r['min_s']:.3f} s | {r['max_s']:.3f} s "
