@@ -787,6 +787,14 @@ class _ServiceNormalizer:
         fields: dict[str, Any] = {}
         mode = value.get("mode")
         if mode is not None:
+            if mode in ("replicated-job", "global-job"):
+                invalid(
+                    (*path, "mode"),
+                    f"deploy mode {mode!r} (tasks that run to completion, as Swarm jobs) is "
+                    "not supported by compound yet",
+                    "for a one-off task use `compound run SERVICE`, or mode: replicated "
+                    'with restart: "no" and depends_on condition service_completed_successfully',
+                )
             if mode not in ("replicated", "global"):
                 invalid(
                     (*path, "mode"),
