@@ -5,9 +5,9 @@ The Compose spec has grown since; ``modernise`` adds what valid modern files
 use, so they pass. Every change is listed here, nothing else is altered:
 
 top level
-    ``name`` (string), ``include`` (accepted by the schema so the loader can
-    say clearly that compound does not support it yet), ``models`` (likewise:
-    the loader says what it is and what to do instead).
+    ``name`` (string), ``include`` (a list; the loader expands it,
+    ``include.py``, before validating), ``models`` (accepted so the loader can
+    say what it is and what to do instead).
 service
     ``annotations``, ``attach``, ``cgroup``, ``develop``, ``gpus``,
     ``label_file``, ``uts``, ``use_api_socket``, ``pull_refresh_after``,
