@@ -173,6 +173,12 @@ def _build(b: BuildSpec) -> dict[str, Any]:
     _put(out, "target", b.target)
     _put(out, "labels", dict(b.labels))
     _put(out, "network", b.network)
+    _put(out, "tags", b.tags)
+    _put(out, "cache_from", b.cache_from)
+    _put(out, "isolation", b.isolation)
+    _put(out, "platforms", b.platforms)
+    for key, value in b.buildkit_only.items():
+        out[key] = value
     _put(out, "no_cache", b.no_cache)
     _put(out, "pull", b.pull)
     if b.shm_size is not None:

@@ -31,6 +31,15 @@ _NEW_ENDPOINT_KEYS: dict[str, Any] = {
 }
 
 
+_NEW_BUILD_KEYS: dict[str, Any] = {
+    "tags": [],
+    "cache_from": [],
+    "isolation": None,
+    "platforms": [],
+    "buildkit_only": {},
+}
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -50,6 +59,13 @@ class BuildSpec(Frozen):
     pull: bool = False
     shm_size: int | None = None  # bytes
     extra_hosts: dict[str, str] = Field(default_factory=dict)
+    tags: tuple[str, ...] = ()  # more names for the built image
+    cache_from: tuple[str, ...] = ()
+    isolation: str | None = None
+    platforms: tuple[str, ...] = ()
+    # keys that change what is built but need BuildKit, which the engine's classic
+    # /build API (compound's builder) lacks: kept as written; building refuses, naming them
+    buildkit_only: dict[str, Any] = Field(default_factory=dict)
 
 
 class PortSpec(Frozen):
@@ -358,6 +374,10 @@ class Service(Frozen):
         data["x_compound"].pop("lb", None)
         if not self.engine.set_keys():
             data.pop("engine")  # the hashes of services without these keys stay as they were
+        if data["build"] is not None:
+            for key, empty in _NEW_BUILD_KEYS.items():
+                if data["build"].get(key) == empty:
+                    data["build"].pop(key, None)  # likewise
         for net in data["networks"].values():
             for key, empty in _NEW_ENDPOINT_KEYS.items():
                 if net.get(key) == empty:

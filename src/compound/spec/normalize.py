@@ -68,22 +68,18 @@ IGNORED_KEYS = (
     "pull_refresh_after",
     "use_api_socket",
 )
-_BUILD_IGNORED = (
+# build keys that change what is built and need BuildKit (refused when building)
+_BUILD_NEEDS_BUILDKIT = (
     "additional_contexts",
-    "cache_from",
-    "cache_to",
     "entitlements",
-    "isolation",
     "no_cache_filter",
-    "platforms",
     "privileged",
-    "provenance",
-    "sbom",
     "secrets",
     "ssh",
-    "tags",
     "ulimits",
 )
+# BuildKit's extra outputs: the image built is the same without them
+_BUILD_OUTPUTS_ONLY = ("cache_to", "provenance", "sbom")
 _REMOTE_CONTEXT = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
@@ -366,9 +362,19 @@ class _ServiceNormalizer:
             out["shm_size"] = convert.size(spec["shm_size"], (*path, "shm_size"))
         if spec.get("extra_hosts") is not None:
             out["extra_hosts"] = self.extra_hosts(spec["extra_hosts"], (*path, "extra_hosts"))
-        for key in _BUILD_IGNORED:
+        for key in ("tags", "cache_from", "platforms"):
+            if spec.get(key) is not None:
+                out[key] = convert.string_list(spec[key])
+        if spec.get("isolation") is not None:
+            out["isolation"] = str(spec["isolation"])
+        out["buildkit_only"] = {k: spec[k] for k in _BUILD_NEEDS_BUILDKIT if spec.get(k)}
+        for key in _BUILD_OUTPUTS_ONLY:
             if key in spec:
-                self.ctx.warn((*path, key), "not supported by compound yet; ignored")
+                self.ctx.warn(
+                    (*path, key),
+                    "needs BuildKit; compound builds with the engine's classic builder, "
+                    "which builds the same image without this output; ignored",
+                )
         return BuildSpec(**out)
 
     def command(self, value: Any, path: Path) -> tuple[str, ...]:

@@ -332,6 +332,10 @@ class FakeAPI:
         self.local.add(f"{repo}:{tag}")
         yield {"status": "Downloaded newer image"}
 
+    def tag(self, image: str, repository: str, tag: str | None = None) -> bool:
+        self.calls.append(f"tag {image} {repository}:{tag}")
+        return True
+
     def build(self, tag: str, **_: Any) -> Iterator[dict[str, Any]]:
         self.calls.append(f"build {tag}")
         self.local.add(tag)
@@ -405,6 +409,24 @@ def test_time_based_pull_policies(tmp_path: Any, monkeypatch: pytest.MonkeyPatch
     api = FakeAPI({"a:1"}, pull_ok=True)
     prepare(api, Service(name="s", image="a:1", pull_policy="refresh"))
     assert api.calls == ["pull a:1"]
+
+
+def test_build_tags_and_what_needs_buildkit(tmp_path: Any) -> None:
+    tagged = BuildSpec(context=str(tmp_path), tags=("shop/web:2", "registry.local:5000/web"))
+    api = FakeAPI(set())
+    prepare(api, Service(name="s", image="mine:2", build=tagged, pull_policy="build"))
+    assert api.calls == [
+        "build mine:2",
+        "tag id-mine:2 shop/web:2",
+        "tag id-mine:2 registry.local:5000/web:latest",
+    ]
+    secret = BuildSpec(context=str(tmp_path), buildkit_only={"secrets": ["npm"]})
+    with pytest.raises(ServiceError, match=r"build\.secrets need BuildKit") as err:
+        prepare(FakeAPI(set()), Service(name="s", image="m:1", build=secret))
+    assert "docker buildx build" in (err.value.hint or "")
+    multi = BuildSpec(context=str(tmp_path), platforms=("linux/amd64", "linux/arm64"))
+    with pytest.raises(ServiceError, match="multi-platform build needs BuildKit"):
+        prepare(FakeAPI(set()), Service(name="s", image="m:1", build=multi))
 
 
 def test_build_when_missing_or_forced(tmp_path: Any) -> None:
