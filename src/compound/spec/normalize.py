@@ -551,7 +551,14 @@ class _ServiceNormalizer:
     def long_volume(self, item: dict[str, Any], path: Path) -> VolumeMount:
         kind = item.get("type")
         if kind == "image":
-            invalid((*path, "type"), "volume type 'image' is not supported by compound")
+            invalid(
+                (*path, "type"),
+                "volume type 'image' is not supported by compound: it mounts an image's files "
+                "read-only, which the engine does from Docker Engine 28.0 (API 1.48) on",
+                "copy the image's files into a named volume once (docker create + docker cp) "
+                "and mount that volume read_only, or run this file with docker compose on "
+                "Docker Engine 28+",
+            )
         target = item.get("target")
         if not target:
             invalid(path, "volume needs a target (the path in the container)")
