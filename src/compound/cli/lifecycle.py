@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated
@@ -163,16 +164,21 @@ def register(app: typer.Typer) -> None:
         # following logs changes nothing: another terminal's `down` must not wait for it
         app_ctx.close()
         selected = [sp.service for sp in outcome.plan.services]
+        # `attach: false`: running, but its logs are not followed (stopped on Ctrl-C all the same)
+        shown = [n for n in selected if session.project.services[n].attach]
         app_ctx.err.print("Attaching to logs; press Ctrl-C to stop the services.", markup=False)
         try:
-            follow_logs(
-                app_ctx,
-                session,
-                selected,
-                follow=True,
-                tail=None,
-                timestamps=False,
-            )
+            if shown:
+                follow_logs(
+                    app_ctx,
+                    session,
+                    shown,
+                    follow=True,
+                    tail=None,
+                    timestamps=False,
+                )
+            else:  # every service says attach: false; still in the foreground, as Compose
+                threading.Event().wait()
         except KeyboardInterrupt:
             app_ctx.err.print("Gracefully stopping… (press Ctrl-C again to force)", markup=False)
             _act(

@@ -145,6 +145,8 @@ def _service(s: Service) -> dict[str, Any]:
     )
     for key in ("ipc", "pid", "userns_mode", "group_add", "oom_score_adj", "profiles"):
         _put(out, key, getattr(s, key))
+    if not s.attach:
+        out["attach"] = False
     _put_engine(out, s)
     xc = _x_compound(s.x_compound)
     _put(out, "x-compound", xc)

@@ -325,6 +325,7 @@ class Service(Frozen):
     oom_score_adj: int | None = None
     profiles: tuple[str, ...] = ()
     engine: EngineOptions = Field(default_factory=EngineOptions)
+    attach: bool = True  # `up` follows this service's logs (what runs is the same either way)
     x_compound: XCompound = Field(default_factory=XCompound)
     extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
 
@@ -366,7 +367,7 @@ class Service(Frozen):
         """Hash of everything that, when changed, means the instances must be
         recreated. Replica count is excluded: scaling is not a recreate; so are
         the load balancer's options, which change the balancer, not the instances."""
-        data = self.model_dump(mode="json", exclude={"scale", "profiles"})
+        data = self.model_dump(mode="json", exclude={"scale", "profiles", "attach"})
         # how instances are replaced or balanced is not what they run: editing
         # the update policy must not itself trigger an update
         for key in ("replicas", "update_config", "rollback_config"):

@@ -59,7 +59,6 @@ from .shortsyntax import (
 
 # keys the model has no room for: accepted, reported, ignored
 IGNORED_KEYS = (
-    "attach",
     "credential_spec",
     "develop",
     "post_start",
@@ -149,6 +148,7 @@ class _ServiceNormalizer:
             "tty": bool,
             "stdin_open": bool,
             "init": bool,
+            "attach": bool,
             "stop_signal": str,
             "ipc": str,
             "pid": str,

@@ -106,3 +106,11 @@ def test_services_without_these_keys_keep_their_hash() -> None:
     )
     with_key = Service(name="web", image="x", engine=EngineOptions(runtime="crun"))
     assert plain.config_hash() != with_key.config_hash()
+    # attach is about what `up` shows, not what runs: never a reason to recreate
+    assert Service(name="web", image="x", attach=False).config_hash() == plain.config_hash()
+
+
+def test_attach_false_is_kept(engine_project: Project) -> None:
+    assert engine_project.services["db"].attach is False
+    assert to_compose_dict(engine_project)["services"]["db"]["attach"] is False
+    assert engine_project.services["web"].attach is True
