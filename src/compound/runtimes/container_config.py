@@ -218,6 +218,8 @@ def build_create_args(
     if links and first is not None:
         first = dataclasses.replace(first, links=links)
         rest = tuple(dataclasses.replace(a, links=links) for a in rest)
+    if service.use_api_socket:
+        binds.append(f"{engine_socket(environ)}:/var/run/docker.sock")
     host.update(
         NetworkMode=network_mode,
         PortBindings=port_bindings or None,
@@ -343,6 +345,20 @@ def engine_host_config(service: Service, resolve: Resolver, api_version: str) ->
         reservations = resources(service).get("DeviceRequests") or []
         host["DeviceRequests"] = reservations + [device_request(g) for g in e.gpus]
     return host
+
+
+def engine_socket(environ: Mapping[str, str] | None = None) -> str:
+    """The engine's unix socket on this host (DOCKER_HOST, else the default)."""
+    host = (os.environ if environ is None else environ).get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return host.removeprefix("unix://")
+    if host:
+        raise NotSupportedError(
+            f"use_api_socket: the engine is reached at {host}, not through a socket on this "
+            "host that could be mounted into the container",
+            hint="remove use_api_socket, or use a local engine",
+        )
+    return "/var/run/docker.sock"
 
 
 def _volumes_from(entry: str, resolve: Resolver) -> str:

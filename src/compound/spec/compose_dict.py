@@ -147,6 +147,7 @@ def _service(s: Service) -> dict[str, Any]:
         _put(out, key, getattr(s, key))
     if not s.attach:
         out["attach"] = False
+    _put(out, "use_api_socket", s.use_api_socket)
     _put_engine(out, s)
     xc = _x_compound(s.x_compound)
     _put(out, "x-compound", xc)

@@ -326,6 +326,7 @@ class Service(Frozen):
     profiles: tuple[str, ...] = ()
     engine: EngineOptions = Field(default_factory=EngineOptions)
     attach: bool = True  # `up` follows this service's logs (what runs is the same either way)
+    use_api_socket: bool = False  # the engine's socket mounted at /var/run/docker.sock
     x_compound: XCompound = Field(default_factory=XCompound)
     extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
 
@@ -373,6 +374,8 @@ class Service(Frozen):
         for key in ("replicas", "update_config", "rollback_config"):
             data["deploy"].pop(key, None)
         data["x_compound"].pop("lb", None)
+        if not data.get("use_api_socket"):
+            data.pop("use_api_socket", None)  # unset: the hash of compound 0.1
         if not self.engine.set_keys():
             data.pop("engine")  # the hashes of services without these keys stay as they were
         if data["build"] is not None:

@@ -65,7 +65,6 @@ IGNORED_KEYS = (
     "pre_start",
     "pre_stop",
     "pull_refresh_after",
-    "use_api_socket",
 )
 # build keys that change what is built and need BuildKit (refused when building)
 _BUILD_NEEDS_BUILDKIT = (
@@ -149,6 +148,7 @@ class _ServiceNormalizer:
             "stdin_open": bool,
             "init": bool,
             "attach": bool,
+            "use_api_socket": bool,
             "stop_signal": str,
             "ipc": str,
             "pid": str,
@@ -237,6 +237,12 @@ class _ServiceNormalizer:
         engine = fields.get("engine")
         if not isinstance(xc, XCompound) or xc.runtime != "vm" or engine is None:
             return
+        if fields.get("use_api_socket"):
+            self.ctx.warn(
+                self.at("use_api_socket"),
+                "applies to containers only: the VM runtime (x-compound.runtime: vm) has no "
+                "engine socket to mount into the guest; ignored for this service",
+            )
         for key in engine.set_keys():
             self.ctx.warn(
                 self.at(key),

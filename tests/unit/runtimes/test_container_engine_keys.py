@@ -66,6 +66,7 @@ def _create(project: Project, api_version: str) -> dict[str, Any]:
         IMAGE_ID,
         lambda name: f"{name}0123456789abcdef",
         api_version=api_version,
+        environ={},
     ).config
 
 
@@ -90,6 +91,7 @@ def test_the_engine_gets_them(engine_project: Project) -> None:
     assert endpoint["Links"] == ["db0123456789:database", "legacy-cache:cache"]
     assert config["MacAddress"] == "02:42:ac:11:00:99"  # API < 1.44: in Config
     assert config["Labels"]["team"] == "payments"
+    assert "/var/run/docker.sock:/var/run/docker.sock" in host["Binds"]  # use_api_socket
 
 
 def test_annotations_name_the_engine_they_need(engine_project: Project) -> None:
