@@ -66,6 +66,9 @@ IGNORED_KEYS = (
     "pre_stop",
     "pull_refresh_after",
 )
+_IGNORED_WHY = {
+    "credential_spec": "applies to Windows containers only (gMSA); ignored on Linux",
+}
 # build keys that change what is built and need BuildKit (refused when building)
 _BUILD_NEEDS_BUILDKIT = (
     "additional_contexts",
@@ -253,7 +256,9 @@ class _ServiceNormalizer:
     def report_unused(self) -> None:
         for key in IGNORED_KEYS:
             if key in self.raw:
-                self.ctx.warn(self.at(key), "not supported by compound yet; ignored")
+                self.ctx.warn(
+                    self.at(key), _IGNORED_WHY.get(key, "not supported by compound yet; ignored")
+                )
         if "provider" in self.raw:
             ptype = (self.raw["provider"] or {}).get("type", "?")
             self.ctx.problems.add(
@@ -871,7 +876,11 @@ class _ServiceNormalizer:
         if value.get("devices"):
             fields["devices"] = tuple(dict(d) for d in value["devices"])
         if value.get("generic_resources"):
-            self.ctx.warn((*path, "generic_resources"), "not supported by compound yet; ignored")
+            self.ctx.warn(
+                (*path, "generic_resources"),
+                "applies to Swarm's scheduler only (a node's advertised resources); "
+                "a single engine has none to reserve; ignored",
+            )
         return Resources(**fields)
 
     def update_config(self, value: dict[str, Any], path: Path) -> UpdateConfig:

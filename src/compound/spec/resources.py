@@ -61,8 +61,13 @@ def networks(raw: dict[str, Any], ctx: Context, needs_default: bool) -> dict[str
             external, name = _external(spec, key, path, ctx)
             for extra in _conflicts(spec, external):
                 ctx.warn((*path, extra), "ignored: the network is external")
-            if "enable_ipv4" in spec:
-                ctx.warn((*path, "enable_ipv4"), "not supported by compound yet; ignored")
+            if spec.get("enable_ipv4") is False:
+                invalid(
+                    (*path, "enable_ipv4"),
+                    "an IPv6-only network (enable_ipv4: false) needs Docker Engine 28.0 "
+                    "(API 1.48); compound does not create one",
+                    "remove enable_ipv4 (IPv4 stays on, the default)",
+                )
             return Network(
                 key=key,
                 name=_resource_name(ctx, key, external, name),
