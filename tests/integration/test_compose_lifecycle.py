@@ -114,6 +114,7 @@ def test_reconcile_recreates_only_the_changed_service(app: App) -> None:
     # nothing changed: nothing touched
     plan = json.loads(app.ok("up", "-d", "--dry-run", "--json"))
     assert plan["changed"] is False
+    assert plan["missing_images"] == {}  # every image is on this host
     app.write(body.format(v="2"))
     plan = json.loads(app.ok("up", "-d", "--dry-run", "--json"))
     assert {s["service"]: s["summary"] for s in plan["services"]} == {

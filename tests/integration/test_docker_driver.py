@@ -153,7 +153,7 @@ def test_missing_image_fails_fast(driver: ContainerDriver, make_project) -> None
         driver.prepare(make_project(svc), svc)
     assert time.monotonic() - start < 15  # a guard against hanging, not a benchmark
     assert "is not available locally and could not be pulled" in err.value.message
-    assert "make images" in (err.value.hint or "")
+    assert "docker load" in (err.value.hint or "")
 
 
 def test_pull_policy_never_does_not_pull(driver: ContainerDriver, make_project) -> None:

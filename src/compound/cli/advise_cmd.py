@@ -33,21 +33,23 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from compound.advisor import HINTS, RULES, Advice, HostFacts, advise
 from compound.errors import UsageError
-from compound.placement import Packing, load_hosts, place
-from compound.spec.model import Project
+from compound.spec.hints import HINTS
 
-LoadOne = Callable[[], Project]
-LoadMany = Callable[[list[str]], list[Project]]
-Facts = Callable[[], HostFacts | None]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from compound.advisor import Advice, HostFacts
+    from compound.placement import Packing
+    from compound.spec.model import Project
+
+LoadOne = Callable[[], "Project"]
+LoadMany = Callable[[list[str]], list["Project"]]
+Facts = Callable[[], "HostFacts | None"]
 
 
 def _hint_line(name: str) -> str:
@@ -97,6 +99,8 @@ def advice_json(advice: Sequence[Advice], facts: HostFacts | None) -> dict[str, 
 
 
 def render_advice(console: Console, advice: Sequence[Advice]) -> None:
+    from rich.markup import escape
+
     for a in advice:
         runtime = f"[bold]{a.runtime}[/]"
         if a.tie:
@@ -125,6 +129,11 @@ def render_advice(console: Console, advice: Sequence[Advice]) -> None:
 
 
 def render_rules(console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from compound.advisor import RULES
+
     table = Table(title="advisor rules (compound.advisor.rules)")
     for col in ("rule", "toward", "weight", "factor"):
         table.add_column(col)
@@ -141,6 +150,9 @@ def _names(packing: Packing, items: list[tuple[int, int]], limit: int | None) ->
 
 
 def render_plan(console: Console, packing: Packing, *, limit: int | None) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     per_host = packing.instances_on()
     table = Table(title=f"placement on {len(packing.hosts)} host(s)")
     table.add_column("host")
@@ -206,6 +218,10 @@ def register(
         json_out: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
         rules: Annotated[bool, typer.Option("--rules", help="Print the rule table.")] = False,
     ) -> None:
+        from rich.console import Console
+
+        from compound.advisor import RULES, advise
+
         console = Console(highlight=False, soft_wrap=True, emoji=False)
         if rules:
             if json_out:
@@ -241,6 +257,10 @@ def register(
         ] = 0,
     ) -> None:
         """Place the instances of one or more applications on an inventory of hosts."""
+        from rich.console import Console
+
+        from compound.placement import load_hosts, place
+
         inventory = load_hosts(hosts)
         if file:
             projects = load_many(list(file)) if load_many else _default_load_many(ctx, file)

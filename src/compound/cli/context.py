@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import docker
 import typer
-from rich.console import Console
 
-from compound.engine import connect
-from compound.reconcile.session import Session
-from compound.spec import LoadOptions, LoadResult, load_project
-from compound.state.lock import ProjectLock, lock_path
-from compound.state.store import Store
+if TYPE_CHECKING:
+    # imported where used: `compound --version` and `--help` load none of these
+    import docker
+    from rich.console import Console
+
+    from compound.reconcile.session import Session
+    from compound.spec import LoadResult
+    from compound.state.lock import ProjectLock
+    from compound.state.store import Store
 
 
 @dataclass
@@ -33,15 +36,28 @@ class AppContext:
 
     def __init__(self, opts: GlobalOptions) -> None:
         self.opts = opts
-        self.out = Console(highlight=False, soft_wrap=True, emoji=False)
-        if not self.out.is_terminal:
-            # pipes and CI logs: never squeeze tables into 80 columns
-            self.out = Console(highlight=False, soft_wrap=True, width=240, emoji=False)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
         self._loaded: dict[tuple[str, ...], LoadResult] = {}
         self._locks: dict[str, ProjectLock] = {}
 
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console  # rich costs ~50 ms: only commands that print pay
+
+        out = Console(highlight=False, soft_wrap=True, emoji=False)
+        if not out.is_terminal:
+            # pipes and CI logs: never squeeze tables into 80 columns
+            out = Console(highlight=False, soft_wrap=True, width=240, emoji=False)
+        return out
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
     def load(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> LoadResult:
+        from compound.spec import LoadOptions, load_project
+
         key = tuple(target_services)
         if key not in self._loaded:
             result = load_project(
@@ -62,10 +78,14 @@ class AppContext:
 
     @cached_property
     def client(self) -> docker.DockerClient:
+        from compound.engine import connect
+
         return connect()
 
     @cached_property
     def store(self) -> Store:
+        from compound.state.store import Store
+
         return Store(warn=lambda m: self.err.print(f"WARN {m}", markup=False))
 
     def close(self) -> None:
@@ -80,6 +100,9 @@ class AppContext:
     ) -> Session:
         """The project's session; ``writer``: this command changes the project,
         so it first takes the project's lock (held until the command ends)."""
+        from compound.reconcile.session import Session
+        from compound.state.lock import ProjectLock, lock_path
+
         project = self.load(target_services, quiet=quiet).project
         if writer and project.name not in self._locks:
             lock = ProjectLock(lock_path(self.store.path.parent, project.name), project.name)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from compound.cli.context import AppContext, app_context
-from compound.cli.render import print_json
-from compound.reconcile.drift import DriftReport, tally
+
+if TYPE_CHECKING:
+    from compound.reconcile.drift import DriftReport
 
 # `--exit-code`: like `git diff --exit-code`, but 1 is already every
 # compound command's "a problem you can fix", so drift gets its own code.
@@ -17,6 +17,10 @@ EXIT_DRIFTED = 3
 
 
 def print_report(app: AppContext, report: DriftReport, limit: int) -> None:
+    from rich.markup import escape
+
+    from compound.reconcile.drift import tally
+
     out = app.out
     for f in report.files:
         if f.unknown:
@@ -60,6 +64,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Instances whose files changed since they were created, or whose
         configuration differs from the file."""
+        from compound.cli.render import print_json
+
         app_ctx = app_context(ctx)
         names = services or []
         report = app_ctx.session(names).drift(names)

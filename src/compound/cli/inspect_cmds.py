@@ -5,21 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import docker.errors
 import typer
-import yaml
-from rich.table import Table
 
 from compound import __version__
 from compound.cli.context import AppContext, app_context
-from compound.cli.logs_view import follow_logs
-from compound.cli.render import print_json
-from compound.engine import engine_version
 from compound.errors import CompoundError, EngineError, NotSupportedError, UsageError
-from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Driver, Instance
-from compound.spec.model import Project
+
+if TYPE_CHECKING:
+    from compound.runtimes.base import Driver, Instance
+    from compound.spec.model import Project
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -86,6 +82,10 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """List the project's instances: which runtime and kernel each runs on."""
+        from rich.table import Table
+
+        from compound.cli.render import print_json
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
@@ -145,6 +145,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show the output of the services' instances (for VMs: the application's
         output from the guest; kernel messages with --console)."""
+        from compound.cli.logs_view import follow_logs
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
@@ -178,6 +180,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def top(ctx: typer.Context, services: Services = None) -> None:
         """Show the processes running in each instance."""
+        from rich.table import Table
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
@@ -197,6 +201,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def images(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
         """List the images used by the project's instances."""
+        import docker.errors
+        from rich.table import Table
+
+        from compound.cli.render import print_json
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
@@ -236,6 +245,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def events(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
         """Stream the engine's events for the project's instances."""
+        from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = set(session.check_services(services or []))
@@ -302,8 +313,12 @@ def register(app: typer.Typer) -> None:
 
         data = to_compose_dict(project)
         if json_out:
+            from compound.cli.render import print_json
+
             print_json(data)
         else:
+            import yaml
+
             print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), end="")
 
     @app.command()
@@ -313,6 +328,10 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
     ) -> None:
         """The project's revisions: every `up`, its plan and outcome."""
+        from rich.table import Table
+
+        from compound.cli.render import print_json
+
         app_ctx = app_context(ctx)
         project = app_ctx.load(quiet=True).project
         revisions = app_ctx.store.history(project.name, limit)
@@ -369,6 +388,9 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Show compound's version (and the engine's, when one answers)."""
+        from compound.cli.render import print_json
+        from compound.engine import engine_version
+
         app_ctx = app_context(ctx)
         if short:
             app_ctx.out.print(__version__, markup=False)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from compound.cli.context import AppContext, app_context
-from compound.cli.logs_view import follow_logs
-from compound.cli.render import LiveProgress, print_json
 from compound.errors import CompoundError, UsageError
-from compound.planner.diff import Plan, UpOptions
-from compound.reconcile.drift import recreate_reasons
-from compound.reconcile.prepare import prepare_services
-from compound.reconcile.session import Session
-from compound.runtimes.base import Instance
+
+if TYPE_CHECKING:
+    from compound.planner.diff import Plan
+    from compound.reconcile.session import Session
+    from compound.runtimes.base import Instance
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 Timeout = Annotated[
@@ -95,6 +94,11 @@ def register(app: typer.Typer) -> None:
         timeout: Timeout = None,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
+        from compound.cli.logs_view import follow_logs
+        from compound.cli.render import LiveProgress, print_json
+        from compound.planner.diff import UpOptions
+        from compound.reconcile.drift import recreate_reasons
+
         app_ctx = app_context(ctx)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
@@ -122,11 +126,21 @@ def register(app: typer.Typer) -> None:
                 ],
             )
         if dry_run:
+            from compound.planner.diff import missing_image_note
+
             plan = session.up(opts, dry_run=True).plan
+            # what `up` would have to fetch or build first, and how without a registry
+            missing = {
+                sp.service: missing_image_note(session.project.services[sp.service])
+                for sp in plan.services
+                if sp.image_id is None
+            }
             if json_out:
-                print_json(plan.to_json())
+                print_json({**plan.to_json(), "missing_images": missing})
             else:
                 print_plan(app_ctx, plan)
+                for note in missing.values():
+                    app_ctx.out.print(f"  image: {note}", markup=False)
             return
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
@@ -150,16 +164,21 @@ def register(app: typer.Typer) -> None:
         # following logs changes nothing: another terminal's `down` must not wait for it
         app_ctx.close()
         selected = [sp.service for sp in outcome.plan.services]
+        # `attach: false`: running, but its logs are not followed (stopped on Ctrl-C all the same)
+        shown = [n for n in selected if session.project.services[n].attach]
         app_ctx.err.print("Attaching to logs; press Ctrl-C to stop the services.", markup=False)
         try:
-            follow_logs(
-                app_ctx,
-                session,
-                selected,
-                follow=True,
-                tail=None,
-                timestamps=False,
-            )
+            if shown:
+                follow_logs(
+                    app_ctx,
+                    session,
+                    shown,
+                    follow=True,
+                    tail=None,
+                    timestamps=False,
+                )
+            else:  # every service says attach: false; still in the foreground, as Compose
+                threading.Event().wait()
         except KeyboardInterrupt:
             app_ctx.err.print("Gracefully stopping… (press Ctrl-C again to force)", markup=False)
             _act(
@@ -183,6 +202,8 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Stop and remove the project's instances and networks (and volumes with -v)."""
+        from compound.cli.render import LiveProgress, print_json
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
@@ -201,6 +222,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replace services' instances with what they ran before (the previous
         revision that deployed them), batch by batch as deploy.rollback_config says."""
+        from compound.cli.render import LiveProgress, print_json
+
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
@@ -353,6 +376,9 @@ def _prepare_all(
     policy: str,
     ignore_failures: bool,
 ) -> None:
+    from compound.cli.render import LiveProgress
+    from compound.reconcile.prepare import prepare_services
+
     with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
         failures = prepare_services(
             session.project,
@@ -388,6 +414,8 @@ def _act(
     only: Callable[[Instance], bool] = lambda i: True,
     reverse: bool = False,
 ) -> None:
+    from compound.cli.render import LiveProgress
+
     targets = [i for i in _instances(session, services) if only(i)]
     if reverse:
         targets.reverse()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
-
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from compound.cli.context import AppContext
-from compound.cli.render import colour_for
 from compound.errors import CompoundError
-from compound.reconcile.session import Session
-from compound.runtimes.base import Instance, LogLine
+
+if TYPE_CHECKING:
+    from compound.reconcile.session import Session
+    from compound.runtimes.base import Instance, LogLine
 
 _DONE = object()
 
@@ -31,6 +31,11 @@ def follow_logs(
 ) -> None:
     """Print until every instance's stream has ended (with ``follow``: until
     they all exit)."""
+    from rich.text import Text
+
+    from compound.cli.render import colour_for
+    from compound.runtimes.base import LogLine
+
     instances = session.instances(services)
     if not instances:
         return

@@ -8,25 +8,124 @@ for anything they can cause.
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from compound import __version__
-from compound.cli import inspect_cmds, lifecycle, oneoff
 from compound.cli.context import AppContext, GlobalOptions
 from compound.errors import CompoundError
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    # typer vendors click; its group methods are typed with these
+    from typer._click.core import Command, Context
+
+
+def _command_modules() -> tuple[str, ...]:
+    # Every command module (compound/cli/<module>.py with register(app)), one a line,
+    # in the order `--help` lists their commands. A module is imported only when one
+    # of its commands runs (or `--help` lists them all), so its imports cost no other
+    # command. "<module>: <commands>" names what it delivers, so a command is found
+    # without importing the others; a bare name is found by its `<command>_cmd` name
+    # or, failing that, by importing modules in order until one delivers it.
+    return (
+        "lifecycle: up down rollback start stop restart kill rm pull build",
+        "oneoff: exec run",
+        "inspect_cmds: ps logs top images events config history version",
+        "advise_cmd",
+        "doctor_cmd",
+        "diff_cmd",
+        "volume_cmd",
+    )
+
+
+def _parse_registry() -> list[tuple[str, frozenset[str]]]:
+    entries = []
+    for entry in _command_modules():
+        module, _, commands = entry.partition(":")
+        entries.append((module.strip(), frozenset(commands.split())))
+    return entries
+
+
+class _LazyGroup(TyperGroup):
+    """The top-level group: each command module imported on first use."""
+
+    _pending: list[tuple[str, frozenset[str]]] | None = None
+
+    def _pending_modules(self) -> list[tuple[str, frozenset[str]]]:
+        if self._pending is None:
+            self._pending = _parse_registry()
+        return self._pending
+
+    def _load(self, entry: tuple[str, frozenset[str]]) -> None:
+        self._pending_modules().remove(entry)
+        module_name = entry[0]
+        try:
+            module = importlib.import_module(f"compound.cli.{module_name}")
+        except ImportError as exc:
+            if exc.name != f"compound.cli.{module_name}":
+                raise  # the module exists but is broken: say so, never hide its commands
+            return  # absent ones are simply not offered
+        holder = _typer_app()
+        module.register(holder)
+        group = typer.main.get_group(holder)
+        for name, command in group.commands.items():
+            self.add_command(command, name)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        found = super().get_command(ctx, cmd_name)
+
+        def likelihood(entry: tuple[str, frozenset[str]]) -> int:
+            module, commands = entry
+            if cmd_name in commands:
+                return 0
+            if not commands:  # a bare name: `<command>_cmd` first, the rest in order
+                return 1 if module == f"{cmd_name}_cmd" else 2
+            return 3  # it said what it delivers, and this is not among it
+
+        for entry in sorted(self._pending_modules(), key=likelihood):
+            if found is not None or likelihood(entry) == 3:
+                break
+            self._load(entry)
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        for entry in list(self._pending_modules()):
+            self._load(entry)
+        order = {module: i for i, (module, _) in enumerate(_parse_registry())}
+        names = super().list_commands(ctx)
+        owner = {name: order.get(self._module_of(name), len(order)) for name in names}
+        return sorted(names, key=lambda n: owner[n])  # stable: a module's own order kept
+
+    def _module_of(self, name: str) -> str:
+        command = self.commands[name]
+        callback = getattr(command, "callback", None)
+        module = getattr(callback, "__module__", "") or ""
+        return module.rpartition(".")[2]
+
+
+def _typer_app(**kwargs: object) -> typer.Typer:
+    # plain help text (rich's renderer costs ~100 ms), no completion, no pretty tracebacks
+    return typer.Typer(
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+app = _typer_app(
+    cls=_LazyGroup,
     name="compound",
     help="Run Compose applications whose services are containers and virtual machines.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
 )
 
 
@@ -89,33 +188,13 @@ def _global(
     ctx.call_on_close(ctx.obj.close)
 
 
-lifecycle.register(app)
-oneoff.register(app)
-inspect_cmds.register(app)
-
-
-def _register_optional() -> None:
-    # command groups delivered by their own modules; absent ones are simply not offered
-    import importlib
-
-    for name in ("advise_cmd", "doctor_cmd", "diff_cmd", "volume_cmd"):
-        try:
-            module = importlib.import_module(f"compound.cli.{name}")
-        except ImportError:
-            continue
-        module.register(app)
-
-
-_register_optional()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code (tests call this directly).
 
     Click's standalone mode turns usage errors into exit 2 and typer.Exit into
     its code; everything compound raises on purpose is rendered here.
     """
-    err = AppContext(GlobalOptions()).err
+    ctx = AppContext(GlobalOptions())
     try:
         app(args=list(argv) if argv is not None else None, prog_name="compound")
     except SystemExit as exc:
@@ -125,10 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             err.print("interrupted")
         return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
-        err.print("interrupted")
+        ctx.err.print("interrupted")
         return 130
     except CompoundError as exc:
-        err.print(f"[bold red]error:[/] {_escape(exc.render())}")
+        ctx.err.print(f"[bold red]error:[/] {_escape(exc.render())}")
         return exc.exit_code
     return 0
 
@@ -138,8 +217,15 @@ def _escape(text: str) -> str:
 
 
 def run() -> None:
+    # pydantic looks for plugins in every installed distribution's metadata before
+    # its first model (~30 ms a start); compound uses none
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     sys.exit(main())
 
 
 def version_string() -> str:
     return f"compound version {__version__}"
+
+
+if __name__ == "__main__":
+    run()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from compound.cli.context import app_context
-from compound.cli.render import LiveProgress
 from compound.errors import UsageError
-from compound.planner.diff import UpOptions
+
+if TYPE_CHECKING:
+    pass
 
 ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -78,6 +79,9 @@ def register(app: typer.Typer) -> None:
         service_ports: Annotated[bool, typer.Option("--service-ports")] = False,
     ) -> None:
         """Run a one-off command in a new instance of a service."""
+        from compound.cli.render import LiveProgress
+        from compound.planner.diff import UpOptions
+
         app_ctx = app_context(ctx)
         session = app_ctx.session([service])
         session.check_services([service])

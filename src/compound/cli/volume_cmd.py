@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from compound.cli.context import AppContext, app_context
-from compound.cli.render import ByteProgress, human_bytes, print_json
-from compound.volumes import ops
+
+if TYPE_CHECKING:
+    from compound.cli.render import ByteProgress
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Via = Annotated[
@@ -44,6 +44,11 @@ def ls(
     ] = False,
 ) -> None:
     """The project's volumes: engine name, driver, who mounts them, who runs with them."""
+    from rich.table import Table
+
+    from compound.cli.render import human_bytes, print_json
+    from compound.volumes import ops
+
     app_ctx = app_context(ctx)
     session = app_ctx.session(quiet=True)
     rows = ops.volume_rows(session, size=size)
@@ -68,6 +73,9 @@ def ls(
 @volume_app.command("inspect")
 def inspect(ctx: typer.Context, name: str, json_out: JsonOpt = False) -> None:
     """A volume's engine attributes and the services and instances using it."""
+    from compound.cli.render import print_json
+    from compound.volumes import ops
+
     app_ctx = app_context(ctx)
     session = app_ctx.session(quiet=True)
     info = ops.volume_info(session, ops.resolve(session, name))
@@ -96,6 +104,8 @@ def backup(
     json_out: JsonOpt = False,
 ) -> None:
     """Write a volume to a compressed archive with a manifest of sha256 checksums."""
+    from compound.volumes import ops
+
     app_ctx = app_context(ctx)
     session = app_ctx.session(quiet=True)
     with _progress(app_ctx, f"backup {name}", json_out) as meter:
@@ -112,6 +122,8 @@ def restore(
     json_out: JsonOpt = False,
 ) -> None:
     """Replace a volume's contents by a backup's, after verifying every checksum."""
+    from compound.volumes import ops
+
     app_ctx = app_context(ctx)
     session = app_ctx.session(quiet=True, writer=True)
     with _progress(app_ctx, f"restore {name}", json_out) as meter:
@@ -120,11 +132,15 @@ def restore(
 
 
 def _progress(app_ctx: AppContext, title: str, json_out: bool) -> ByteProgress:
+    from compound.cli.render import ByteProgress
+
     mode = "quiet" if json_out else app_ctx.opts.progress
     return ByteProgress(app_ctx.err, title, mode)
 
 
 def _report(app_ctx: AppContext, verb: str, data: dict[str, Any], json_out: bool) -> None:
+    from compound.cli.render import human_bytes, print_json
+
     if json_out:
         print_json(data)
         return

@@ -16,8 +16,9 @@ from compound.errors import (
 )
 
 IMAGE_HINT = (
-    "build or import it first: `make images` builds local/busybox and local/python; "
-    "or `docker import`/`docker load` it"
+    "get it onto this host first: `docker save IMAGE` where it exists and `docker load` it "
+    "here, `docker build -t IMAGE` it (or give the service a build: section), or "
+    "`docker import` a root filesystem tarball"
 )
 
 # --- errors of one service -----------------------------------------------------------

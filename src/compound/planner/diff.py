@@ -234,6 +234,22 @@ def make_plan(
     )
 
 
+def missing_image_note(svc: Service) -> str:
+    """What `up` will do about a service whose image is not on this host."""
+    shown = svc.image or f"the image of {svc.name!r}"
+    if svc.build is not None:
+        return (
+            f"{svc.name}: {shown} is not on this host; `up` builds it (build: {svc.build.context})"
+        )
+    if svc.pull_policy == "never":
+        return f"{svc.name}: {shown} is not on this host and pull_policy is never: `up` will fail"
+    return (
+        f"{svc.name}: {shown} is not on this host; `up` pulls it. Without a registry: "
+        f"`docker save {svc.image or 'IMAGE'}` where it exists and `docker load` it here, "
+        "or give the service a build: section"
+    )
+
+
 def _resource_steps(
     project: Project, order: list[str], have_networks: set[str], have_volumes: set[str]
 ) -> list[ResourceStep]:

@@ -65,6 +65,7 @@ from compound.runtimes.instances import (
     inspect_instance,
     list_instances,
 )
+from compound.runtimes.pulltimes import pull_is_due, record_pull
 from compound.spec.model import Project, Service
 
 DEFAULT_STOP_GRACE = 10  # seconds, the engine's own default
@@ -145,7 +146,9 @@ class ContainerDriver(Driver):
             return local
         if policy == "always":
             try:
-                return pull_image(self.client, ref, progress, service.name)
+                image_id = pull_image(self.client, ref, progress, service.name)
+                record_pull(ref)
+                return image_id
             except ImageNotFoundError as exc:
                 if local is None:
                     raise
@@ -153,10 +156,24 @@ class ContainerDriver(Driver):
                     f"could not pull image {ref!r} (pull_policy: always)",
                     hint="use pull_policy: missing to run the local copy, or check the registry",
                 ) from exc.__cause__
+        interval = service.pull_interval
+        due = policy == "refresh" or (interval is not None and pull_is_due(ref, interval))
+        if local is not None and due:
+            # refresh / daily / weekly / every_<d>: pull when due; a registry that does
+            # not answer leaves the local copy in use (Compose does the same)
+            try:
+                image_id = pull_image(self.client, ref, progress, service.name)
+            except ImageNotFoundError:
+                progress(service.name, f"could not refresh {ref} (pull_policy: {policy}); local")
+                return local
+            record_pull(ref)
+            return image_id
         if local is not None:
             return local
         progress(service.name, f"image {ref} is not present locally; pulling")
-        return pull_image(self.client, ref, progress, service.name)
+        image_id = pull_image(self.client, ref, progress, service.name)
+        record_pull(ref)
+        return image_id
 
     def _prepare_build(
         self,
@@ -285,6 +302,10 @@ class ContainerDriver(Driver):
                     aliases=list(att.aliases) or None,
                     ipv4_address=att.ipv4_address,
                     ipv6_address=att.ipv6_address,
+                    links=[(link.partition(":")[0], link.partition(":")[2]) for link in att.links]
+                    or None,
+                    link_local_ips=list(att.link_local_ips) or None,
+                    driver_opt=dict(att.driver_opts) or None,
                 )
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 raise service_error(service, f"connect to network {att.network!r}", exc) from exc

@@ -64,17 +64,29 @@ class NetworkAttachment:
     ipv4_address: str | None = None
     ipv6_address: str | None = None
     mac_address: str | None = None
+    links: tuple[str, ...] = ()  # "container:alias": the alias resolves for this container only
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    gw_priority: int | None = None
 
     def endpoint_config(self) -> dict[str, Any]:
         """The EndpointSettings body the engine expects."""
         endpoint: dict[str, Any] = {}
         if self.aliases:
             endpoint["Aliases"] = list(self.aliases)
-        ipam = {}
+        if self.links:
+            endpoint["Links"] = list(self.links)
+        ipam: dict[str, Any] = {}
         if self.ipv4_address:
             ipam["IPv4Address"] = self.ipv4_address
         if self.ipv6_address:
             ipam["IPv6Address"] = self.ipv6_address
+        if self.link_local_ips:
+            ipam["LinkLocalIPs"] = list(self.link_local_ips)
+        if self.driver_opts:
+            endpoint["DriverOpts"] = dict(self.driver_opts)
+        if self.gw_priority is not None:
+            endpoint["GwPriority"] = self.gw_priority
         if ipam:
             endpoint["IPAMConfig"] = ipam
         if self.mac_address:
@@ -184,6 +196,7 @@ def build_create_args(
     network_mode, attachments = network_plan(project, service, resolve, oneoff)
     first, rest = (attachments[0], tuple(attachments[1:])) if attachments else (None, ())
     _check_mac_addresses(service, rest, api_version)
+    _check_endpoint_keys(service, api_version)
     exposed, port_bindings = ports(service)
     binds, mounts = volume_mounts(project, service, api_version)
     file_mounts, files = file_objects(project, service, environ)
@@ -195,6 +208,18 @@ def build_create_args(
         config["MacAddress"] = first.mac_address
         first = dataclasses.replace(first, mac_address=None)
     host = host_config(service, resolve)
+    host.update(engine_host_config(service, resolve, api_version))
+    if service.engine.mac_address and first is not None and not first.mac_address:
+        if _api_lt(api_version, "1.44"):
+            config["MacAddress"] = service.engine.mac_address
+        else:
+            first = dataclasses.replace(first, mac_address=service.engine.mac_address)
+    links = link_entries(service, resolve)
+    if links and first is not None:
+        first = dataclasses.replace(first, links=links)
+        rest = tuple(dataclasses.replace(a, links=links) for a in rest)
+    if service.use_api_socket:
+        binds.append(f"{engine_socket(environ)}:/var/run/docker.sock")
     host.update(
         NetworkMode=network_mode,
         PortBindings=port_bindings or None,
@@ -247,7 +272,10 @@ def host_config(service: Service, resolve: Resolver) -> dict[str, Any]:
         or None,
         "Sysctls": dict(service.sysctls) or None,
         "Init": service.init,
-        "ExtraHosts": [f"{name}:{ip}" for name, ip in service.extra_hosts.items()] or None,
+        "ExtraHosts": [
+            f"{name}:{ip}" for name, ips in service.extra_hosts.items() for ip in ips.split(",")
+        ]
+        or None,
         "Dns": list(service.dns) or None,
         "DnsSearch": list(service.dns_search) or None,
         "DnsOptions": list(service.dns_opt) or None,
@@ -260,6 +288,102 @@ def host_config(service: Service, resolve: Resolver) -> dict[str, Any]:
         "ShmSize": service.shm_size,
         **resources(service),
     }
+
+
+# API version that first accepts each HostConfig field, and the Docker release
+_NEEDS_API = {"Annotations": ("1.43", "Docker Engine 24.0")}
+
+
+def engine_host_config(service: Service, resolve: Resolver, api_version: str) -> dict[str, Any]:
+    """The HostConfig of the keys the engine applies as written (spec EngineOptions)."""
+    e = service.engine
+    blkio = e.blkio_config
+
+    def throttle(key: str) -> list[dict[str, Any]] | None:
+        entries = blkio.get(key) or []
+        return [{"Path": d["path"], "Rate": d["rate"]} for d in entries] or None
+
+    host = _compact(
+        {
+            "Annotations": dict(e.annotations) or None,
+            "BlkioWeight": blkio.get("weight"),
+            "BlkioWeightDevice": [
+                {"Path": d["path"], "Weight": d["weight"]} for d in blkio.get("weight_device", [])
+            ]
+            or None,
+            "BlkioDeviceReadBps": throttle("device_read_bps"),
+            "BlkioDeviceWriteBps": throttle("device_write_bps"),
+            "BlkioDeviceReadIOps": throttle("device_read_iops"),
+            "BlkioDeviceWriteIOps": throttle("device_write_iops"),
+            "CgroupnsMode": e.cgroup,
+            "CgroupParent": e.cgroup_parent,
+            "CpuCount": e.cpu_count,
+            "CpuPercent": e.cpu_percent,
+            "CpuPeriod": e.cpu_period,
+            "CpuQuota": e.cpu_quota,
+            "CpuRealtimePeriod": e.cpu_rt_period,
+            "CpuRealtimeRuntime": e.cpu_rt_runtime,
+            "DeviceCgroupRules": list(e.device_cgroup_rules) or None,
+            "Isolation": e.isolation,
+            "MemorySwappiness": e.mem_swappiness,
+            "OomKillDisable": e.oom_kill_disable,
+            "Runtime": e.runtime,
+            "StorageOpt": dict(e.storage_opt) or None,
+            "UTSMode": e.uts,
+            "VolumesFrom": [_volumes_from(v, resolve) for v in e.volumes_from] or None,
+        }
+    )
+    for field_name, (version, release) in _NEEDS_API.items():
+        if field_name in host and _api_lt(api_version, version):
+            key = field_name.lower()
+            raise NotSupportedError(
+                f"service {service.name!r}: {key} needs Docker Engine API {version} "
+                f"({release}); this engine speaks {api_version}",
+                hint=f"remove {key}, or upgrade the engine",
+            )
+    if e.gpus:
+        reservations = resources(service).get("DeviceRequests") or []
+        host["DeviceRequests"] = reservations + [device_request(g) for g in e.gpus]
+    return host
+
+
+def engine_socket(environ: Mapping[str, str] | None = None) -> str:
+    """The engine's unix socket on this host (DOCKER_HOST, else the default)."""
+    host = (os.environ if environ is None else environ).get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return host.removeprefix("unix://")
+    if host:
+        raise NotSupportedError(
+            f"use_api_socket: the engine is reached at {host}, not through a socket on this "
+            "host that could be mounted into the container",
+            hint="remove use_api_socket, or use a local engine",
+        )
+    return "/var/run/docker.sock"
+
+
+def _volumes_from(entry: str, resolve: Resolver) -> str:
+    """ "service[:ro|rw]" → "<container id>[:ro|rw]"; "container:name[:mode]" → "name[:mode]"."""
+    if entry.startswith("container:"):
+        return entry.removeprefix("container:")
+    name, _, mode = entry.partition(":")
+    target = resolve(name)
+    return f"{target}:{mode}" if mode else target
+
+
+def link_entries(service: Service, resolve: Resolver) -> tuple[str, ...]:
+    """links ("service[:alias]") and external_links ("container[:alias]") as the
+    endpoint's Links: the alias resolves for this container on every network (the
+    service name already does, through the network alias every instance has)."""
+    out = []
+    for link in service.engine.links:
+        name, _, alias = link.partition(":")
+        # the embedded DNS of Engine 20.10 resolves a link made with a short ID (or a
+        # name) but not with the full 64-character one (measured)
+        out.append(f"{resolve(name)[:12]}:{alias or name}")
+    for link in service.engine.external_links:
+        name, _, alias = link.partition(":")
+        out.append(f"{name}:{alias or name}")
+    return tuple(out)
 
 
 def _no_resolver(name: str) -> str:
@@ -366,6 +490,10 @@ def network_plan(
         # (not `run` containers, unless --use-aliases).
         aliases = [] if oneoff else [service.name]
         aliases += [a for a in cfg.aliases if a not in aliases]
+        driver_opts = dict(cfg.driver_opts)
+        if cfg.interface_name:
+            # the engine names the interface from this endpoint driver option
+            driver_opts["com.docker.network.endpoint.ifname"] = cfg.interface_name
         attachments.append(
             NetworkAttachment(
                 network=net.name,
@@ -373,10 +501,31 @@ def network_plan(
                 ipv4_address=cfg.ipv4_address,
                 ipv6_address=cfg.ipv6_address,
                 mac_address=cfg.mac_address,
+                link_local_ips=cfg.link_local_ips,
+                driver_opts=tuple(sorted(driver_opts.items())),
+                gw_priority=cfg.gw_priority,
             )
         )
     mode = attachments[0].network if attachments else None
     return mode, attachments
+
+
+def _check_endpoint_keys(service: Service, api_version: str) -> None:
+    # interface_name and gw_priority: Docker 28.0 (API 1.48); an older engine would
+    # silently leave the name and the default route as they are
+    if not _api_lt(api_version, "1.48"):
+        return
+    for key, cfg in service.networks.items():
+        for option, value in (
+            ("interface_name", cfg.interface_name),
+            ("gw_priority", cfg.gw_priority),
+        ):
+            if value is not None:
+                raise NotSupportedError(
+                    f"service {service.name!r}: networks.{key}.{option} needs Docker Engine "
+                    f"API 1.48 (Docker 28.0); this engine speaks {api_version}",
+                    hint=f"remove {option}, or upgrade the engine",
+                )
 
 
 def _check_mac_addresses(
@@ -403,12 +552,12 @@ def volume_mounts(
     binds: list[str] = []
     mounts: list[dict[str, Any]] = []
     for vol in service.volumes:
-        if vol.type == "bind" and vol.create_host_path:
+        if vol.type == "bind" and vol.create_host_path and vol.recursive in (None, "enabled"):
             # Only the legacy Binds API creates a missing host directory
             # (moby/moby#43483), as Compose v2 does.
             binds.append(_bind_string(vol))
         elif vol.type == "bind":
-            mounts.append(_bind_mount(service, vol))
+            mounts.append(_bind_mount(service, vol, api_version))
         elif vol.type == "volume":
             mounts.append(_volume_mount(project, service, vol, api_version))
         elif vol.type == "tmpfs":
@@ -431,7 +580,15 @@ def _bind_string(vol: VolumeMount) -> str:
     return f"{text}:{','.join(opts)}" if opts else text
 
 
-def _bind_mount(service: Service, vol: VolumeMount) -> dict[str, Any]:
+# bind.recursive → BindOptions, and the API that first takes it (Docker release)
+_RECURSIVE = {
+    "disabled": ({"NonRecursive": True}, "1.40", "19.03"),
+    "writable": ({"ReadOnlyNonRecursive": True}, "1.44", "25.0"),
+    "readonly": ({"ReadOnlyForceRecursive": True}, "1.44", "25.0"),
+}
+
+
+def _bind_mount(service: Service, vol: VolumeMount, api_version: str = "1.41") -> dict[str, Any]:
     if vol.selinux:
         raise NotSupportedError(
             f"service {service.name!r}: bind mount {vol.target}: selinux relabelling needs "
@@ -440,8 +597,21 @@ def _bind_mount(service: Service, vol: VolumeMount) -> dict[str, Any]:
     mount: dict[str, Any] = {"Type": "bind", "Source": vol.source, "Target": vol.target}
     if vol.read_only:
         mount["ReadOnly"] = True
+    options: dict[str, Any] = {}
     if vol.propagation:
-        mount["BindOptions"] = {"Propagation": vol.propagation}
+        options["Propagation"] = vol.propagation
+    if vol.recursive in _RECURSIVE:
+        extra, version, release = _RECURSIVE[vol.recursive]
+        if _api_lt(api_version, version):
+            raise NotSupportedError(
+                f"service {service.name!r}: bind mount {vol.target}: recursive: "
+                f"{vol.recursive} needs Docker Engine API {version} (Docker {release}); "
+                f"this engine speaks {api_version}",
+                hint="remove bind.recursive, or upgrade the engine",
+            )
+        options.update(extra)
+    if options:
+        mount["BindOptions"] = options
     return mount
 
 

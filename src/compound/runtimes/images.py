@@ -121,6 +121,23 @@ def build_image(
     spec = service.build
     if spec is None:
         raise ServiceError(service.name, "has no `build` section to build from")
+    if spec.buildkit_only:
+        keys = ", ".join(f"build.{k}" for k in spec.buildkit_only)
+        raise ServiceError(
+            service.name,
+            f"{keys} need BuildKit (docker buildx), which compound's builder, the engine's "
+            "classic /build API, lacks",
+            hint="build the image with `docker buildx build -t IMAGE` and give the service "
+            "that image (pull_policy: missing uses it), or drop these keys",
+        )
+    platforms = set(spec.platforms)
+    if len(platforms) > 1 or (platforms and service.platform and platforms != {service.platform}):
+        raise ServiceError(
+            service.name,
+            f"build.platforms {sorted(platforms)}: a multi-platform build needs BuildKit "
+            "(docker buildx); compound's classic builder builds one platform",
+            hint="keep one platform (the service's), or build with docker buildx",
+        )
     tag = image_ref(project, service)
     kwargs: dict[str, Any] = {
         "tag": tag,
@@ -131,8 +148,11 @@ def build_image(
         "nocache": spec.no_cache,
         "pull": spec.pull,
         "shmsize": spec.shm_size,
-        "extra_hosts": dict(spec.extra_hosts) or None,
-        "platform": service.platform,
+        "extra_hosts": [f"{h}:{ip}" for h, ips in spec.extra_hosts.items() for ip in ips.split(",")]
+        or None,
+        "platform": service.platform or next(iter(platforms), None),
+        "cache_from": list(spec.cache_from) or None,
+        "isolation": spec.isolation,
         "rm": True,
         "forcerm": True,
         "decode": True,
@@ -164,7 +184,12 @@ def build_image(
                 image_id = _build_event(service.name, event, progress) or image_id
     except EngineError as exc:
         raise ServiceError(service.name, f"build failed: {exc.message}") from exc
-    return image_id or local_image_id(client, tag) or _missing_after_build(service, tag)
+    image_id = image_id or local_image_id(client, tag) or _missing_after_build(service, tag)
+    for extra in spec.tags:  # build.tags: more names for the same image
+        repo, name_tag = docker.utils.parse_repository_tag(extra)
+        with engine_errors(f"tag image {tag!r} as {extra!r}"):
+            client.api.tag(image_id, repo, tag=name_tag or "latest")
+    return image_id
 
 
 def _build_event(service: str, event: Mapping[str, Any], progress: ProgressFn) -> str | None:

@@ -5,12 +5,34 @@ Public API::
     load_project(LoadOptions(...)) -> LoadResult(project, warnings)
     to_compose_dict(project) -> dict   # what `compound config` prints
 
-Everything else in this package is private to it.
+Everything else in this package is private to it. The names are resolved on
+first use (PEP 562): importing one light submodule (``spec.hints``,
+``spec.units``) must not pay for the loader, pydantic and jsonschema.
 """
 
 from __future__ import annotations
 
-from .compose_dict import to_compose_dict
-from .loader import LoadOptions, LoadResult, load_project
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .compose_dict import to_compose_dict
+    from .loader import LoadOptions, LoadResult, load_project
 
 __all__ = ["LoadOptions", "LoadResult", "load_project", "to_compose_dict"]
+
+_HOMES = {
+    "LoadOptions": ".loader",
+    "LoadResult": ".loader",
+    "load_project": ".loader",
+    "to_compose_dict": ".compose_dict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

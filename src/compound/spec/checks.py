@@ -94,6 +94,15 @@ class ProjectChecks:
                         _hint(source, declared, f"declare it under top-level {kind}:"),
                     )
         self.vm_network(base, service)
+        for i, entry in enumerate(service.engine.volumes_from):
+            target = entry.split(":", 1)[0]
+            if entry.startswith("container:") or target in project.services:
+                continue
+            self.ctx.problems.add(
+                (*base, "volumes_from", i),
+                f"volumes_from refers to {self._describe_missing(target)}",
+                self._missing_hint(target, project),
+            )
         for key in ("network_mode", "ipc", "pid"):
             ref = raw.get(key)
             if isinstance(ref, str) and ref.startswith("service:"):

@@ -138,14 +138,32 @@ def _service(s: Service) -> dict[str, Any]:
         _put(logging, "driver", s.logging.driver)
         _put(logging, "options", dict(s.logging.options))
         out["logging"] = logging
-    _put(out, "extra_hosts", dict(s.extra_hosts))
+    _put(
+        out,
+        "extra_hosts",
+        {h: ips.split(",") if "," in ips else ips for h, ips in s.extra_hosts.items()},
+    )
     for key in ("ipc", "pid", "userns_mode", "group_add", "oom_score_adj", "profiles"):
         _put(out, key, getattr(s, key))
+    if not s.attach:
+        out["attach"] = False
+    _put(out, "use_api_socket", s.use_api_socket)
+    _put_engine(out, s)
     xc = _x_compound(s.x_compound)
     _put(out, "x-compound", xc)
     for key, value in sorted(s.extensions.items()):
         out[key] = value
     return out
+
+
+def _put_engine(out: dict[str, Any], s: Service) -> None:
+    for key in s.engine.set_keys():
+        value = getattr(s.engine, key)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        out[key] = value
 
 
 def _build(b: BuildSpec) -> dict[str, Any]:
@@ -158,6 +176,12 @@ def _build(b: BuildSpec) -> dict[str, Any]:
     _put(out, "target", b.target)
     _put(out, "labels", dict(b.labels))
     _put(out, "network", b.network)
+    _put(out, "tags", b.tags)
+    _put(out, "cache_from", b.cache_from)
+    _put(out, "isolation", b.isolation)
+    _put(out, "platforms", b.platforms)
+    for key, value in b.buildkit_only.items():
+        out[key] = value
     _put(out, "no_cache", b.no_cache)
     _put(out, "pull", b.pull)
     if b.shm_size is not None:
@@ -183,6 +207,10 @@ def _service_network(n: ServiceNetwork) -> dict[str, Any] | None:
     _put(out, "ipv6_address", n.ipv6_address)
     _put(out, "priority", n.priority or None)
     _put(out, "mac_address", n.mac_address)
+    _put(out, "link_local_ips", n.link_local_ips)
+    _put(out, "driver_opts", dict(n.driver_opts))
+    _put(out, "interface_name", n.interface_name)
+    _put(out, "gw_priority", n.gw_priority)
     return out or None
 
 
@@ -192,10 +220,11 @@ def _mount(v: VolumeMount) -> dict[str, Any]:
     out["target"] = v.target
     _put(out, "read_only", v.read_only)
     _put(out, "consistency", v.consistency)
-    if v.type == "bind" and (v.create_host_path or v.propagation or v.selinux):
+    if v.type == "bind" and (v.create_host_path or v.propagation or v.selinux or v.recursive):
         bind: dict[str, Any] = {"create_host_path": v.create_host_path}
         _put(bind, "propagation", v.propagation)
         _put(bind, "selinux", v.selinux)
+        _put(bind, "recursive", v.recursive)
         out["bind"] = bind
     volume: dict[str, Any] = {}
     _put(volume, "nocopy", v.nocopy)

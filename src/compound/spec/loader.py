@@ -33,6 +33,7 @@ from .context import Context
 from .discovery import STDIN, absolute, discover, files_from_env
 from .dotenv import read_dotenv
 from .extends import ExtendsResolver
+from .include import Includes
 from .interpolate import Interpolator, TemplateError, interpolate_tree
 from .merge import merge_documents
 from .model import Project, Service
@@ -169,6 +170,7 @@ class _Load:
         if errors:
             raise SpecErrors(errors)
         resolver = ExtendsResolver(self.load_extended)
+        includes = Includes(self.parse, resolver.apply, self.shown, self.environ, self.warn)
         merged: Node | None = None
         for f, docs in interpolated:
             key = os.path.join(self.cwd, "-") if f == STDIN else f
@@ -178,6 +180,7 @@ class _Load:
                         f"{self.shown(f)}: the attribute `version` is obsolete, it will be "
                         "ignored, please remove it to avoid potential confusion"
                     )
+                doc = includes.expand(doc, key)
                 doc = resolver.apply(doc, key)
                 merged = doc if merged is None else merge_documents(merged, doc)
         shown_first = self.shown(files[0])
@@ -246,11 +249,13 @@ class _Load:
     ) -> LoadResult:
         top = dict(merged.value)
         top.pop("version", None)
-        if "include" in top:
+        if "models" in top:
             raise SpecError(
-                "`include` is not supported by compound yet",
-                location=location_of(top["include"].entry_mark(), ("include",)),
-                hint="list the files with -f instead: compound -f a.yaml -f b.yaml",
+                "top-level 'models' (AI models pulled and served by Docker Model Runner, "
+                "their endpoints injected into services) is not supported by compound",
+                location=location_of(top["models"].entry_mark(), ("models",)),
+                hint="serve the model yourself (e.g. as a service with an image) and pass its "
+                "URL in environment:, or run this project with docker compose",
             )
         for key in _RESOURCE_KEYS:
             if key in top and top[key].value is None:

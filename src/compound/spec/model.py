@@ -10,9 +10,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+_EVERY = re.compile(r"(\d+)([wdhms])")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+PULL_POLICY = re.compile(
+    r"^(always|never|missing|build|if_not_present|refresh|daily|weekly|every_(\d+[wdhms])+)$"
+)
+
+
+# endpoint keys added after compound 0.1's hashes: left out of a hash while unset
+_NEW_ENDPOINT_KEYS: dict[str, Any] = {
+    "link_local_ips": [],
+    "driver_opts": {},
+    "interface_name": None,
+    "gw_priority": None,
+}
+
+
+_NEW_BUILD_KEYS: dict[str, Any] = {
+    "tags": [],
+    "cache_from": [],
+    "isolation": None,
+    "platforms": [],
+    "buildkit_only": {},
+}
 
 
 class Frozen(BaseModel):
@@ -34,6 +59,13 @@ class BuildSpec(Frozen):
     pull: bool = False
     shm_size: int | None = None  # bytes
     extra_hosts: dict[str, str] = Field(default_factory=dict)
+    tags: tuple[str, ...] = ()  # more names for the built image
+    cache_from: tuple[str, ...] = ()
+    isolation: str | None = None
+    platforms: tuple[str, ...] = ()
+    # keys that change what is built but need BuildKit, which the engine's classic
+    # /build API (compound's builder) lacks: kept as written; building refuses, naming them
+    buildkit_only: dict[str, Any] = Field(default_factory=dict)
 
 
 class PortSpec(Frozen):
@@ -54,6 +86,10 @@ class ServiceNetwork(Frozen):
     ipv6_address: str | None = None
     priority: int = 0
     mac_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    interface_name: str | None = None
+    gw_priority: int | None = None
 
 
 class VolumeMount(Frozen):
@@ -66,6 +102,7 @@ class VolumeMount(Frozen):
     create_host_path: bool = True
     propagation: str | None = None
     selinux: str | None = None
+    recursive: Literal["enabled", "disabled", "writable", "readonly"] | None = None
     # volume options
     nocopy: bool = False
     subpath: str | None = None
@@ -191,11 +228,47 @@ class XCompound(Frozen):
     hints: dict[str, Any] = Field(default_factory=dict)  # validated by the advisor
 
 
+class EngineOptions(Frozen):
+    """Keys the Docker Engine applies to a container as written (Compose's
+    meaning, values normalised: sizes in bytes, durations in microseconds
+    where the engine wants them). A VM's launcher applies none of them; the
+    loader warns, naming the runtime."""
+
+    annotations: dict[str, str] = Field(default_factory=dict)
+    blkio_config: dict[str, Any] = Field(default_factory=dict)
+    cgroup: Literal["host", "private"] | None = None
+    cgroup_parent: str | None = None
+    cpu_count: int | None = None
+    cpu_percent: int | None = None
+    cpu_period: int | None = None  # microseconds
+    cpu_quota: int | None = None  # microseconds
+    cpu_rt_period: int | None = None  # microseconds
+    cpu_rt_runtime: int | None = None  # microseconds
+    device_cgroup_rules: tuple[str, ...] = ()
+    external_links: tuple[str, ...] = ()  # "container[:alias]"
+    gpus: tuple[dict[str, Any], ...] = ()  # device requests; count -1: all
+    isolation: str | None = None
+    links: tuple[str, ...] = ()  # "service[:alias]"
+    mac_address: str | None = None
+    mem_swappiness: int | None = None
+    oom_kill_disable: bool | None = None
+    runtime: str | None = None  # the OCI runtime (runc, crun, io.containerd.wasmedge.v1)
+    storage_opt: dict[str, str] = Field(default_factory=dict)
+    uts: str | None = None
+    volumes_from: tuple[str, ...] = ()  # "service[:ro|rw]" or "container:name[:ro|rw]"
+
+    def set_keys(self) -> list[str]:
+        """The keys the file set (for a runtime that applies none of them)."""
+        defaults = EngineOptions()
+        return [k for k in type(self).model_fields if getattr(self, k) != getattr(defaults, k)]
+
+
 class Service(Frozen):
     name: str
     image: str | None = None
     build: BuildSpec | None = None
-    pull_policy: Literal["always", "never", "missing", "build", "if_not_present"] | None = None
+    # always | never | missing | build | refresh | daily | weekly | every_<duration>
+    pull_policy: str | None = None
     platform: str | None = None
     command: tuple[str, ...] | None = None
     entrypoint: tuple[str, ...] | None = None
@@ -251,6 +324,9 @@ class Service(Frozen):
     group_add: tuple[str, ...] = ()
     oom_score_adj: int | None = None
     profiles: tuple[str, ...] = ()
+    engine: EngineOptions = Field(default_factory=EngineOptions)
+    attach: bool = True  # `up` follows this service's logs (what runs is the same either way)
+    use_api_socket: bool = False  # the engine's socket mounted at /var/run/docker.sock
     x_compound: XCompound = Field(default_factory=XCompound)
     extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
 
@@ -262,6 +338,22 @@ class Service(Frozen):
         if self.scale is not None:
             return self.scale
         return 1
+
+    @property
+    def pull_interval(self) -> float | None:
+        """Seconds between pulls for a time-based pull_policy (daily, weekly,
+        every_<duration>), else None."""
+        policy = self.pull_policy or ""
+        if policy == "daily":
+            return 86400.0
+        if policy == "weekly":
+            return 7 * 86400.0
+        if policy.startswith("every_"):
+            total = 0.0
+            for number, unit in _EVERY.findall(policy.removeprefix("every_")):
+                total += int(number) * _UNIT_SECONDS[unit]
+            return total
+        return None
 
     @property
     def runtime(self) -> str:
@@ -276,12 +368,27 @@ class Service(Frozen):
         """Hash of everything that, when changed, means the instances must be
         recreated. Replica count is excluded: scaling is not a recreate; so are
         the load balancer's options, which change the balancer, not the instances."""
-        data = self.model_dump(mode="json", exclude={"scale", "profiles"})
+        data = self.model_dump(mode="json", exclude={"scale", "profiles", "attach"})
         # how instances are replaced or balanced is not what they run: editing
         # the update policy must not itself trigger an update
         for key in ("replicas", "update_config", "rollback_config"):
             data["deploy"].pop(key, None)
         data["x_compound"].pop("lb", None)
+        if not data.get("use_api_socket"):
+            data.pop("use_api_socket", None)  # unset: the hash of compound 0.1
+        if not self.engine.set_keys():
+            data.pop("engine")  # the hashes of services without these keys stay as they were
+        if data["build"] is not None:
+            for key, empty in _NEW_BUILD_KEYS.items():
+                if data["build"].get(key) == empty:
+                    data["build"].pop(key, None)  # likewise
+        for net in data["networks"].values():
+            for key, empty in _NEW_ENDPOINT_KEYS.items():
+                if net.get(key) == empty:
+                    net.pop(key, None)  # likewise
+        for mount in data["volumes"]:
+            if mount.get("recursive") is None:
+                mount.pop("recursive", None)  # likewise
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

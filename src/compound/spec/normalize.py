@@ -26,10 +26,12 @@ from .dotenv import parse_dotenv
 from .files import read_text_bounded
 from .hints import check_hints
 from .model import (
+    PULL_POLICY,
     BuildSpec,
     Dependency,
     Deploy,
     DeployResources,
+    EngineOptions,
     FileReference,
     Healthcheck,
     LBOptions,
@@ -57,64 +59,62 @@ from .shortsyntax import (
 
 # keys the model has no room for: accepted, reported, ignored
 IGNORED_KEYS = (
-    "annotations",
-    "attach",
-    "blkio_config",
-    "cgroup",
-    "cgroup_parent",
-    "cpu_count",
-    "cpu_percent",
-    "cpu_period",
-    "cpu_quota",
-    "cpu_rt_period",
-    "cpu_rt_runtime",
     "credential_spec",
     "develop",
-    "device_cgroup_rules",
-    "external_links",
-    "gpus",
-    "isolation",
-    "label_file",
-    "mac_address",
-    "mem_swappiness",
-    "oom_kill_disable",
     "post_start",
     "pre_start",
     "pre_stop",
     "pull_refresh_after",
-    "runtime",
-    "storage_opt",
-    "use_api_socket",
-    "uts",
-    "volumes_from",
 )
-UNSUPPORTED_KEYS = ("provider", "models")
-_BUILD_IGNORED = (
+_IGNORED_WHY = {
+    "credential_spec": "applies to Windows containers only (gMSA); ignored on Linux",
+}
+# build keys that change what is built and need BuildKit (refused when building)
+_BUILD_NEEDS_BUILDKIT = (
     "additional_contexts",
-    "cache_from",
-    "cache_to",
     "entitlements",
-    "isolation",
     "no_cache_filter",
-    "platforms",
     "privileged",
-    "provenance",
-    "sbom",
     "secrets",
     "ssh",
-    "tags",
     "ulimits",
 )
+# BuildKit's extra outputs: the image built is the same without them
+_BUILD_OUTPUTS_ONLY = ("cache_to", "provenance", "sbom")
 _REMOTE_CONTEXT = ("https://", "http://", "git://", "ssh://", "github.com/", "git@")
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
 _SERVICE_REF = ("network_mode", "ipc", "pid")
+_PULL_POLICIES = (
+    "always",
+    "never",
+    "missing",
+    "if_not_present",
+    "build",
+    "refresh",
+    "daily",
+    "weekly",
+)
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # the current schema's pattern
 
 # Sane maxima, beyond what any one host offers, so a typo fails at `config`
 # instead of at `up` (or in a planner asked for a billion instances):
 MAX_REPLICAS = 10_000  # per service; a busy Docker host runs a few thousand containers
 MAX_VM_MEMORY = 16 << 40  # 16 TiB: more than the largest x86 servers' RAM
 MAX_VCPUS = 288  # QEMU's limit for an x86 guest
+
+
+def _options_map(value: Any) -> dict[str, str]:
+    if not value:
+        return {}
+    return {str(k): convert.scalar_text(v) for k, v in value.items() if v is not None}
+
+
+def _microseconds(value: Any, path: Path) -> int:
+    """cpu_period & co: an integer of microseconds, or a duration ("10ms")."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        return round(convert.duration(value, path) * 1_000_000)
+    return convert.integer(value, path, minimum=0)
 
 
 def normalize_service(name: str, raw: dict[str, Any], ctx: Context, *, enabled: bool) -> Service:
@@ -139,19 +139,19 @@ class _ServiceNormalizer:
         simple: dict[str, Callable[[Any], Any]] = {
             "image": str,
             "platform": str,
-            "pull_policy": lambda v: "missing" if v == "if_not_present" else v,
             "network_mode": str,
             "cpuset": str,
             "user": str,
             "working_dir": str,
             "hostname": str,
             "domainname": str,
-            "container_name": str,
             "read_only": bool,
             "privileged": bool,
             "tty": bool,
             "stdin_open": bool,
             "init": bool,
+            "attach": bool,
+            "use_api_socket": bool,
             "stop_signal": str,
             "ipc": str,
             "pid": str,
@@ -199,6 +199,8 @@ class _ServiceNormalizer:
             "logging": self.logging,
             "devices": self.devices,
             "x-compound": self.x_compound,
+            "container_name": self.container_name,
+            "pull_policy": self.pull_policy,
         }
         for key, conv in converters.items():
             value = raw.get(key)
@@ -209,6 +211,12 @@ class _ServiceNormalizer:
             if result is not None:
                 fields[key.replace("-", "_")] = result
 
+        engine = self.ctx.guarded(self.base, self.engine_options)
+        if engine is not None:
+            fields["engine"] = engine
+        labels = self.ctx.guarded(self.at("label_file"), self.label_files)
+        if labels:
+            fields["labels"] = {**labels, **fields.get("labels", {})}  # `labels` wins
         fields["environment"] = self.ctx.guarded(self.at("environment"), self.environment) or {}
         networks = self.ctx.guarded(self.at("networks"), self.networks)
         if networks is not None:
@@ -220,23 +228,55 @@ class _ServiceNormalizer:
             k: v for k, v in raw.items() if k.startswith("x-") and k != "x-compound"
         }
         self.report_unused()
+        self.engine_keys_on_a_vm(fields)
         self.check_consistency(fields)
         service: Service | None = self.ctx.guarded(self.base, lambda: Service(**fields))
         return service if service is not None else Service(name=self.name)
 
     # --- reporting -------------------------------------------------------------
 
+    def engine_keys_on_a_vm(self, fields: dict[str, Any]) -> None:
+        xc = fields.get("x_compound")
+        engine = fields.get("engine")
+        if not isinstance(xc, XCompound) or xc.runtime != "vm" or engine is None:
+            return
+        if fields.get("use_api_socket"):
+            self.ctx.warn(
+                self.at("use_api_socket"),
+                "applies to containers only: the VM runtime (x-compound.runtime: vm) has no "
+                "engine socket to mount into the guest; ignored for this service",
+            )
+        for key in engine.set_keys():
+            self.ctx.warn(
+                self.at(key),
+                "applies to containers only: the VM runtime (x-compound.runtime: vm) "
+                "does not apply it to the guest; ignored for this service",
+            )
+
     def report_unused(self) -> None:
         for key in IGNORED_KEYS:
             if key in self.raw:
-                self.ctx.warn(self.at(key), "not supported by compound yet; ignored")
-        for key in UNSUPPORTED_KEYS:
-            if key in self.raw:
-                self.ctx.problems.add(
-                    self.at(key),
-                    f"'{key}' services are not supported by compound",
-                    "run this service with docker compose, or give it an image",
+                self.ctx.warn(
+                    self.at(key), _IGNORED_WHY.get(key, "not supported by compound yet; ignored")
                 )
+        if "provider" in self.raw:
+            ptype = (self.raw["provider"] or {}).get("type", "?")
+            self.ctx.problems.add(
+                self.at("provider"),
+                f"service {self.name!r} is delivered by a provider ({ptype!r}), which "
+                "compound does not run: Compose hands such a service to an external "
+                f"binary (`{ptype} compose up`) instead of creating a container",
+                "run this service with docker compose, or replace it with an image "
+                "that provides the same thing",
+            )
+        if "models" in self.raw:
+            self.ctx.problems.add(
+                self.at("models"),
+                "'models' (AI models served by Docker Model Runner, injected as "
+                "endpoint variables) is not supported by compound",
+                "remove it and set the model endpoint's URL in environment:, "
+                "or run this project with docker compose",
+            )
 
     def check_consistency(self, fields: dict[str, Any]) -> None:
         """Rules across fields; each reports on its own so all are seen at once."""
@@ -249,6 +289,8 @@ class _ServiceNormalizer:
             self.ctx.guarded(self.base, functools.partial(check, fields))
 
     def check_image(self, _fields: dict[str, Any]) -> None:
+        if "provider" in self.raw:
+            return  # refused on its own (report_unused): it needs no image
         if not self.raw.get("image") and self.raw.get("build") is None:
             invalid(
                 self.base,
@@ -331,9 +373,19 @@ class _ServiceNormalizer:
             out["shm_size"] = convert.size(spec["shm_size"], (*path, "shm_size"))
         if spec.get("extra_hosts") is not None:
             out["extra_hosts"] = self.extra_hosts(spec["extra_hosts"], (*path, "extra_hosts"))
-        for key in _BUILD_IGNORED:
+        for key in ("tags", "cache_from", "platforms"):
+            if spec.get(key) is not None:
+                out[key] = convert.string_list(spec[key])
+        if spec.get("isolation") is not None:
+            out["isolation"] = str(spec["isolation"])
+        out["buildkit_only"] = {k: spec[k] for k in _BUILD_NEEDS_BUILDKIT if spec.get(k)}
+        for key in _BUILD_OUTPUTS_ONLY:
             if key in spec:
-                self.ctx.warn((*path, key), "not supported by compound yet; ignored")
+                self.ctx.warn(
+                    (*path, key),
+                    "needs BuildKit; compound builds with the engine's classic builder, "
+                    "which builds the same image without this output; ignored",
+                )
         return BuildSpec(**out)
 
     def command(self, value: Any, path: Path) -> tuple[str, ...]:
@@ -510,7 +562,14 @@ class _ServiceNormalizer:
     def long_volume(self, item: dict[str, Any], path: Path) -> VolumeMount:
         kind = item.get("type")
         if kind == "image":
-            invalid((*path, "type"), "volume type 'image' is not supported by compound")
+            invalid(
+                (*path, "type"),
+                "volume type 'image' is not supported by compound: it mounts an image's files "
+                "read-only, which the engine does from Docker Engine 28.0 (API 1.48) on",
+                "copy the image's files into a named volume once (docker create + docker cp) "
+                "and mount that volume read_only, or run this file with docker compose on "
+                "Docker Engine 28+",
+            )
         target = item.get("target")
         if not target:
             invalid(path, "volume needs a target (the path in the container)")
@@ -537,6 +596,7 @@ class _ServiceNormalizer:
             else kind != "bind",
             "propagation": bind.get("propagation"),
             "selinux": bind.get("selinux"),
+            "recursive": bind.get("recursive"),
             "nocopy": bool(volume.get("nocopy", False)),
             "subpath": volume.get("subpath"),
         }
@@ -545,6 +605,113 @@ class _ServiceNormalizer:
         if tmpfs.get("mode") is not None:
             fields["tmpfs_mode"] = convert.file_mode(tmpfs["mode"], (*path, "tmpfs", "mode"))
         return VolumeMount(**fields)
+
+    def pull_policy(self, value: Any, path: Path) -> str:
+        policy = convert.scalar_text(value)
+        if not PULL_POLICY.match(policy):
+            close = difflib.get_close_matches(policy, _PULL_POLICIES, n=1)
+            invalid(
+                path,
+                f"pull_policy {policy!r} is not one of {', '.join(_PULL_POLICIES)}, "
+                "every_<duration>",
+                f"did you mean {close[0]!r}?" if close else "e.g. every_12h, every_1w2d",
+            )
+        return "missing" if policy == "if_not_present" else policy
+
+    def container_name(self, value: Any, path: Path) -> str:
+        name = convert.scalar_text(value)
+        if not _CONTAINER_NAME.match(name):
+            shown = "empty (an unset variable?)" if not name else repr(name)
+            invalid(
+                path,
+                f"container_name is {shown}: a container name is a letter or digit "
+                "followed by letters, digits, '_', '.' or '-'",
+                "set the variable, or remove container_name",
+            )
+        return name
+
+    def engine_options(self) -> EngineOptions:
+        """The keys the Docker Engine applies as written (model.EngineOptions)."""
+        raw = self.raw
+        out: dict[str, Any] = {}
+        plain: dict[str, Callable[[Any, Path], Any]] = {
+            "annotations": convert.strict_map,
+            "cgroup": lambda v, p: str(v),
+            "cgroup_parent": lambda v, p: str(v),
+            "cpu_count": lambda v, p: convert.integer(v, p, minimum=0),
+            "cpu_percent": lambda v, p: convert.integer(v, p, minimum=0, maximum=100),
+            "cpu_period": _microseconds,
+            "cpu_quota": _microseconds,
+            "cpu_rt_period": _microseconds,
+            "cpu_rt_runtime": _microseconds,
+            "device_cgroup_rules": lambda v, p: convert.string_list(v),
+            "external_links": lambda v, p: convert.string_list(v),
+            "isolation": lambda v, p: str(v),
+            "links": lambda v, p: convert.string_list(v),
+            "mac_address": lambda v, p: str(v),
+            "mem_swappiness": lambda v, p: convert.integer(v, p, minimum=0, maximum=100),
+            "oom_kill_disable": lambda v, p: bool(v),
+            "runtime": lambda v, p: str(v),
+            "storage_opt": lambda v, p: {str(k): convert.scalar_text(x) for k, x in v.items()},
+            "uts": lambda v, p: str(v),
+            "volumes_from": lambda v, p: convert.string_list(v),
+            "blkio_config": self.blkio_config,
+            "gpus": self.gpus,
+        }
+        for key, conv in plain.items():
+            if raw.get(key) is not None:
+                out[key] = conv(raw[key], self.at(key))
+        return EngineOptions(**out)
+
+    def blkio_config(self, value: Any, path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if value.get("weight") is not None:
+            out["weight"] = convert.integer(value["weight"], (*path, "weight"), minimum=0)
+        for key in ("weight_device",):
+            if value.get(key):
+                out[key] = [
+                    {"path": str(d["path"]), "weight": int(d["weight"])} for d in value[key]
+                ]
+        for key in ("device_read_bps", "device_write_bps"):
+            if value.get(key):
+                out[key] = [
+                    {"path": str(d["path"]), "rate": convert.size(d["rate"], (*path, key, i))}
+                    for i, d in enumerate(value[key])
+                ]
+        for key in ("device_read_iops", "device_write_iops"):
+            if value.get(key):
+                out[key] = [
+                    {"path": str(d["path"]), "rate": convert.integer(d["rate"], (*path, key, i))}
+                    for i, d in enumerate(value[key])
+                ]
+        return out
+
+    def gpus(self, value: Any, path: Path) -> tuple[dict[str, Any], ...]:
+        if value == "all":
+            return ({"count": -1, "capabilities": ["gpu"]},)
+        out = []
+        for item in value:
+            entry = {k: v for k, v in dict(item).items() if v is not None}
+            if entry.get("count") == "all":
+                entry["count"] = -1
+            entry.setdefault("capabilities", ["gpu"])
+            out.append(entry)
+        return tuple(out)
+
+    def label_files(self) -> dict[str, str]:
+        value = self.raw.get("label_file")
+        if value is None:
+            return {}
+        entries = [value] if isinstance(value, str) else list(value)
+        out: dict[str, str] = {}
+        for i, entry in enumerate(entries):
+            path = self.at("label_file", i) if not isinstance(value, str) else self.at("label_file")
+            file = self.ctx.host_path(str(entry))
+            if not os.path.exists(file):
+                invalid(path, f"label file not found: {file}", "create it, or remove the entry")
+            text = read_text_bounded(file, "label file")
+            out.update({k: v for k, v in parse_dotenv(text, lambda _k: None, file=file).items()})
+        return out
 
     def networks(self) -> dict[str, ServiceNetwork]:
         value = self.raw.get("networks")
@@ -558,10 +725,8 @@ class _ServiceNormalizer:
         for key, spec in value.items():
             spec = spec or {}
             path = self.at("networks", key)
-            for ignored in ("link_local_ips", "driver_opts", "interface_name", "gw_priority"):
-                if ignored in spec:
-                    self.ctx.warn((*path, ignored), "not supported by compound yet; ignored")
             priority = spec.get("priority")
+            gw_priority = spec.get("gw_priority")
             out[key] = ServiceNetwork(
                 aliases=convert.string_list(spec.get("aliases")),
                 ipv4_address=spec.get("ipv4_address"),
@@ -570,6 +735,12 @@ class _ServiceNormalizer:
                 if priority is not None
                 else 0,
                 mac_address=spec.get("mac_address"),
+                link_local_ips=convert.string_list(spec.get("link_local_ips")),
+                driver_opts=_options_map(spec.get("driver_opts")),
+                interface_name=spec.get("interface_name"),
+                gw_priority=convert.integer(gw_priority, (*path, "gw_priority"))
+                if gw_priority is not None
+                else None,
             )
         return out
 
@@ -640,6 +811,14 @@ class _ServiceNormalizer:
         fields: dict[str, Any] = {}
         mode = value.get("mode")
         if mode is not None:
+            if mode in ("replicated-job", "global-job"):
+                invalid(
+                    (*path, "mode"),
+                    f"deploy mode {mode!r} (tasks that run to completion, as Swarm jobs) is "
+                    "not supported by compound yet",
+                    "for a one-off task use `compound run SERVICE`, or mode: replicated "
+                    'with restart: "no" and depends_on condition service_completed_successfully',
+                )
             if mode not in ("replicated", "global"):
                 invalid(
                     (*path, "mode"),
@@ -697,7 +876,11 @@ class _ServiceNormalizer:
         if value.get("devices"):
             fields["devices"] = tuple(dict(d) for d in value["devices"])
         if value.get("generic_resources"):
-            self.ctx.warn((*path, "generic_resources"), "not supported by compound yet; ignored")
+            self.ctx.warn(
+                (*path, "generic_resources"),
+                "applies to Swarm's scheduler only (a node's advertised resources); "
+                "a single engine has none to reserve; ignored",
+            )
         return Resources(**fields)
 
     def update_config(self, value: dict[str, Any], path: Path) -> UpdateConfig:
@@ -751,13 +934,8 @@ class _ServiceNormalizer:
         if isinstance(value, dict):
             for host, ip in value.items():
                 if isinstance(ip, list):
-                    if len(ip) > 1:
-                        self.ctx.warn(
-                            (*path, host),
-                            "several addresses per host are not "
-                            f"supported by compound yet; using {ip[0]}",
-                        )
-                    ip = ip[0] if ip else ""
+                    # several addresses: one /etc/hosts line each (model: comma-separated)
+                    ip = ",".join(convert.scalar_text(a) for a in ip)
                 out[host] = convert.scalar_text(ip)
             return out
         for i, item in enumerate(value):
@@ -765,7 +943,7 @@ class _ServiceNormalizer:
                 host, ip = split_extra_host(str(item))
             except SyntaxProblem as exc:
                 invalid((*path, i), exc.message, exc.hint)
-            out[host] = ip
+            out[host] = f"{out[host]},{ip}" if host in out else ip  # a host listed twice
         return out
 
     def ulimits(self, value: Any, path: Path) -> dict[str, Ulimit]:

@@ -61,8 +61,13 @@ def networks(raw: dict[str, Any], ctx: Context, needs_default: bool) -> dict[str
             external, name = _external(spec, key, path, ctx)
             for extra in _conflicts(spec, external):
                 ctx.warn((*path, extra), "ignored: the network is external")
-            if "enable_ipv4" in spec:
-                ctx.warn((*path, "enable_ipv4"), "not supported by compound yet; ignored")
+            if spec.get("enable_ipv4") is False:
+                invalid(
+                    (*path, "enable_ipv4"),
+                    "an IPv6-only network (enable_ipv4: false) needs Docker Engine 28.0 "
+                    "(API 1.48); compound does not create one",
+                    "remove enable_ipv4 (IPv4 stays on, the default)",
+                )
             return Network(
                 key=key,
                 name=_resource_name(ctx, key, external, name),
@@ -142,7 +147,21 @@ def file_objects(
                     f"{' and '.join(given)} cannot be used together",
                     f"give exactly one of {', '.join(sources)}",
                 )
-            if not given and not external and spec.get("driver") is None:
+            if spec.get("driver") is not None and not external:
+                invalid(
+                    (*path, "driver"),
+                    f"{kind[:-1]} {key!r} comes from driver {spec['driver']!r}: a Swarm secret "
+                    "store, which a single Docker Engine (and so compound) cannot read",
+                    "give it file: or environment: instead",
+                )
+            for swarm_only in ("template_driver", "labels"):
+                if spec.get(swarm_only) is not None:
+                    ctx.warn(
+                        (*path, swarm_only),
+                        f"applies to Swarm {kind} objects only; a single engine has none "
+                        "(compound mounts the content as is, as docker compose does); ignored",
+                    )
+            if not given and not external:
                 invalid(
                     path,
                     f"{kind[:-1]} {key!r} needs one of {', '.join(sources)}",
@@ -151,13 +170,10 @@ def file_objects(
             content = spec.get("content")
             variable = spec.get("environment")
             if variable is not None and key in used:
-                content = ctx.env.get(variable)  # not recorded as a used variable: it is secret
-                if content is None:
-                    invalid(
-                        (*path, "environment"),
-                        f"{kind[:-1]} {key!r} reads variable {variable}, which is not set",
-                        f"set {variable} in the environment or in .env",
-                    )
+                # not recorded as a used variable: it is secret. Unset, it is an error
+                # only when a service is created with it (`up`), as in Compose: `config`
+                # of a file whose secrets come from a CI's environment must work anywhere
+                content = ctx.env.get(variable)
             return FileObject(
                 key=key,
                 name=_resource_name(ctx, key, external, name),

@@ -5,14 +5,16 @@ The Compose spec has grown since; ``modernise`` adds what valid modern files
 use, so they pass. Every change is listed here, nothing else is altered:
 
 top level
-    ``name`` (string), ``include`` (accepted by the schema so the loader can
-    say clearly that compound does not support it yet).
+    ``name`` (string), ``include`` (a list; the loader expands it,
+    ``include.py``, before validating), ``models`` (accepted so the loader can
+    say what it is and what to do instead).
 service
     ``annotations``, ``attach``, ``cgroup``, ``develop``, ``gpus``,
     ``label_file``, ``uts``, ``use_api_socket``, ``pull_refresh_after``,
     ``post_start``/``pre_start``/``pre_stop``, ``provider``, ``models``
-    (the last two are rejected later as not supported); ``pull_policy`` also
-    ``missing``; ``devices`` long form; ``env_file`` long form
+    (the last two are rejected later as not supported); ``pull_policy`` any
+    string (the loader checks the current spec's values, time-based ones
+    too); ``devices`` long form; ``env_file`` long form
     (``path``/``required``/``format``); ``secrets``/``configs`` ``mode`` as a
     string (octal); ``x-compound`` (``xcompound_schema.XCOMPOUND_SCHEMA``).
 service parts
@@ -71,6 +73,7 @@ def modernise(schema: dict[str, Any]) -> dict[str, Any]:
     top = s["properties"]
     top["name"] = {"type": "string"}
     top["include"] = {"type": "array"}
+    top["models"] = {"type": "object"}  # refused by the loader, with what it is
 
     defs["list_or_dict"]["oneOf"][0]["patternProperties"][".+"]["type"] = [
         "string",
@@ -149,7 +152,9 @@ def modernise(schema: dict[str, Any]) -> dict[str, Any]:
             },
         }
     )
-    svc["pull_policy"]["enum"] = ["always", "never", "if_not_present", "build", "missing"]
+    # the current spec's pattern: time-based policies too (daily, weekly, every_12h, refresh)
+    svc["pull_policy"].pop("enum")
+    svc["pull_policy"]["type"] = "string"
     for key in ("secrets", "configs"):
         svc[key]["items"]["oneOf"][1]["properties"]["mode"] = {"type": ["number", "string"]}
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import difflib
 import re
 from functools import lru_cache
-from typing import Any
-
-from jsonschema import Draft201909Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from compound.errors import SpecError
 
+from .fastvalid import FastValidator, Unsupported
 from .nodes import Locator, Path
 from .schema import compose_schema
+
+if TYPE_CHECKING:
+    # imported only when a document is invalid (or the fast check cannot tell)
+    from jsonschema import Draft201909Validator
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_PHRASES = {
     "string": "a string",
@@ -35,11 +38,23 @@ _NAME_RULE = "only letters, digits, '.', '_' and '-' are allowed"
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft201909Validator:
+    from jsonschema import Draft201909Validator
+
     return Draft201909Validator(compose_schema())
+
+
+@lru_cache(maxsize=1)
+def _fast() -> FastValidator:
+    return FastValidator(compose_schema())
 
 
 def validate_document(data: dict[str, Any], locate: Locator) -> list[SpecError]:
     """Every schema violation of the merged, interpolated document."""
+    try:
+        if _fast().is_valid(data):
+            return []
+    except Unsupported:
+        pass  # jsonschema decides
     explained: list[Explained] = []
     for error in _validator().iter_errors(data):
         explained.extend(_explain(error))

@@ -14,8 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from compound.advisor import HostFacts
-from compound.cli import doctor_cmd
-from compound.cli.doctor_cmd import CheckDef, DoctorEnv, Verdict
+from compound.cli import doctor, doctor_cmd
+from compound.cli.doctor import CheckDef, DoctorEnv, Verdict
 from compound.errors import EngineUnavailableError, UsageError, VMError
 from compound.runtimes.vm import fingerprint as vm_checks
 
@@ -54,18 +54,18 @@ def _const(v: Verdict) -> Any:
 
 @pytest.fixture
 def fake_facts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor_cmd, "host_facts", lambda: FACTS)
+    monkeypatch.setattr(doctor, "host_facts", lambda: FACTS)
     monkeypatch.setattr(vm_checks, "host_is_vm", lambda: FACTS.host_is_vm)
 
 
 @pytest.fixture
 def checks(monkeypatch: pytest.MonkeyPatch, fake_facts: None) -> list[CheckDef]:
     defs = [
-        CheckDef("alpha", _const(doctor_cmd.ok("all good"))),
-        CheckDef("beta", _const(doctor_cmd.warn("so-so", "do this"))),
-        CheckDef("gamma", _const(doctor_cmd.skip("not probed (--quick)"))),
+        CheckDef("alpha", _const(doctor.ok("all good"))),
+        CheckDef("beta", _const(doctor.warn("so-so", "do this"))),
+        CheckDef("gamma", _const(doctor.skip("not probed (--quick)"))),
     ]
-    monkeypatch.setattr(doctor_cmd, "CHECKS", tuple(defs))
+    monkeypatch.setattr(doctor, "CHECKS", tuple(defs))
     return defs
 
 
@@ -85,9 +85,9 @@ def test_a_failed_check_makes_exit_code_1(
     monkeypatch: pytest.MonkeyPatch, checks: list[CheckDef]
 ) -> None:
     monkeypatch.setattr(
-        doctor_cmd,
+        doctor,
         "CHECKS",
-        (*checks, CheckDef("delta", _const(doctor_cmd.fail("broken", "fix it")))),
+        (*checks, CheckDef("delta", _const(doctor.fail("broken", "fix it")))),
     )
     code, out, _ = _invoke("doctor")
     assert code == 1
@@ -111,7 +111,7 @@ def test_json_shape(monkeypatch: pytest.MonkeyPatch, checks: list[CheckDef]) -> 
 def test_json_exit_code_1_on_failure(
     monkeypatch: pytest.MonkeyPatch, checks: list[CheckDef]
 ) -> None:
-    monkeypatch.setattr(doctor_cmd, "CHECKS", (CheckDef("x", _const(doctor_cmd.fail("no"))),))
+    monkeypatch.setattr(doctor, "CHECKS", (CheckDef("x", _const(doctor.fail("no"))),))
     code, out, _ = _invoke("doctor", "--json")
     assert code == 1
     assert json.loads(out)["checks"][0]["status"] == "fail"
@@ -147,11 +147,11 @@ def test_an_exception_is_that_checks_failure_only(
     hint: str | None,
 ) -> None:
     monkeypatch.setattr(
-        doctor_cmd,
+        doctor,
         "CHECKS",
         (
             CheckDef("first", _raises(exc)),
-            CheckDef("second", _const(doctor_cmd.ok("still ran"))),
+            CheckDef("second", _const(doctor.ok("still ran"))),
         ),
     )
     code, out, _ = _invoke("doctor", "--json")
@@ -170,7 +170,7 @@ def test_quick_and_prepare_do_not_combine(checks: list[CheckDef]) -> None:
 
     c = Console(file=None)
     with pytest.raises(UsageError):
-        doctor_cmd.doctor(quick=True, prepare=True, json_out=False, out=c, err=c)
+        doctor.doctor(quick=True, prepare=True, json_out=False, out=c, err=c)
 
 
 # -- individual checks, with the host faked ---------------------------------------------
@@ -240,7 +240,7 @@ def test_kvm_probe_result_and_host_facts(
     if Path("/dev/kvm").exists():
         assert v.status == "ok" and "kvm" in v.detail
     assert calls == [tmp_path]
-    assert doctor_cmd.facts_json(env)["kvm_usable"] is True
+    assert doctor.facts_json(env)["kvm_usable"] is True
     # --quick: no probe, the last cached answer is shown
     (tmp_path / "accel.json").write_text(
         json.dumps({"k": {"accel": "tcg", "reason": "no boot", "kvm_boot_seconds": None}})
@@ -293,7 +293,7 @@ def test_quick_for_real_against_the_engine() -> None:
     code, out, _ = _invoke("--progress", "plain", "doctor", "--quick", "--json", with_globals=True)
     data = json.loads(out)
     by_name = {c["name"]: c for c in data["checks"]}
-    assert list(by_name) == [c.name for c in doctor_cmd.CHECKS]
+    assert list(by_name) == [c.name for c in doctor.CHECKS]
     assert by_name["docker engine"]["status"] == "ok", by_name["docker engine"]
     assert "API" in by_name["docker engine"]["detail"]
     for name in ("guest kernel", "initramfs"):
@@ -310,7 +310,7 @@ def test_doctor_runs_every_drivers_fingerprint_checks_in_runtime_order() -> None
     from compound.runtimes.container import ContainerDriver
     from compound.runtimes.vm.driver import VMDriver
 
-    names = [c.name for c in doctor_cmd.CHECKS]
+    names = [c.name for c in doctor.CHECKS]
     drivers = [c.name for c in (*ContainerDriver.host_checks(), *VMDriver.host_checks())]
     assert names[: len(drivers)] == drivers
     assert names[0] == "docker engine" and "kvm" in drivers and "launcher image" in drivers

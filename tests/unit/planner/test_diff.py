@@ -127,3 +127,16 @@ def test_plan_json_is_serialisable():
     p = project(service("web"))
     data = _plan(p).to_json()
     assert json.loads(json.dumps(data))["services"][0]["steps"][0]["action"] == "create"
+
+
+def test_missing_image_note_says_how_to_get_it_without_a_registry() -> None:
+    from compound.planner.diff import missing_image_note
+    from compound.spec.model import BuildSpec, Service
+
+    pulled = missing_image_note(Service(name="web", image="shop/web:2"))
+    assert "`up` pulls it" in pulled and "docker save shop/web:2" in pulled
+    assert "make" not in pulled  # means something on any host, not only in compound's repo
+    built = missing_image_note(Service(name="web", build=BuildSpec(context="/src/web")))
+    assert "builds it" in built and "/src/web" in built
+    never = missing_image_note(Service(name="web", image="x", pull_policy="never"))
+    assert "will fail" in never

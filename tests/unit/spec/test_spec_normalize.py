@@ -339,15 +339,21 @@ configs:
     assert "S2_VALUE" not in project.environment  # secret values stay out of it
 
 
-def test_environment_secret_must_be_set_when_used(
-    load_error: Callable[..., list[SpecError]],
-) -> None:
-    (error,) = load_error(
+def test_environment_secret_is_checked_at_up_not_at_config(load: Loader) -> None:
+    # Compose's rule: `config` of a file whose secret comes from an unset variable
+    # works; creating a service that uses it fails, naming the variable
+    from compound.errors import ServiceError
+    from compound.runtimes.container_config import build_create_args
+
+    project = load(
         "services:\n  web:\n    image: x\n    secrets: [tok]\n"
         "secrets:\n  tok:\n    environment: TOK\n"
-    )
-    assert "reads variable TOK, which is not set" in error.message
-    assert error.location.path == "secrets.tok.environment"
+    ).project
+    assert project.secrets["tok"].environment == "TOK"
+    assert project.secrets["tok"].content is None
+    web = project.services["web"]
+    with pytest.raises(ServiceError, match="comes from variable TOK, which is not set"):
+        build_create_args(project, web, 1, "h", "sha256:x", environ={})
 
 
 def test_units(load: Loader) -> None:
@@ -489,13 +495,25 @@ def test_x_compound_lb_mode(load: Loader) -> None:
     assert tcp.config_hash() == service(load, "x-compound: {lb: {mode: http}}").config_hash()
 
 
-def test_ignored_keys_warn(load: Loader) -> None:
+def test_volumes_from_an_undefined_service_is_refused(
+    load_error: Callable[..., list[SpecError]],
+) -> None:
+    (error,) = load_error("services:\n  web:\n    image: x\n    volumes_from: [other]\n")
+    assert error.location.path == "services.web.volumes_from[0]"
+    assert "'other'" in error.message
+
+
+def test_engine_keys_on_a_vm_warn_naming_the_runtime(load: Loader) -> None:
     result = load(
-        "services:\n  web:\n    image: x\n"
-        "    volumes_from: [other]\n    mac_address: 02:42:ac:11:00:02\n"
+        "services:\n  web:\n    image: x\n    x-compound: {runtime: vm}\n"
+        "    runtime: crun\n    mac_address: 02:42:ac:11:00:02\n"
     )
-    assert any("volumes_from: not supported by compound yet; ignored" in w for w in result.warnings)
-    assert any("mac_address" in w for w in result.warnings)
+    for key in ("runtime", "mac_address"):
+        assert any(
+            f"services.web.{key}" in w and "x-compound.runtime: vm" in w for w in result.warnings
+        ), result.warnings
+    # a container: honoured, no warning
+    assert not load("services:\n  web:\n    image: x\n    runtime: crun\n").warnings
 
 
 def test_link_to_unknown_service(load_error: Callable[..., list[SpecError]]) -> None:
@@ -555,7 +573,7 @@ def test_links_imply_dependency(load: Loader) -> None:
             "cannot be used together",
         ),
         ("tmpfs: /data\n    volumes: ['./d:/data']", "services.web.volumes[0]", "already mounted"),
-        ("provider: {type: model}", "services.web.provider", "not supported"),
+        ("provider: {type: model}", "services.web.provider", "which compound does not run"),
         ("x-compound: {vm: {memory: 0}}", "services.web.x-compound.vm.memory", "more than 0"),
         (
             "x-compound: {vm: {accel: hvf}}",

@@ -66,7 +66,7 @@ def test_mounts_network_and_files(tmp_path: Path) -> None:
         ),
         mounts=(GuestMount("vol0", "/srv/data"), GuestMount("vol1", "/etc/conf", True)),
         tmpfs=(("/run", "size=1m"),),
-        extra_hosts={"db": "10.9.9.9"},
+        extra_hosts={"db": "10.9.9.9", "multi": "10.9.9.7,10.9.9.8"},
         stop_signal="SIGQUIT",
     )
     out = (
@@ -83,6 +83,8 @@ def test_mounts_network_and_files(tmp_path: Path) -> None:
     assert out[0] == "vol0\t/srv/data\trw\nvol1\t/etc/conf\tro"
     assert out[1] == "nameserver 10.0.2.3\nsearch svc.local\noptions ndots:0"
     assert "10.0.2.15\tweb" in out[2] and "10.9.9.9\tdb" in out[2]
+    # several addresses for one name: one line each
+    assert "10.9.9.7\tmulti" in out[2] and "10.9.9.8\tmulti" in out[2]
     assert out[3:7] == ["10.0.2.15/24", "10.0.2.2", "QUIT", "/run\tsize=1m"]
 
 

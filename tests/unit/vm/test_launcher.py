@@ -147,3 +147,12 @@ def test_disk_size_has_headroom() -> None:
     size = disk_size(10 << 20, 100)
     assert size % (1 << 20) == 0
     assert size >= (10 << 20) + (512 << 20)
+
+
+def test_several_addresses_per_extra_host(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, extra_hosts={"db": "10.0.0.5,10.0.0.6", "cache": "10.0.0.7"})
+    assert container_kwargs(spec)["extra_hosts"] == [
+        "db:10.0.0.5",
+        "db:10.0.0.6",
+        "cache:10.0.0.7",
+    ]

@@ -91,7 +91,8 @@ def hosts_file(hostname: str, address: str | None, extra: Mapping[str, str]) -> 
     ]
     if address:
         lines.append(f"{address.split('/')[0]}\t{hostname}")
-    lines += [f"{ip}\t{name}" for name, ip in extra.items()]
+    # several addresses for one name come comma-separated (spec model)
+    lines += [f"{ip}\t{name}" for name, ips in extra.items() for ip in ips.split(",")]
     return "\n".join(lines) + "\n"
 
 

@@ -277,7 +277,9 @@ def container_kwargs(spec: LauncherSpec) -> dict[str, Any]:
     if spec.restart_policy:
         kwargs["restart_policy"] = dict(spec.restart_policy)
     if spec.extra_hosts:
-        kwargs["extra_hosts"] = dict(spec.extra_hosts)
+        kwargs["extra_hosts"] = [
+            f"{name}:{ip}" for name, ips in spec.extra_hosts.items() for ip in ips.split(",")
+        ]
     if spec.dns:
         kwargs["dns"] = list(spec.dns)
     if spec.network:
