@@ -9,8 +9,6 @@ for anything they can cause.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
@@ -201,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code is None:
             return 0
         if exc.code == 130:  # typer's answer to a Ctrl-C it caught: say so, once
-            err.print("interrupted")
+            ctx.err.print("interrupted")
         return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         ctx.err.print("interrupted")
@@ -217,10 +215,9 @@ def _escape(text: str) -> str:
 
 
 def run() -> None:
-    # pydantic looks for plugins in every installed distribution's metadata before
-    # its first model (~30 ms a start); compound uses none
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    sys.exit(main())
+    from compound.cli.entry import run as entry_run
+
+    entry_run()
 
 
 def version_string() -> str:
