@@ -43,6 +43,7 @@ from rich.table import Table
 from compound.advisor import HINTS, RULES, Advice, HostFacts, advise
 from compound.errors import UsageError
 from compound.placement import Packing, load_hosts, place
+from compound.reconcile.views import advice_json
 from compound.spec.model import Project
 
 LoadOne = Callable[[], Project]
@@ -86,14 +87,6 @@ def _default_load_many(ctx: typer.Context, files: list[str]) -> list[Project]:
         one = type(obj)(dataclasses.replace(obj.opts, files=[path]))
         out.append(one.load(quiet=True).project)
     return out
-
-
-def advice_json(advice: Sequence[Advice], facts: HostFacts | None) -> dict[str, object]:
-    return {
-        "version": 1,
-        "host_facts": facts.to_json() if facts else None,
-        "services": [a.to_json() for a in advice],
-    }
 
 
 def render_advice(console: Console, advice: Sequence[Advice]) -> None:
