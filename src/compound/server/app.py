@@ -147,8 +147,17 @@ def _role(
     return found
 
 
-def _operator(who: Annotated[str, Depends(_role)]) -> str:
+def _operator(request: Request, who: Annotated[str, Depends(_role)]) -> str:
     if who != OPERATOR:
+        state: ServerState = request.app.state.compound
+        state.audit.record(
+            who,
+            request.url.path.rsplit("/", 1)[-1],
+            str(request.path_params.get("project", "")),
+            request.url.path,
+            outcome="refused",
+            detail="a read-only token cannot act",
+        )
         raise AuthError("a read-only token cannot act", status=403, hint="use the operator token")
     return who
 
@@ -167,6 +176,7 @@ def create_app(state: ServerState) -> FastAPI:
         description="Containers and VMs from one Compose file: read, act, follow.",
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, behind a token like everything else
     )
     app.add_exception_handler(CompoundError, errors.compound_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
@@ -201,6 +211,10 @@ def create_app(state: ServerState) -> FastAPI:
     def healthz() -> dict[str, str]:
         """Liveness probe; the only API route without a token."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(who: Reader) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     static = resources.files("compound.server") / "static"
 
@@ -535,9 +549,14 @@ def _services(services: Mapping[str, Service]) -> list[dict[str, Any]]:
 
 def _volume_of(session: Session, volume: str) -> None:
     try:
-        ops.resolve(session, volume)
+        ref = ops.resolve(session, volume)
     except CompoundError as exc:
         raise NotFoundError(exc.message, hint=exc.hint) from exc
+    if ref.key is None:  # the server acts on the project's own volumes only
+        raise NotFoundError(
+            f"no such volume: {volume!r} in project {session.project.name!r}",
+            hint="volumes: " + (", ".join(sorted(session.project.volumes)) or "none"),
+        )
 
 
 def _safe(name: str) -> str:
