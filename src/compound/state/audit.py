@@ -198,8 +198,7 @@ class AuditStore:
         ids = [r["id"] for r in self._run("SELECT id FROM jobs WHERE state = 'running'")]
         for job_id in ids:
             self._run(
-                "UPDATE jobs SET state = 'interrupted', finished = ?,"
-                " error = ? WHERE id = ?",
+                "UPDATE jobs SET state = 'interrupted', finished = ?, error = ? WHERE id = ?",
                 (
                     time.time(),
                     json.dumps({"error": "Interrupted", "message": "the server stopped"}),

@@ -1,4 +1,4 @@
-"""One busybox project served by one `compound serve` for the whole module."""
+"""One busybox project served by one `compound serve` for the API tests."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ volumes:
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(
     tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient, busybox_image: str
 ) -> Iterator[ServeProcess]:
