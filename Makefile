@@ -26,6 +26,9 @@ MAKEFLAGS += --no-builtin-rules
 #                                built once per config): bc for the timer constants,
 #                                flex/bison for Kconfig, libelf for objtool (no module
 #                                signing or trusted keys, so no libssl-dev)
+#   chromium                     the dashboard's browser tests (Playwright drives
+#                                Debian's build through executable_path; no
+#                                `playwright install` download)
 APT_PACKAGES := \
 	docker.io iptables apparmor \
 	busybox-static \
@@ -35,7 +38,8 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	gcc bc flex bison libelf-dev
+	gcc bc flex bison libelf-dev \
+	chromium
 
 PYTHON ?= python3
 VENV := .venv

@@ -226,6 +226,11 @@ def create_app(state: ServerState) -> FastAPI:
 
     # --- reads ------------------------------------------------------------------
 
+    @app.get("/api/v1/whoami", tags=["health"])
+    def whoami(who: Reader) -> dict[str, str]:
+        """The role of the token presented: operator or read-only."""
+        return {"role": who}
+
     @app.get("/api/v1/projects", tags=["projects"])
     def projects(who: Reader) -> list[dict[str, Any]]:
         """Every project this server serves, with its services."""
