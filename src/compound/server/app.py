@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -43,6 +43,7 @@ from compound.reconcile.session import Session
 from compound.reconcile.views import advice_json, history_rows, ps_rows
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance, LogLine
 from compound.server import actions, errors
+from compound.server.cache import ListingCache
 from compound.server.errors import AuthError, NotFoundError
 from compound.server.events import EventBus
 from compound.server.jobs import JobManager, JobProgress
@@ -67,6 +68,11 @@ class ServerState:
     jobs: JobManager
     bus: EventBus
     backups: Path  # where backups made through the API are written
+    listings: ListingCache = field(default_factory=ListingCache)
+
+    def __post_init__(self) -> None:
+        # anything the engine or a job says about a project makes its listing stale
+        self.bus.listeners.append(lambda ev: self.listings.invalidate(str(ev.get("project"))))
 
     def session(self, project: str) -> Session:
         return Session(self.projects.load(project).project, self.client, self.store)
@@ -257,17 +263,29 @@ def create_app(state: ServerState) -> FastAPI:
             "networks": sorted(loaded.networks),
         }
 
-    @app.get("/api/v1/projects/{project}/instances", tags=["projects"])
+    @app.get(
+        "/api/v1/projects/{project}/instances",
+        tags=["projects"],
+        response_class=Response,
+        responses={200: {"content": {"application/json": {}}}},
+    )
     def instances(
         project: Name,
         who: Reader,
         service: Annotated[list[str] | None, Query(max_length=200)] = None,
-    ) -> list[dict[str, Any]]:
-        """`compound ps --all --json`."""
+    ) -> Response:
+        """`compound ps --all --json` (kept encoded until the project changes:
+        see compound.server.cache)."""
         session = state.session(project)
         for name in service or []:
             service_of(session, name)
-        return ps_rows(session, service or [], all_=True)
+        names = service or []
+        body = state.listings.get(
+            project,
+            ",".join(names),
+            lambda: json.dumps(ps_rows(session, names, all_=True), default=str).encode(),
+        )
+        return Response(body, media_type="application/json")
 
     @app.get("/api/v1/projects/{project}/advice", tags=["projects"])
     def advice(project: Name, who: Reader) -> dict[str, object]:

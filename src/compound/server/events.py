@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 _QUEUE_SIZE = 1000
@@ -21,6 +22,7 @@ class EventBus:
         self._lock = threading.Lock()
         self._subs: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._seq = itertools.count(1)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called in the publisher
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_QUEUE_SIZE)
@@ -34,6 +36,8 @@ class EventBus:
 
     def publish(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         event = {"id": next(self._seq), "type": kind, "time": time.time(), **data}
+        for listener in self.listeners:
+            listener(event)
         with self._lock:
             subs = list(self._subs)
         for loop, q in subs:
