@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 from typing import Annotated, Any
 
 import docker.errors
@@ -16,9 +15,8 @@ from compound import __version__
 from compound.cli.context import AppContext, app_context
 from compound.cli.logs_view import follow_logs
 from compound.cli.render import print_json
-from compound.engine import engine_version
-from compound.errors import CompoundError, EngineError, NotSupportedError, UsageError
-from compound.reconcile.views import instance_row, ps_rows
+from compound.errors import EngineError, NotSupportedError, UsageError
+from compound.reconcile.views import instance_row, ps_rows, version_info
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE
 
 __all__ = ["instance_row", "register"]
@@ -334,11 +332,7 @@ def register(app: typer.Typer) -> None:
         if short:
             app_ctx.out.print(__version__, markup=False)
             return
-        info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
-        try:
-            info["engine"] = engine_version(app_ctx.client)
-        except CompoundError as exc:  # version must work without an engine
-            info["engine"] = f"unavailable ({exc.message})"
+        info = version_info(lambda: app_ctx.client)
         if json_out:
             print_json(info)
         else:

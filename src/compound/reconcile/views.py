@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import platform
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import docker
+
+from compound import __version__
 from compound.advisor import Advice, HostFacts
+from compound.engine import engine_version
+from compound.errors import CompoundError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Driver, Instance
 from compound.spec.model import Project
@@ -74,3 +80,13 @@ def advice_json(advice: Sequence[Advice], facts: HostFacts | None) -> dict[str, 
         "host_facts": facts.to_json() if facts else None,
         "services": [a.to_json() for a in advice],
     }
+
+
+def version_info(client: Callable[[], docker.DockerClient]) -> dict[str, Any]:
+    """`compound version --json`; works without an engine (it says why)."""
+    info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
+    try:
+        info["engine"] = engine_version(client())
+    except CompoundError as exc:
+        info["engine"] = f"unavailable ({exc.message})"
+    return info

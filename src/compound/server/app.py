@@ -40,7 +40,7 @@ from compound.errors import CompoundError
 from compound.hostfacts import host_facts
 from compound.placement import host_from_facts, place
 from compound.reconcile.session import Session
-from compound.reconcile.views import advice_json, history_rows, ps_rows
+from compound.reconcile.views import advice_json, history_rows, ps_rows, version_info
 from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE, Instance, LogLine
 from compound.server import actions, errors
 from compound.server.cache import ListingCache
@@ -50,6 +50,7 @@ from compound.server.jobs import JobManager, JobProgress
 from compound.server.metrics import ProjectCollector
 from compound.server.projects import ProjectSet
 from compound.server.tokens import OPERATOR, Tokens
+from compound.spec import to_compose_dict
 from compound.spec.model import Service
 from compound.state.audit import AuditStore
 from compound.state.store import Store
@@ -232,6 +233,11 @@ def create_app(state: ServerState) -> FastAPI:
 
     # --- reads ------------------------------------------------------------------
 
+    @app.get("/api/v1/version", tags=["health"])
+    def version(who: Reader) -> dict[str, Any]:
+        """`compound version --json`."""
+        return version_info(lambda: state.client)
+
     @app.get("/api/v1/whoami", tags=["health"])
     def whoami(who: Reader) -> dict[str, str]:
         """The role of the token presented: operator or read-only."""
@@ -286,6 +292,11 @@ def create_app(state: ServerState) -> FastAPI:
             lambda: json.dumps(ps_rows(session, names, all_=True), default=str).encode(),
         )
         return Response(body, media_type="application/json")
+
+    @app.get("/api/v1/projects/{project}/config", tags=["projects"])
+    def config(project: Name, who: Reader) -> dict[str, Any]:
+        """`compound config --json`: the resolved, normalised file."""
+        return to_compose_dict(state.projects.load(project).project)
 
     @app.get("/api/v1/projects/{project}/advice", tags=["projects"])
     def advice(project: Name, who: Reader) -> dict[str, object]:
