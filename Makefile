@@ -26,6 +26,8 @@ MAKEFLAGS += --no-builtin-rules
 #                                built once per config): bc for the timer constants,
 #                                flex/bison for Kconfig, libelf for objtool (no module
 #                                signing or trusted keys, so no libssl-dev)
+#   libc6-dev                    the guest's compound-enter (a static C helper that
+#                                starts service processes with their capabilities)
 #   chromium                     the dashboard's browser tests (Playwright drives
 #                                Debian's build through executable_path; no
 #                                `playwright install` download)
@@ -38,7 +40,7 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	gcc bc flex bison libelf-dev \
+	gcc bc flex bison libelf-dev libc6-dev \
 	chromium
 
 PYTHON ?= python3

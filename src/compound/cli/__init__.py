@@ -1,4 +1,5 @@
 """The command line: one module per command group; the entry point is
-``compound.cli.main:run``. Nothing here is imported by other packages."""
+``compound.cli.entry:run`` (which imports ``main`` under a Ctrl-C guard).
+Nothing here is imported by other packages."""
 
 __all__: list[str] = []

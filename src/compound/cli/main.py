@@ -121,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         if exc.code is None:
             return 0
+        if exc.code == 130:  # typer's answer to a Ctrl-C it caught: say so, once
+            err.print("interrupted")
         return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         err.print("interrupted")

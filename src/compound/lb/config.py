@@ -18,6 +18,8 @@ Mode = Literal["http", "tcp"]
 
 # Paths inside the LB container: the host run dir is bind-mounted at RUN_DIR.
 RUN_DIR = "/compound/lb"
+# Loopback port of the health frontend (inside the balancer's namespace only).
+HEALTH_PORT = 61999
 CONFIG_NAME = "haproxy.cfg"
 SOCKET_NAME = "admin.sock"
 
@@ -77,6 +79,13 @@ def render(cfg: LBConfig) -> str:
         f"    stats socket {RUN_DIR}/{SOCKET_NAME} mode 600 level admin"
         f" uid {cfg.socket_uid} gid {cfg.socket_gid}",
         "    stats timeout 30s",
+        "",
+        # what the container's Docker healthcheck connects to: HAProxy is up
+        # and accepting (a TCP frontend without a backend closes at once)
+        "frontend compound-health",
+        "    mode tcp",
+        f"    bind 127.0.0.1:{HEALTH_PORT}",
+        "    timeout client 5s",
         "",
         "defaults",
         f"    mode {cfg.mode}",

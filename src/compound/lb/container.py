@@ -36,7 +36,7 @@ from compound.runtimes.hostops import digest
 from compound.runtimes.instances import list_load_balancers
 from compound.spec.model import Project, Service
 
-from .config import RUN_DIR, Mode
+from .config import HEALTH_PORT, RUN_DIR, Mode
 from .image import cache_dir
 
 
@@ -80,6 +80,17 @@ SYSCTLS = (
     ("net.ipv4.tcp_tw_reuse", "1"),
     ("net.ipv4.ip_local_port_range", "1024 65535"),
 )
+
+
+# HAProxy's threads (one per CPU) and nothing else run in the balancer.
+LB_PIDS = 64
+LB_CPUS = 1
+# HAProxy itself plus two 16 KiB buffers per connection at maxconn.
+LB_BASE_MIB = 64
+
+
+def lb_memory(maxconn: int | None) -> int:
+    return (LB_BASE_MIB << 20) + (maxconn or 4096) * 2 * 16384 * 2
 
 
 def lb_name(project: str, service: str) -> str:
@@ -149,6 +160,23 @@ def create_args(spec: LBSpec, run_dir: Path) -> dict[str, Any]:
             "Binds": [f"{run_dir}:{RUN_DIR}"],
             "RestartPolicy": {"Name": "unless-stopped"},
             "Sysctls": dict(SYSCTLS),
+            # Least privilege: HAProxy runs in the foreground as root of the
+            # container with no capability at all (Docker lets any process
+            # bind low ports in a container's namespace), writes only its
+            # socket in the run dir, and is bounded in memory, CPU and pids.
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": True,
+            "Tmpfs": {"/tmp": "rw,nosuid,nodev,size=4m", "/run": "rw,nosuid,nodev,size=4m"},
+            "PidsLimit": LB_PIDS,
+            "Memory": lb_memory(spec.maxconn),
+            "NanoCpus": LB_CPUS * 10**9,
+        },
+        "Healthcheck": {
+            "Test": ["CMD", "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{HEALTH_PORT}"],
+            "Interval": 10 * 10**9,
+            "Timeout": 3 * 10**9,
+            "Retries": 3,
         },
         "NetworkingConfig": {"EndpointsConfig": {spec.networks[0]: {}}},
     }

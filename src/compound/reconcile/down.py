@@ -4,7 +4,7 @@ dependency order, then its load balancers, networks and (asked) volumes."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from compound.errors import CompoundError
@@ -21,12 +21,15 @@ def down(
     engine: ProjectEngine,
     driver_for: Callable[[Instance], Driver],
     *,
+    sweepers: Iterable[Driver] = (),
     volumes: bool,
     remove_orphans: bool,
     timeout: float | None,
     progress: Progress,
 ) -> dict[str, list[str]]:
-    """What was removed: instances, load_balancers (when any), networks, volumes."""
+    """What was removed: instances, load_balancers (when any), networks, volumes,
+    swept (run dirs of a runtime, e.g. a VM's, left by launchers removed behind
+    compound's back)."""
     removed: dict[str, list[str]] = {"instances": [], "networks": [], "volumes": []}
     instances = engine.instances(oneoff=True) + engine.instances()
     known = set(project.services) | set(project.disabled_services)
@@ -100,6 +103,9 @@ def down(
     for name in engine.remove_networks():
         removed["networks"].append(name)
         progress.update(f"network {name}", "Removed", done=True)
+    for driver in sweepers:
+        for path in driver.sweep(project.name):
+            removed.setdefault("swept", []).append(path)
     if volumes:
         for name in engine.remove_volumes():
             removed["volumes"].append(name)

@@ -263,6 +263,7 @@ class Session:
             self.project,
             self.engine,
             self.driver_for,
+            sweepers=[self.drivers[name] for name in self.drivers],
             volumes=volumes,
             remove_orphans=remove_orphans,
             timeout=timeout,
@@ -270,15 +271,31 @@ class Session:
         )
 
 
+# Environment names whose values history never shows (a word of the name).
+SECRET_WORDS = ("PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "AUTH")
+REDACTED = "<redacted>"
+
+
+def _secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(w in upper for w in SECRET_WORDS)
+
+
 def redacted_model(project: Project) -> dict[str, Any]:
-    """The model for the store, without secret material from the environment."""
+    """The model for the store's history (what `history` and `config` of a
+    revision show): secret and config content from the environment, and
+    every environment value whose name says it is a secret, replaced by
+    ``<redacted>``. What a rollback recreates is kept apart, owner-only
+    (``specs``, as the engine keeps a container's own configuration)."""
     data = project.model_dump(mode="json")
     for section in ("secrets", "configs"):
-        for obj in data.get(section, {}).values():
+        for obj in (data.get(section) or {}).values():
             if obj.get("environment") and obj.get("content") is not None:
-                obj["content"] = "<redacted>"
-    env = data.get("environment", {})
-    for key in list(env):
-        if any(w in key.upper() for w in ("PASSWORD", "SECRET", "TOKEN", "KEY")):
-            env[key] = "<redacted>"
+                obj["content"] = REDACTED
+    envs = [data.get("environment") or {}]
+    envs += [(svc or {}).get("environment") or {} for svc in (data.get("services") or {}).values()]
+    for env in envs:
+        for key in list(env):
+            if _secret_name(key) and env[key] is not None:
+                env[key] = REDACTED
     return data

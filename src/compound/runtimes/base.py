@@ -299,6 +299,12 @@ class Driver(abc.ABC):
         networking, whose forwards are made per declared port)."""
         return self.capabilities.open_network
 
+    def sweep(self, project_name: str) -> list[str]:
+        """Remove what this runtime keeps outside the engine for instances of
+        ``project_name`` that no longer exist (`down` calls it last, under
+        the project lock); returns what it removed."""
+        return []
+
     def shown_image(self, instance: Instance, project: Project) -> str:
         """The image `ps` names: what the instance runs from."""
         return instance.image

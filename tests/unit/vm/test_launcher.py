@@ -15,6 +15,7 @@ from compound.runtimes.vm.imageconfig import ImageConfig
 from compound.runtimes.vm.initramfs import Initramfs, modules_env
 from compound.runtimes.vm.kernel import KernelArtifacts
 from compound.runtimes.vm.launcher import (
+    VOLUME_CAPS,
     LauncherSpec,
     LauncherVolume,
     container_kwargs,
@@ -67,8 +68,10 @@ def test_container_kwargs(tmp_path: Path) -> None:
     assert by_target["/compound/volumes/1"]["ReadOnly"] is True
     # net: tap (default): /dev/net/tun and NET_ADMIN, nothing broader; no /dev/kvm for TCG
     assert kw["devices"] == ["/dev/net/tun:/dev/net/tun:rwm"]
-    assert kw["cap_add"] == ["NET_ADMIN"]
-    assert {"privileged", "security_opt", "cap_drop", "network_mode"}.isdisjoint(kw)
+    assert kw["cap_drop"] == ["ALL"]
+    assert kw["cap_add"] == ["SETUID", "SETGID", "NET_ADMIN", "NET_BIND_SERVICE", *VOLUME_CAPS]
+    assert kw["security_opt"] == ["no-new-privileges:true"] and kw["read_only"] is True
+    assert {"privileged", "network_mode"}.isdisjoint(kw)
     cmd: list[str] = kw["command"]
     assert cmd[cmd.index("-kernel") + 1] == "/compound/kernel/vmlinux"
     assert cmd[cmd.index("-initrd") + 1] == "/compound/initramfs"
@@ -86,7 +89,7 @@ def test_kvm_gets_the_device(tmp_path: Path) -> None:
 
 def test_user_networking_needs_nothing_extra(tmp_path: Path) -> None:
     kw = container_kwargs(make_spec(tmp_path, net="user"))
-    assert "devices" not in kw and "cap_add" not in kw
+    assert "devices" not in kw and kw["cap_add"] == ["SETUID", "SETGID"]
 
 
 def test_launcher_conf(tmp_path: Path) -> None:

@@ -6,12 +6,16 @@
 # resolved in the image's /etc/passwd and /etc/group), in WORKDIR, with
 # exactly the image+service environment (COMPOUND_ENV from
 # /compound/config) plus the K=V overrides. Used for the entrypoint by /init
-# and for `exec` through qemu-guest-agent's guest-exec.
+# and for `exec` through qemu-guest-agent's guest-exec. The service's
+# hardening (capabilities, no-new-privileges, ulimits: COMPOUND_CAPS,
+# COMPOUND_NNP, COMPOUND_RLIMITS; pids_limit: COMPOUND_PIDS_MAX) applies to
+# both, as a container's does to its exec'd processes.
 PATH=/bin:/sbin
 . /compound/config
 # Empty USER/WORKDIR: the service's own (from the config), as `docker exec`.
 user=${1:-$COMPOUND_USER}
 wd=${2:-${COMPOUND_WORKDIR:-/}}
+asked_wd=$2
 shift 2
 q() { printf "'%s' " "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 extra=
@@ -51,8 +55,13 @@ home=${home:-/}
 
 # HOME only when neither the image nor the service set it (as Docker).
 base="$(q "HOME=$home")$COMPOUND_ENV"
-[ -d "/newroot$wd" ] || mkdir -p "/newroot$wd"
-# busybox nsenter changes directory before chroot, so enter the working
-# directory from outside first: after the chroot it is the cwd inside.
-cd "/newroot$wd" || exit 126
-eval "exec env -i $base $extra /bin/nsenter -F -r/newroot -S \"\$uid\" -G \"\$gid\" -- \"\$@\""
+# The service's own working dir is made if missing (as Docker does for
+# WORKDIR); one given to exec must exist. compound-enter enters it after the
+# chroot, so ".." and symlinks cannot lead out of the root.
+if [ -z "$asked_wd" ] && [ ! -d "/newroot$wd" ]; then
+    case "$wd" in *..*) ;; *) mkdir -p "/newroot$wd" ;; esac
+fi
+# Every process of the service shares one pids cgroup (pids_limit).
+[ -n "${COMPOUND_PIDS_MAX:-}" ] && echo $$ > /sys/fs/cgroup/service/cgroup.procs 2>/dev/null
+eval "exec env -i $base $extra /sbin/compound-enter /newroot \"\$wd\" \"\$uid\" \"\$gid\" \
+    \"\${COMPOUND_CAPS:-all}\" \"\${COMPOUND_NNP:-0}\" \"\${COMPOUND_RLIMITS:--}\" -- \"\$@\""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 import uuid
@@ -36,7 +37,6 @@ from compound.engine.errors import service_error
 from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
-    LABEL_PROJECT,
     LABEL_RUNTIME,
     Capabilities,
     Driver,
@@ -58,6 +58,7 @@ from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
 from .guestconfig import GuestConfig, GuestMount
 from .guestkernel import ensure_guest_kernel
+from .hardening import guest_hardening
 from .imageconfig import merge_service
 from .initramfs import Initramfs, ensure_initramfs
 from .kernel import KernelArtifacts, ensure_kernel
@@ -67,12 +68,15 @@ from .launcher import (
     IN_KERNEL,
     IN_RUN,
     IN_VOLUMES,
-    TAP_CAPS,
+    QEMU_OVERHEAD_MIB,
     TUN_DEVICE,
     LauncherSpec,
     LauncherVolume,
     ShareKind,
+    confinement,
     effective_setup,
+    guest_healthcheck,
+    launcher_healthcheck,
     qemu_spec,
     remove_run_dir,
     run_dir_for,
@@ -94,9 +98,6 @@ RUN_DIR_GRACE = 300.0  # seconds before an unreferenced run dir counts as abando
 # a host loaded with other VMs' emulation; past this the boot counts as hung.
 BOOT_TIMEOUT = 180.0
 DEFAULT_MEMORY_MIB = 256
-# QEMU itself (TCG translation cache included) on top of the guest's RAM,
-# when the service sets a memory limit for the launcher's cgroup.
-QEMU_OVERHEAD_MIB = 192
 MiB = 1 << 20
 
 # HostConfig fields the launcher keeps from the container request; the rest
@@ -129,7 +130,8 @@ class VMDriver(Driver):
         logs=True,
         stats=True,
         pause=True,
-        native_healthcheck=False,
+        # the launcher's Docker healthcheck runs the service's check in the guest
+        native_healthcheck=True,
         console=True,
         changes=True,
         terminal=False,  # the guest agent runs commands without a terminal
@@ -273,6 +275,8 @@ class VMDriver(Driver):
         process = merge_service(disk.config, service)
         shares, mounts, tmpfs = self._volumes(project, service)
         memory_mib, container_limit = _memory(service)
+        hc = service.healthcheck
+        hardening = guest_hardening(service)  # refuses what a guest cannot apply
         guest = GuestConfig(
             argv=process.argv,
             env=process.env,
@@ -285,6 +289,12 @@ class VMDriver(Driver):
             sysctls=service.sysctls,
             read_only=service.read_only,
             stop_signal=process.stop_signal,
+            health=guest_healthcheck(hc.test if hc and not hc.disable else None),
+            health_timeout=math.ceil(hc.timeout) if hc and hc.timeout else 30,
+            caps=hardening.caps,
+            no_new_privileges=hardening.no_new_privileges,
+            rlimits=hardening.rlimits,
+            pids_max=hardening.pids_max,
         )
         exposed = dict(args.config.get("ExposedPorts") or {})
         for key in disk.config.exposed_ports:
@@ -306,6 +316,7 @@ class VMDriver(Driver):
             volumes=shares,
             net=service.x_compound.vm.net,
             share=_share_kind(service, kernel),
+            boot_timeout=BOOT_TIMEOUT,
         )
         qspec = qemu_spec(spec)
         if service.x_compound.vm.kernel_args:
@@ -372,25 +383,33 @@ class VMDriver(Driver):
             },
         )
 
-    def _sweep_run_dirs(self, project_name: str) -> None:
+    def _sweep_run_dirs(self, project_name: str, grace: float = RUN_DIR_GRACE) -> list[str]:
         """Remove this project's run dirs that no launcher refers to: left by a
-        compound killed between making the dir and creating the launcher.
-        Young ones may belong to a create in flight, so they stay."""
+        compound killed between making the dir and creating the launcher, or
+        by a launcher removed behind compound's back (they hold the guest's
+        config). Young ones may belong to a create in flight, so `up` leaves
+        them (``grace``); `down` holds the project lock and passes 0."""
         root = run_dir_for("x", self.cache_dir).parent
         candidates = [
             d
             for d in root.glob(f"{project_name}-*")
-            if d.is_dir() and time.time() - d.stat().st_mtime > RUN_DIR_GRACE
+            if d.is_dir() and time.time() - d.stat().st_mtime >= grace
         ]
         if not candidates:
-            return
-        rows = self.client.api.containers(
-            all=True, filters={"label": [f"{LABEL_PROJECT}={project_name}", LABEL_VM_RUN_DIR]}
-        )
+            return []
+        # every launcher's, not this project's only: "shop-*" also matches
+        # the dirs of a project named "shop-dev"
+        rows = self.client.api.containers(all=True, filters={"label": [LABEL_VM_RUN_DIR]})
         used = {(r.get("Labels") or {}).get(LABEL_VM_RUN_DIR) for r in rows}
+        removed = []
         for d in candidates:
             if str(d) not in used:
                 remove_run_dir(d)
+                removed.append(str(d))
+        return removed
+
+    def sweep(self, project_name: str) -> list[str]:
+        return self._sweep_run_dirs(project_name, grace=0)
 
     def _volumes(
         self, project: Project, service: Service
@@ -458,21 +477,29 @@ class VMDriver(Driver):
         host["Binds"] = binds
         if mounts:
             host["Mounts"] = mounts
+        # Confined (launcher.py, confinement): only the capabilities this
+        # VM's network and volumes need, no-new-privileges, read-only root,
+        # pids and memory limits; a CPU limit unless the service set one.
+        host.update(confinement(spec))
         if container_limit:
-            host["Memory"] = container_limit
+            host["Memory"] = max(container_limit, host["Memory"])
+        if not any(host.get(k) for k in ("NanoCpus", "CpuQuota", "CpuShares", "CpusetCpus")):
+            host["NanoCpus"] = min(os.cpu_count() or 1, spec.vcpus + 1) * 10**9
         devices = ["/dev/kvm"] if spec.accel == "kvm" else []
         if spec.net == "tap":
             # The guest takes over the launcher's interfaces: taps, addresses
             # and tc filters in the launcher's own namespace. Nothing broader.
             devices.append(TUN_DEVICE)
-            host["CapAdd"] = list(TAP_CAPS)
         if spec.share == "virtiofs" and spec.volumes:
             # Docker's default seccomp profile plus unshare(CLONE_FS) alone,
             # which virtiofsd needs and which grants nothing (seccomp.py).
             # Without it (apt cannot fetch the base profile) virtiofsd cannot
             # start and launcher.sh serves the volumes over 9p, saying so.
             with contextlib.suppress(VMError):
-                host["SecurityOpt"] = [f"seccomp={self._seccomp_profile()}"]
+                host["SecurityOpt"] = [
+                    *host["SecurityOpt"],
+                    f"seccomp={self._seccomp_profile()}",
+                ]
         if devices:
             host["Devices"] = [
                 {"PathOnHost": d, "PathInContainer": d, "CgroupPermissions": "rwm"} for d in devices
@@ -491,6 +518,9 @@ class VMDriver(Driver):
             )
         }
         out.update(Image=spec.image, Cmd=argv, StopSignal="SIGTERM", HostConfig=host)
+        health = launcher_healthcheck(config.get("Healthcheck"), spec)
+        if health:
+            out["Healthcheck"] = health
         return out
 
     # -- what the launcher container does for us -------------------------------------

@@ -45,6 +45,15 @@ class GuestConfig:
     sysctls: Mapping[str, str] = field(default_factory=dict)
     read_only: bool = False
     stop_signal: str = "SIGTERM"
+    # the service's healthcheck as an argv, run by /init when the launcher's
+    # Docker healthcheck asks (empty: none), and its timeout in seconds
+    health: tuple[str, ...] = ()
+    health_timeout: int = 30
+    # the service's hardening (hardening.py), applied by compound-enter
+    caps: str = "all"  # hex mask of the capabilities kept, or "all"
+    no_new_privileges: bool = False
+    rlimits: str = "-"  # "RES:SOFT:HARD,..."
+    pids_max: int | None = None
 
     def render(self) -> str:
         return render(self)
@@ -125,4 +134,10 @@ def render(cfg: GuestConfig) -> str:
     out.append(_var("COMPOUND_SYSCTLS", "\n".join(f"{k}={v}" for k, v in cfg.sysctls.items())))
     out.append(_var("COMPOUND_READ_ONLY", "1" if cfg.read_only else "0"))
     out.append(_var("COMPOUND_STOP_SIGNAL", cfg.stop_signal.removeprefix("SIG")))
+    out.append(_var("COMPOUND_HEALTH", words(cfg.health)))
+    out.append(_var("COMPOUND_HEALTH_TIMEOUT", str(max(1, cfg.health_timeout))))
+    out.append(_var("COMPOUND_CAPS", cfg.caps))
+    out.append(_var("COMPOUND_NNP", "1" if cfg.no_new_privileges else "0"))
+    out.append(_var("COMPOUND_RLIMITS", cfg.rlimits))
+    out.append(_var("COMPOUND_PIDS_MAX", str(cfg.pids_max) if cfg.pids_max else ""))
     return "".join(out)

@@ -206,6 +206,16 @@ echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start
     [ -n "$kv" ] && sysctl -w "$kv" > /dev/null
 done
 
+# pids_limit: every process of the service (the entrypoint, exec'd ones)
+# in one pids cgroup; compound-exec moves itself there.
+if [ -n "${COMPOUND_PIDS_MAX:-}" ]; then
+    mount -t cgroup2 cgroup2 /sys/fs/cgroup \
+        && echo +pids > /sys/fs/cgroup/cgroup.subtree_control \
+        && mkdir -p /sys/fs/cgroup/service \
+        && echo "$COMPOUND_PIDS_MAX" > /sys/fs/cgroup/service/pids.max \
+        || fail "cannot apply pids_limit $COMPOUND_PIDS_MAX (cgroup2 pids controller)"
+fi
+
 # --- the entrypoint ---------------------------------------------------------------
 trace "the entrypoint"
 OUT=${PORT_OUT:-$CONSOLE}
@@ -220,11 +230,32 @@ stop_app() {
     [ -n "$APP_PID" ] && kill "-${COMPOUND_STOP_SIGNAL:-TERM}" "$APP_PID" 2>/dev/null
 }
 trap stop_app TERM INT
-# A stop request from the launcher arrives on the control port.
+# The launcher's requests arrive on the control port: "stop", and
+# "health NONCE" (its Docker healthcheck), answered on the same port with
+# "health NONCE CODE OUTPUT" once the service's check has run. A virtio
+# port opens once at a time, so one descriptor serves both directions.
+health() {  # nonce
+    n=$1
+    eval "set -- $COMPOUND_HEALTH"
+    if [ $# = 0 ]; then
+        echo "health $n 0 no healthcheck"
+        return
+    fi
+    timeout -s KILL "$COMPOUND_HEALTH_TIMEOUT" /sbin/compound-exec "" "" -- "$@" \
+        < /dev/null > "/tmp/health.$n" 2>&1
+    code=$?
+    [ $code = 137 ] && echo "timed out after ${COMPOUND_HEALTH_TIMEOUT}s" >> "/tmp/health.$n"
+    echo "health $n $code $(head -c 2000 "/tmp/health.$n" | tr '\r\n\t' '   ')"
+    rm -f "/tmp/health.$n"
+}
 if [ -n "$PORT_CTL" ]; then
     (
-        while read -r cmd _ < "$PORT_CTL"; do
-            [ "$cmd" = stop ] && kill -TERM 1
+        exec 3<> "$PORT_CTL"
+        while read -r cmd arg _ <&3; do
+            case "$cmd" in
+                stop) kill -TERM 1 ;;
+                health) health "$arg" >&3 & ;;
+            esac
         done
     ) &
 fi

@@ -79,6 +79,25 @@ def exec_script() -> str:
     return _data("compound-exec.sh")
 
 
+def enter_source() -> str:
+    return _data("compound-enter.c")
+
+
+def build_enter(work: Path) -> bytes:
+    """compound-enter, compiled static from its source (gcc and libc6-dev
+    are build dependencies, as for the guest kernel): ~0.8 MB, no library
+    to find in the initramfs, and the C source is the recipe."""
+    src = work / "compound-enter.c"
+    out = work / "compound-enter"
+    src.write_text(enter_source())
+    run(
+        ["gcc", "-static", "-Os", "-s", "-Wall", "-o", str(out), str(src)],
+        timeout=120,
+        what="compiling compound-enter (gcc, libc6-dev)",
+    )
+    return out.read_bytes()
+
+
 def modules_env(kernel: KernelArtifacts | None = None) -> str:
     """The /compound/modules file: which modules /init loads at each step;
     all empty for a kernel without modules (compound's own: everything the
@@ -215,6 +234,7 @@ def archive_key(kernel: KernelArtifacts, bb_version: str, qga_version: str, comp
             "modules_env": modules_env(kernel),
             "fstab": FSTAB,
             "exec": exec_script(),
+            "enter": enter_source(),
             "compress": compress,
         }
     )
@@ -298,6 +318,7 @@ def _build(
         w.file("init", init_script().encode(), 0o755)
         w.file("etc/fstab", FSTAB.encode())
         w.file("sbin/compound-exec", exec_script().encode(), 0o755)
+        w.file("sbin/compound-enter", build_enter(work), 0o755)
         w.file("compound/modules", modules_env(kernel).encode())
         packages = sorted([*used, f"{BUSYBOX_PACKAGE}={bb_version}"])
         manifest = {"kernel": kernel.version, "packages": packages}

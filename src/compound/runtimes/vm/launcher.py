@@ -18,6 +18,7 @@ and the console log live in a per-instance host directory bind-mounted at
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from .basedisk import BaseDisk
 from .guestconfig import GuestConfig
 from .initramfs import Initramfs
 from .kernel import KernelArtifacts
+from .launcher_image import SCRIPT_PATH
 from .qemu import SLIRP_NET, Accel, PortForward, QemuSpec, build_command
 
 # Paths inside the launcher container.
@@ -45,7 +47,9 @@ IN_INITRAMFS = PurePosixPath("/compound/initramfs")
 IN_BASE = PurePosixPath("/compound/base.ext4")
 IN_RUN = PurePosixPath("/compound/run")
 IN_VOLUMES = PurePosixPath("/compound/volumes")
-IN_STATE = PurePosixPath("/var/lib/compound")
+# What a container keeps in its writable layer (the launcher's root is
+# read-only): the overlay and the rendered guest config, per instance.
+IN_STATE = IN_RUN / "state"
 
 Net = Literal["tap", "user"]
 ShareKind = Literal["virtiofs", "9p"]
@@ -53,6 +57,45 @@ ShareKind = Literal["virtiofs", "9p"]
 # taps, move its addresses, add tc filters, all in its own network namespace.
 TAP_CAPS = ("NET_ADMIN",)
 TUN_DEVICE = "/dev/net/tun"
+# QEMU's uid and gid in the launcher (no account: nothing needs a name). The
+# run dir is setgid to this group, so QEMU reaches its files and no more.
+QEMU_UID = 64090
+# Capabilities the launcher keeps (every other one is dropped):
+#   always    SETUID SETGID: setpriv drops QEMU, dnsmasq drops itself
+#   tap       NET_ADMIN: taps, addresses, tc; NET_BIND_SERVICE: dnsmasq on :53
+#   volumes   CHOWN DAC_OVERRIDE FOWNER FSETID MKNOD SETFCAP: files as the
+#             guest's users (virtiofsd keeps exactly these, QEMU's 9p server
+#             needs the first four); SETPCAP: virtiofsd trims its own sets
+#             with libcap-ng and dies (SIGSYS in its error path) without it;
+#             SYS_CHROOT: virtiofsd's sandbox; KILL: ending QEMU (another
+#             uid) when a virtiofsd dies
+BASE_CAPS = ("SETUID", "SETGID")
+NET_CAPS = ("NET_ADMIN", "NET_BIND_SERVICE")
+VOLUME_CAPS = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "MKNOD",
+    "SETFCAP",
+    "SETPCAP",
+    "SYS_CHROOT",
+    "KILL",
+)
+# Threads count against pids.max: QEMU's block thread pool (up to 64), its
+# vCPU and I/O threads, the launcher's shells and dnsmasq; each virtiofsd
+# adds its own pool.
+PIDS_BASE = 128
+# Beyond guest RAM: QEMU's RSS with a 32 MiB TCG cache and its devices, with
+# headroom (measured 90-160 MiB under TCG), and each virtiofsd's.
+QEMU_OVERHEAD_MIB = 192
+VIRTIOFSD_MIB = 32
+PIDS_PER_VOLUME = 80
+# Writable scratch on the read-only root.
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=16m", "/run": "rw,nosuid,nodev,size=4m"}
+# The launcher's stdout and stderr reach QEMU as inherited descriptors (a
+# non-root QEMU may not reopen the container's pipes by path).
+STDOUT_FD, STDERR_FD = 5, 6
 
 
 @dataclass(frozen=True)
@@ -91,6 +134,7 @@ class LauncherSpec:
     extra_hosts: Mapping[str, str] = field(default_factory=dict)
     dns: Sequence[str] = ()
     stop_timeout: int = 10
+    boot_timeout: float = 180.0  # the healthcheck waits this long for the entrypoint
 
 
 def qemu_spec(spec: LauncherSpec) -> QemuSpec:
@@ -110,10 +154,49 @@ def qemu_spec(spec: LauncherSpec) -> QemuSpec:
         shared_memory=bool(spec.volumes) and spec.share == "virtiofs",
         # The app's output is the container's output: `docker logs` shows it,
         # stdout and stderr apart; the kernel console goes to console.log.
-        stdout=Path("/dev/stdout"),
-        stderr=Path("/dev/stderr"),
+        stdout=Path("/dev/fdset/1"),
+        stderr=Path("/dev/fdset/2"),
+        extra_args=("-add-fd", f"fd={STDOUT_FD},set=1", "-add-fd", f"fd={STDERR_FD},set=2"),
         name=spec.name,
+        sandbox=True,
     )
+
+
+def capabilities(spec: LauncherSpec) -> list[str]:
+    """What the launcher keeps of Linux's capabilities (all others dropped)."""
+    caps = list(BASE_CAPS)
+    if spec.net == "tap":
+        caps += NET_CAPS
+    if spec.volumes:
+        caps += VOLUME_CAPS
+    return caps
+
+
+def pids_limit(spec: LauncherSpec) -> int:
+    return PIDS_BASE + PIDS_PER_VOLUME * len(spec.volumes)
+
+
+def memory_limit(spec: LauncherSpec) -> int:
+    """The launcher's cgroup limit in bytes: guest RAM (a shared memfd,
+    charged to this cgroup as the guest touches it) plus QEMU's own
+    overhead, plus each virtiofsd's (NOTES.md, "Launcher confinement")."""
+    return (spec.memory_mib + QEMU_OVERHEAD_MIB + VIRTIOFSD_MIB * len(spec.volumes)) << 20
+
+
+def confinement(spec: LauncherSpec) -> dict[str, Any]:
+    """The launcher's HostConfig hardening (Engine API names): capabilities
+    down to what this VM needs, no-new-privileges, a read-only root with
+    tmpfs scratch, pids and memory limits. CPU limits are the caller's (they
+    depend on the host)."""
+    return {
+        "CapDrop": ["ALL"],
+        "CapAdd": capabilities(spec),
+        "SecurityOpt": ["no-new-privileges:true"],
+        "ReadonlyRootfs": True,
+        "Tmpfs": dict(TMPFS),
+        "PidsLimit": pids_limit(spec),
+        "Memory": memory_limit(spec),
+    }
 
 
 def slirp_netdev(spec: LauncherSpec) -> str:
@@ -138,6 +221,9 @@ def launcher_conf(spec: LauncherSpec, machine: str = "microvm") -> str:
         "COMPOUND_SLIRP_NETDEV": slirp_netdev(spec),
         "COMPOUND_SHARE": spec.share,
         "COMPOUND_SHARES": shares,
+        "COMPOUND_QEMU_UID": str(QEMU_UID),
+        "COMPOUND_HEALTH_TIMEOUT": str(spec.guest.health_timeout),
+        "COMPOUND_BOOT_TIMEOUT": str(int(spec.boot_timeout)),
     }
     return "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items())
 
@@ -169,12 +255,21 @@ def container_kwargs(spec: LauncherSpec) -> dict[str, Any]:
         "stop_signal": "SIGTERM",
         "init": False,  # the launcher script is PID 1 and forwards the stop itself
     }
+    hardening = confinement(spec)
+    kwargs.update(
+        cap_drop=hardening["CapDrop"],
+        cap_add=hardening["CapAdd"],
+        security_opt=hardening["SecurityOpt"],
+        read_only=hardening["ReadonlyRootfs"],
+        tmpfs=hardening["Tmpfs"],
+        pids_limit=hardening["PidsLimit"],
+        mem_limit=hardening["Memory"],
+    )
     devices = []
     if spec.accel == "kvm":
         devices.append("/dev/kvm:/dev/kvm:rwm")
     if spec.net == "tap":
         devices.append(f"{TUN_DEVICE}:{TUN_DEVICE}:rwm")
-        kwargs["cap_add"] = list(TAP_CAPS)
     if devices:
         kwargs["devices"] = devices
     if spec.hostname:
@@ -190,10 +285,55 @@ def container_kwargs(spec: LauncherSpec) -> dict[str, Any]:
     return kwargs
 
 
+def guest_healthcheck(test: Sequence[str] | None) -> tuple[str, ...]:
+    """The argv /init runs for a Compose healthcheck ``test`` (empty: none)."""
+    if not test or test[0] == "NONE":
+        return ()
+    kind, *rest = test
+    if kind == "CMD-SHELL":
+        return ("/bin/sh", "-c", " ".join(rest))
+    if kind == "CMD":
+        return tuple(rest)
+    return tuple(test)
+
+
+def launcher_healthcheck(
+    check: Mapping[str, Any] | None, spec: LauncherSpec
+) -> dict[str, Any] | None:
+    """The launcher's Docker healthcheck for the service's ``check`` (Engine
+    API form): the same interval, retries and start period, its test run in
+    the guest by ``compound-launcher --health``. Its timeout adds the boot
+    (the first check waits for the entrypoint) and the round trip."""
+    if not check or not spec.guest.health:
+        return None
+    timeout_ns = int(check.get("Timeout") or 30 * 10**9)
+    return {
+        **check,
+        "Test": ["CMD", SCRIPT_PATH, "--health"],
+        "Timeout": timeout_ns + int((spec.boot_timeout + 10) * 10**9),
+    }
+
+
 def write_run_dir(spec: LauncherSpec) -> None:
-    spec.run_dir.mkdir(parents=True, exist_ok=True)
-    (spec.run_dir / "config.base").write_text(spec.guest.render())
-    (spec.run_dir / "launcher.conf").write_text(launcher_conf(spec))
+    """The instance's run dir and state dir: root's, setgid to QEMU's group
+    (what QEMU makes or must read there is its group's, nobody else's), with
+    the guest config (it holds the environment) readable by root only."""
+    state = spec.run_dir / IN_STATE.name
+    for d in (spec.run_dir.parent, spec.run_dir, state):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(spec.run_dir.parent, 0o700)
+    for d in (spec.run_dir, state):
+        os.chown(d, 0, QEMU_UID)
+        os.chmod(d, 0o2770)
+    for name, text in (
+        ("config.base", spec.guest.render()),
+        ("launcher.conf", launcher_conf(spec)),
+    ):
+        path = spec.run_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
 
 
 def effective_setup(run_dir: Path) -> dict[str, str]:

@@ -12,10 +12,21 @@
 #                      script), qmp.sock, qga.sock, console.log, ctl.*
 #   /compound/volumes/<n>  Docker volumes, exported to the guest with
 #                      virtio-fs (one virtiofsd each) or virtio-9p
-# In the container's own writable layer (gone with the container, kept across
-# restarts like a container's files):
-#   /var/lib/compound/root.qcow2   the instance overlay over base.ext4
-#   /var/lib/compound/config       config.base + facts only known in here
+#   /compound/run/state  what a container would keep in its writable layer
+#                      (the root filesystem is read-only): root.qcow2, the
+#                      instance overlay over base.ext4, and config (config.base
+#                      + facts only known in here). Gone with the instance,
+#                      kept across restarts like a container's files.
+#
+# Confinement (launcher.py sets the container up): read-only root, tmpfs
+# /tmp and /run, no-new-privileges, only the capabilities this VM's network
+# and volumes need. QEMU itself runs as COMPOUND_QEMU_UID with no
+# capabilities and its own seccomp sandbox; only when a volume goes over 9p
+# does it stay root (QEMU's 9p server chowns for the guest).
+#
+# `compound-launcher --health` is the container's Docker healthcheck: it runs
+# the service's check in the guest (through the control port) and exits
+# with its verdict, so `docker ps` and any monitoring see the guest's health.
 #
 # Network (COMPOUND_NET=tap): the guest takes over this container's network
 # identity. For every interface ethN: a tapN for QEMU, ethN's addresses
@@ -30,22 +41,60 @@
 # powers off; this script exits with that code, like the container would.
 set -u
 RUN=/compound/run
-STATE=/var/lib/compound
-mkdir -p "$STATE"
+STATE=$RUN/state
 log() { echo "compound-launcher: $*" >&2; }
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 TAB=$(printf '\t')
 
-[ -f "$RUN/config.base" ] || { log "no $RUN/config.base"; exit 125; }
 # COMPOUND_NET, COMPOUND_NET_LINK, COMPOUND_DEVICE_SUFFIX, COMPOUND_SLIRP_NETDEV,
-# COMPOUND_SHARE, COMPOUND_SHARES (written by the host driver, shell-quoted)
+# COMPOUND_SHARE, COMPOUND_SHARES, COMPOUND_QEMU_UID, COMPOUND_HEALTH_TIMEOUT,
+# COMPOUND_BOOT_TIMEOUT (written by the host driver, shell-quoted)
 COMPOUND_NET=user COMPOUND_NET_LINK=tc COMPOUND_DEVICE_SUFFIX=device
 COMPOUND_SLIRP_NETDEV=user,id=net0 COMPOUND_SHARE=9p COMPOUND_SHARES=
+COMPOUND_QEMU_UID=0 COMPOUND_HEALTH_TIMEOUT=30 COMPOUND_BOOT_TIMEOUT=180
 [ -f "$RUN/launcher.conf" ] && . "$RUN/launcher.conf"
+
+# --- the healthcheck ------------------------------------------------------------------
+# Docker runs this beside PID 1. It waits for the guest's entrypoint (a
+# check during boot is not a failure, as a container's first check only
+# runs once its process does), asks the guest to run the check (control
+# port: "health NONCE"), and reads "health NONCE CODE OUTPUT" back.
+if [ "${1:-}" = --health ]; then
+    i=0
+    until grep -q '^COMPOUND-START' "$RUN/console.log" 2> /dev/null; do
+        [ $i -ge $((COMPOUND_BOOT_TIMEOUT * 10)) ] && {
+            echo "the guest has not started its entrypoint"
+            exit 1
+        }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    nonce=$$$(date +%N)
+    echo "health $nonce" > "$RUN/ctl.in"  # QEMU holds the FIFO open: no block
+    reply=$(timeout $((COMPOUND_HEALTH_TIMEOUT + 5)) sh -c '
+        while IFS= read -r line; do
+            case "$line" in "health $1 "*) printf "%s" "${line#health $1 }"; exit 0 ;; esac
+        done' sh "$nonce" < "$RUN/ctl.out") || {
+        echo "the guest did not answer the healthcheck in $((COMPOUND_HEALTH_TIMEOUT + 5))s"
+        exit 1
+    }
+    code=${reply%% *}
+    out=${reply#"$code"}
+    printf '%s\n' "${out# }"
+    [ "$code" = 0 ]
+    exit $?
+fi
+
+mkdir -p "$STATE"
+
+[ -f "$RUN/config.base" ] || { log "no $RUN/config.base"; exit 125; }
 if [ ! -f "$STATE/root.qcow2" ]; then
     qemu-img create -q -f qcow2 -b /compound/base.ext4 -F raw "$STATE/root.qcow2" \
         || { log "cannot create the overlay"; exit 125; }
 fi
+# QEMU (COMPOUND_QEMU_UID) writes its overlay; the run dir and state dir are
+# setgid to its group (the host made them so), so what is made here is too.
+chmod 0660 "$STATE/root.qcow2"
 : > "$STATE/effective"  # what was set up, for the host (ps, doctor)
 rm -f "$STATE/virtiofsd-died"
 EXTRA=  # QEMU arguments added here, shell-quoted
@@ -72,7 +121,7 @@ net_tap() {
         read -r mtu < "$path/mtu"
         addrs=$(ip -o addr show dev "$ifc" scope global | awk '{print $4}' | tr '\n' ' ')
         tap=tap$n
-        ip tuntap add dev "$tap" mode tap || return 1
+        ip tuntap add dev "$tap" mode tap user "$COMPOUND_QEMU_UID" || return 1
         ip link set dev "$tap" mtu "$mtu" up || return 1
         # Routes through ifc, kept before its addresses go: "dest via gw".
         for fam in -4 -6; do
@@ -193,9 +242,11 @@ start_virtiofsd() {  # tag dir
         sleep 0.01
         i=$((i + 1))
     done
-    [ -S "$sock" ]
+    # QEMU connects as COMPOUND_QEMU_UID, through the group (setgid dir)
+    [ -S "$sock" ] && chmod 0660 "$sock"
 }
 rm -f "$STATE/qemu.pid"
+USES_9P=
 if [ -n "$COMPOUND_SHARES" ]; then
     n=0
     while IFS="$TAB" read -r tag dir mode; do
@@ -216,6 +267,7 @@ if [ -n "$COMPOUND_SHARES" ]; then
         else
             # passthrough: owners and modes as they are on the volume (QEMU
             # runs as root here, so it can chown for the guest).
+            USES_9P=1
             ro=
             [ "$mode" = ro ] && ro=,readonly=on
             add -fsdev "local,id=fs$n,path=$dir,security_model=passthrough$ro" \
@@ -233,6 +285,8 @@ cp "$STATE/effective" "$RUN/effective" 2> /dev/null
 # Facts of this container that the guest takes over: the hostname Docker
 # gave us, our /etc/hosts (extra_hosts, our own name: our address, which
 # the guest now owns), resolv.conf with the nameserver replaced by ours.
+# The guest's environment is in here: readable by QEMU's group only.
+umask 027
 {
     cat "$RUN/config.base"
     echo "# appended by compound-launcher"
@@ -243,9 +297,11 @@ nameserver $NAMESERVER")"
     echo "COMPOUND_VIRTIOFS_TAGS=$(q "$VFS_TAGS")"
     printf '%s' "$GUEST_CFG"
 } > "$STATE/config"
+umask 022
 
 for f in ctl.in ctl.out; do
     [ -p "$RUN/$f" ] || { rm -f "$RUN/$f"; mkfifo "$RUN/$f"; }
+    chmod 0660 "$RUN/$f"
 done
 rm -f "$RUN/console.log"
 
@@ -259,10 +315,27 @@ trap stop TERM INT
 
 RC=255
 eval "set -- \"\$@\" $EXTRA"
-"$@" &
+# QEMU without privileges: its own uid, no capabilities (the bounding set
+# stays, but no-new-privileges and the uid change leave nothing effective),
+# /dev/kvm through its group. A 9p volume needs root's chown: QEMU keeps it.
+if [ "$COMPOUND_QEMU_UID" != 0 ] && [ -z "$USES_9P" ]; then
+    if [ -c /dev/kvm ]; then
+        set -- setpriv --reuid="$COMPOUND_QEMU_UID" --regid="$COMPOUND_QEMU_UID" \
+            --groups="$(stat -c %g /dev/kvm)" --inh-caps=-all -- "$@"
+    else
+        set -- setpriv --reuid="$COMPOUND_QEMU_UID" --regid="$COMPOUND_QEMU_UID" \
+            --clear-groups --inh-caps=-all -- "$@"
+    fi
+    echo "qemu uid $COMPOUND_QEMU_UID" >> "$STATE/effective"
+else
+    echo "qemu uid 0" >> "$STATE/effective"
+fi
+cp "$STATE/effective" "$RUN/effective" 2> /dev/null
+"$@" 5>&1 6>&2 &  # STDOUT_FD, STDERR_FD (launcher.py)
 QEMU=$!
 echo "$QEMU" > "$STATE/qemu.pid"
-while kill -0 "$QEMU" 2>/dev/null; do
+# alive? (not kill -0: QEMU is another uid, and the launcher may lack CAP_KILL)
+while [ -d "/proc/$QEMU" ]; do
     wait "$QEMU"
     RC=$?
 done

@@ -98,6 +98,9 @@ class QemuSpec:
     # +popcnt,+cx16") boots 0.3 s faster but SIGILLs v3 builds (RHEL 10).
     tcg_cpu: str = "max"
     name: str = "compound-vm"
+    # QEMU's own seccomp filter: no privilege changes, no spawning, no
+    # scheduler or resource changes (the launcher's QEMU; -sandbox).
+    sandbox: bool = False
     extra_args: tuple[str, ...] = field(default=())
 
     @property
@@ -235,11 +238,11 @@ def build_command(spec: QemuSpec, qemu: str = QEMU_BINARY) -> list[str]:
         "-device",
         f"virtserialport,bus=vser.0,chardev=qga,name={PORT_AGENT}",
         "-chardev",
-        f"file,id=out,path={_escape_opt(str(spec.stdout or rd / 'stdout.log'))}",
+        _file_chardev("out", spec.stdout or rd / "stdout.log"),
         "-device",
         f"virtserialport,bus=vser.0,chardev=out,name={PORT_STDOUT}",
         "-chardev",
-        f"file,id=err,path={_escape_opt(str(spec.stderr or rd / 'stderr.log'))}",
+        _file_chardev("err", spec.stderr or rd / "stderr.log"),
         "-device",
         f"virtserialport,bus=vser.0,chardev=err,name={PORT_STDERR}",
         "-chardev",
@@ -267,8 +270,20 @@ def build_command(spec: QemuSpec, qemu: str = QEMU_BINARY) -> list[str]:
             "-device",
             f"{dev('9p')},fsdev=fs{i},mount_tag={share.tag}",
         ]
+    if spec.sandbox:
+        argv += [
+            "-sandbox",
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        ]
     argv += list(spec.extra_args)
     return argv
+
+
+def _file_chardev(name: str, path: Path) -> str:
+    # An inherited descriptor (-add-fd, /dev/fdset/N) is only handed out to
+    # an open that does not truncate.
+    append = ",append=on" if str(path).startswith("/dev/fdset/") else ""
+    return f"file,id={name},path={_escape_opt(str(path))}{append}"
 
 
 def create_overlay(base: Path, overlay: Path, timeout: float = 60.0) -> None:
