@@ -79,12 +79,12 @@ class ProjectCollector(Collector):
                 fam.tx.add_metric(labels, use.tx_bytes)
                 fam.blk_read.add_metric(labels, use.read_bytes)
                 fam.blk_write.add_metric(labels, use.write_bytes)
-            if inst.runtime == "vm":
-                figures = vm_qmp_figures(inst)
-                if figures:
-                    fam.guest_mem.add_metric(labels, figures["memory"])
-                    fam.guest_read.add_metric(labels, figures["read"])
-                    fam.guest_write.add_metric(labels, figures["written"])
+            # an instance with a VM runtime dir has a QMP monitor; others have none
+            figures = vm_qmp_figures(inst)
+            if figures:
+                fam.guest_mem.add_metric(labels, figures["memory"])
+                fam.guest_read.add_metric(labels, figures["read"])
+                fam.guest_write.add_metric(labels, figures["written"])
         for (runtime, health), n in sorted(counts.items()):
             fam.instances.add_metric([project, runtime, health], n)
         tally: dict[tuple[str, str], int] = {}
