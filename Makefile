@@ -28,6 +28,9 @@ MAKEFLAGS += --no-builtin-rules
 #                                signing or trusted keys, so no libssl-dev)
 #   libc6-dev                    the guest's compound-enter (a static C helper that
 #                                starts service processes with their capabilities)
+#   chromium                     the dashboard's browser tests (Playwright drives
+#                                Debian's build through executable_path; no
+#                                `playwright install` download)
 APT_PACKAGES := \
 	docker.io iptables apparmor \
 	busybox-static \
@@ -37,7 +40,8 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	gcc bc flex bison libelf-dev libc6-dev
+	gcc bc flex bison libelf-dev libc6-dev \
+	chromium
 
 PYTHON ?= python3
 VENV := .venv

@@ -90,14 +90,6 @@ def _default_load_many(ctx: typer.Context, files: list[str]) -> list[Project]:
     return out
 
 
-def advice_json(advice: Sequence[Advice], facts: HostFacts | None) -> dict[str, object]:
-    return {
-        "version": 1,
-        "host_facts": facts.to_json() if facts else None,
-        "services": [a.to_json() for a in advice],
-    }
-
-
 def render_advice(console: Console, advice: Sequence[Advice]) -> None:
     from rich.markup import escape
 
@@ -238,6 +230,8 @@ def register(
         facts = host_facts() if host_facts is not None else None
         result = advise(project, facts, services or None)
         if json_out:
+            from compound.reconcile.views import advice_json
+
             _print_json(advice_json(result, facts))
         else:
             render_advice(console, result)

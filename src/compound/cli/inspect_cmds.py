@@ -4,53 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from compound import __version__
 from compound.cli.context import AppContext, app_context
-from compound.errors import CompoundError, EngineError, NotSupportedError, UsageError
+from compound.errors import EngineError, NotSupportedError, UsageError
 
 if TYPE_CHECKING:
-    from compound.runtimes.base import Driver, Instance
-    from compound.spec.model import Project
+    pass
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def instance_row(
-    inst: Instance, project: Project | None = None, driver: Driver | None = None
-) -> dict[str, Any]:
-    ports = [
-        f"{p.host_ip}:{p.host_port}->{p.target}/{p.protocol}"
-        if p.host_port
-        else f"{p.target}/{p.protocol}"
-        for p in inst.ports
-    ]
-    d = inst.details
-    return {
-        "name": inst.name,
-        "service": inst.service,
-        "number": inst.number,
-        "runtime": inst.runtime,
-        "kernel": d.get("kernel", "shared"),
-        "accel": d.get("accel", "-"),
-        "boot_time": d.get("boot_time"),
-        # a VM's data plane: tap | user (slirp); volumes over virtiofs | 9p
-        "network": d.get("network", "-"),
-        "share": d.get("share", "-"),
-        # a VM's container runs the launcher image; the service's image is what boots
-        "image": driver.shown_image(inst, project) if driver and project else inst.image,
-        "status": inst.status,
-        "health": inst.health,
-        "exit_code": inst.exit_code,
-        "started_at": inst.started_at,
-        "ports": ports,
-        "id": inst.id,
-    }
 
 
 def _boot(row: dict[str, Any]) -> str:
@@ -88,16 +54,9 @@ def register(app: typer.Typer) -> None:
 
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
-        names = session.check_services(services or [])
-        instances = [
-            # each runtime adds what only it knows (a VM's kernel, boot time)
-            session.driver_for(i).describe(i)
-            for i in session.instances(names, include_stopped=all_)
-        ]
-        rows = [instance_row(i, session.project, session.driver_for(i)) for i in instances]
-        for row, inst in zip(rows, instances, strict=True):
-            # the engine's health, or a probe where the engine runs no healthcheck
-            row["health"] = session.health_of(inst)
+        from compound.reconcile.views import ps_rows
+
+        rows = ps_rows(session, services or [], all_=all_)
         if json_out:
             print_json(rows)
             return
@@ -389,17 +348,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show compound's version (and the engine's, when one answers)."""
         from compound.cli.render import print_json
-        from compound.engine import engine_version
 
         app_ctx = app_context(ctx)
         if short:
             app_ctx.out.print(__version__, markup=False)
             return
-        info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
-        try:
-            info["engine"] = engine_version(app_ctx.client)
-        except CompoundError as exc:  # version must work without an engine
-            info["engine"] = f"unavailable ({exc.message})"
+        from compound.reconcile.views import version_info
+
+        info = version_info(lambda: app_ctx.client)
         if json_out:
             print_json(info)
         else:

@@ -39,6 +39,7 @@ def _command_modules() -> tuple[str, ...]:
         "doctor_cmd",
         "diff_cmd",
         "volume_cmd",
+        "serve_cmd: serve",
     )
 
 
