@@ -112,8 +112,11 @@ def image_size_mib(client: docker.DockerClient, ref: str) -> float:
 
 
 def writable_layer_mib(client: docker.DockerClient, container_id: str) -> float:
-    info = client.api.inspect_container(container_id, size=True)  # type: ignore[call-arg]
-    return round(int(info.get("SizeRw") or 0) / MIB, 2)
+    # the list endpoint computes SizeRw on request; inspect (in docker-py) cannot
+    rows = client.api.containers(all=True, size=True, filters={"id": container_id})
+    if not rows:
+        raise RuntimeError(f"container {container_id[:12]} is gone")
+    return round(int(rows[0].get("SizeRw") or 0) / MIB, 2)
 
 
 def allocated_mib(path: Path) -> float:

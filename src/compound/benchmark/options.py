@@ -8,9 +8,10 @@ from typing import Literal
 Mode = Literal["quick", "default", "full"]
 
 DEFAULT_IMAGE = "local/busybox:latest"
-# compound's own probe image: the load generator (wrk) every network figure
-# runs in, whatever the image under test holds (images/build.sh benchnet)
-PROBE_IMAGE = "local/compound-bench-net:1"
+# compound's own probe image: the client container runs the load generator
+# (benchmark/loadgen.py) in it, whatever the image under test holds
+# (`make images` builds it)
+PROBE_IMAGE = "local/python:3"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.client
+import json
 import os
 import platform
 import shutil
@@ -37,17 +38,18 @@ from typing import Any, Protocol
 import docker
 import docker.errors
 
-from compound.benchmark import hostprobe, workload
+from compound.benchmark import hostprobe, loadgen, workload
 from compound.benchmark.errors import BenchError
 from compound.benchmark.figures import CONTAINER, Figure, Report, is_vm, vm_variant
 from compound.benchmark.options import PROBE_IMAGE, BenchOptions
-from compound.benchmark.stats import NOISY_SPREAD, noisy_load, percentile
+from compound.benchmark.stats import NOISY_SPREAD, noisy_load
 from compound.benchmark.workload import HTTP_PORT, MARKER, Target
 from compound.errors import CompoundError
 from compound.hostfacts import host_facts
 from compound.planner.diff import UpOptions
 from compound.reconcile.session import Session
 from compound.runtimes.base import LABEL_PROJECT, Instance
+from compound.runtimes.registry import RuntimeDrivers
 from compound.runtimes.vm.basedisk import ensure_base_disk
 from compound.spec import LoadOptions, load_project
 from compound.spec.model import Project
@@ -80,6 +82,10 @@ class Bench:
         self.load_samples: list[float] = [hostprobe.load1()]
         self.tools: set[str] = set()
         self.figures: dict[str, Figure] = {}
+        # one set of drivers for every project: the VM driver finds its kernel,
+        # launcher image and accelerator once, not once per project
+        self.drivers = RuntimeDrivers(client)
+        self.interrupted = False
 
     # --- projects -----------------------------------------------------------------
 
@@ -91,7 +97,7 @@ class Bench:
         project = load_project(
             LoadOptions(files=(str(d / "compose.yaml"),), project_name=name, environ={})
         ).project
-        session = Session(project, self.client, store=self.store)
+        session = Session(project, self.client, store=self.store, drivers=self.drivers)
         self.sessions[name] = session
         return session
 
@@ -128,6 +134,22 @@ class Bench:
                 if mine(v.attrs.get("Labels")):
                     with contextlib.suppress(docker.errors.APIError):
                         v.remove(force=True)
+
+    def up(self, session: Session, opts: UpOptions) -> None:
+        """`compound up` of a bench project; a Ctrl-C during it (which the
+        applier turns into an unfinished up) stops the whole run."""
+        try:
+            session.up(opts)
+        finally:
+            self.stop_if_interrupted()
+
+    def stop_if_interrupted(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+        raise KeyboardInterrupt
 
     def instance(self, session: Session, service: str) -> Instance:
         found = [i for i in session.instances([service]) if i.running]
@@ -169,6 +191,7 @@ class Bench:
         try:
             values = list(fn())
         except (RuntimeError, ValueError, OSError, CompoundError) as exc:
+            self.stop_if_interrupted()
             msg = exc.render() if isinstance(exc, CompoundError) else str(exc)
             self.errors.append(f"{label}: {msg}")
             self.progress.note(f"{label}: failed: {msg}")
@@ -230,22 +253,16 @@ class Bench:
     def vm_accels(self) -> tuple[list[str], str]:
         """Accelerators to measure (TCG always; KVM when the probe boots a
         guest with it), and what the probe said."""
-        vm = next((d for name, d in self.sessions_drivers().items() if name == "vm"), None)
         kvm, reason = False, "no VM driver"
-        if vm is not None:
-            fp = vm.fingerprint()
+        if "vm" in self.drivers:
+            fp = self.drivers["vm"].fingerprint()
             kvm = bool(fp.facts.get("kvm_usable"))
             checks = [c for c in fp.checks if "kvm" in c.name.lower() or "accel" in c.name.lower()]
-            reason = "; ".join(f"{c.name}: {c.detail}" for c in checks) or (
+            reason = "; ".join(f"{c.name}: {_first_line(c.detail)}" for c in checks) or (
                 "KVM works" if kvm else "KVM does not work here"
             )
         accels = ["tcg"] + (["kvm"] if kvm and self.opts.try_kvm else [])
         return accels, reason
-
-    def sessions_drivers(self) -> dict[str, Any]:
-        from compound.runtimes.registry import RuntimeDrivers
-
-        return dict(RuntimeDrivers(self.client))
 
     # --- waiting ---------------------------------------------------------------------------
 
@@ -304,6 +321,8 @@ class Bench:
         )
         self.declare_figures()
         isolation: dict[str, Any] = {}
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if main else None
         try:
             isolation = self.steady_rounds(targets)
             self.startup_rounds(targets)
@@ -312,6 +331,8 @@ class Bench:
             self.progress.step("removing everything the bench started")
             with _interrupts_deferred(self.progress):
                 self.cleanup()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         self.load_samples.append(hostprobe.load1())
         report = Report(
             date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -322,7 +343,7 @@ class Bench:
             figures=list(self.figures.values()),
             isolation=isolation,
             errors=self.errors,
-            options={k: v for k, v in vars(o).items()},
+            options={**vars(o), "project_prefix": self.prefix},
             duration_s=round(time.monotonic() - started, 1),
         )
         report.noise = self.noise(report)
@@ -409,7 +430,7 @@ class Bench:
             if t.accel:
                 self.refuse_unless_vm(session, t.service)
         self.progress.step(f"starting {', '.join(t.variant for t in targets)} (warm-up, not timed)")
-        session.up(UpOptions())
+        self.up(session, UpOptions())
         t0 = time.time()
         for t in targets:
             self.wait_marker(session, self.instance(session, t.service), t0)
@@ -432,8 +453,8 @@ class Bench:
             return PROBE_IMAGE
         except docker.errors.ImageNotFound:
             reason = (
-                f"compound's probe image {PROBE_IMAGE} (the load generator) is not built:"
-                " run `images/build.sh benchnet`"
+                f"compound's probe image {PROBE_IMAGE} (it runs the load generator) is not"
+                " on this host: `make images` builds it"
             )
             for fid in self.figures:
                 if fid.startswith("network.c2t."):
@@ -441,56 +462,49 @@ class Bench:
             return None
 
     def network_round(self, session: Session, t: Target, have_client: bool) -> None:
+        """HTTP latency and throughput to the target, from the client
+        container (by service name) and from the host (its published port),
+        by the same load generator."""
         F = self.figures
-        s = o_seconds = self.opts.net_seconds
+        secs = self.opts.net_seconds
+        paths: list[tuple[str, Callable[[str], dict[str, float]]]] = []
         if have_client and not F["network.c2t.latency_p50"].skipped:
-            self.measure(
-                f"{t.variant}: container → target latency",
-                [
-                    (F["network.c2t.latency_p50"], t.variant),
-                    (F["network.c2t.latency_p99"], t.variant),
-                ],
-                lambda: _pick(
-                    workload.parse_wrk(
-                        self.exec(
-                            session,
-                            workload.CLIENT,
-                            workload.wrk_command(t.service, "index.html", s, latency=True),
-                        )
-                    ),
-                    "p50_ms",
-                    "p99_ms",
-                ),
-            )
-            self.measure(
-                f"{t.variant}: container → target throughput",
-                [(F["network.c2t.throughput"], t.variant)],
-                lambda: _pick(
-                    workload.parse_wrk(
-                        self.exec(
-                            session,
-                            workload.CLIENT,
-                            workload.wrk_command(t.service, workload.BIG_FILE, s, latency=False),
-                        )
-                    ),
-                    "mib_s",
-                ),
-            )
+            paths.append(("c2t", lambda mode: self.client_loadgen(session, mode, t.service, secs)))
         if not F["network.host.latency_p50"].skipped:
             port = self.published_port(session, t.service)
+            paths.append(
+                (
+                    "host",
+                    lambda mode: (loadgen.latency if mode == "latency" else loadgen.throughput)(
+                        "127.0.0.1", port, secs
+                    ),
+                )
+            )
+        for path, run in paths:
             self.measure(
-                f"{t.variant}: host → published port latency",
+                f"{t.variant}: {path} latency",
                 [
-                    (F["network.host.latency_p50"], t.variant),
-                    (F["network.host.latency_p99"], t.variant),
+                    (F[f"network.{path}.latency_p50"], t.variant),
+                    (F[f"network.{path}.latency_p99"], t.variant),
                 ],
-                lambda: host_latency(port, o_seconds),
+                lambda run=run: _pick(run("latency"), "p50_ms", "p99_ms"),  # type: ignore[misc]
             )
             self.measure(
-                f"{t.variant}: host → published port throughput",
-                [(F["network.host.throughput"], t.variant)],
-                lambda: [host_throughput(port, o_seconds)],
+                f"{t.variant}: {path} throughput",
+                [(F[f"network.{path}.throughput"], t.variant)],
+                lambda run=run: _pick(run("throughput"), "mib_s"),  # type: ignore[misc]
             )
+
+    def client_loadgen(
+        self, session: Session, mode: str, target: str, seconds: float
+    ) -> dict[str, float]:
+        source = Path(loadgen.__file__).read_text()
+        out = self.exec(
+            session,
+            workload.CLIENT,
+            ["python3", "-c", source, mode, target, str(HTTP_PORT), str(seconds)],
+        )
+        return dict(json.loads(out))
 
     def volume_round(self, session: Session, t: Target, r: int) -> None:
         names = ("seq_write", "seq_read", "small_create", "small_read", "small_delete")
@@ -572,7 +586,7 @@ class Bench:
         box: dict[str, Instance] = {}
 
         def up_and_entrypoint() -> list[float | None]:
-            session.up(UpOptions())
+            self.up(session, UpOptions())
             box["inst"] = self.instance(session, t.service)
             return [self.wait_marker(session, box["inst"], t0)]
 
@@ -659,7 +673,7 @@ class Bench:
                         )
                         break
                     t0 = time.time()
-                    session.up(UpOptions(scale={t.service: n}))
+                    self.up(session, UpOptions(scale={t.service: n}))
                     insts = [i for i in session.instances([t.service]) if i.running]
                     if len(insts) < n:
                         raise RuntimeError(f"{len(insts)} of {n} instances run")
@@ -676,6 +690,7 @@ class Bench:
                         break
                 fits = float(sum(1 for s in steps if s["pss_mib"] <= o.density_budget_mib))
             except (RuntimeError, CompoundError) as exc:
+                self.stop_if_interrupted()
                 msg = exc.render() if isinstance(exc, CompoundError) else str(exc)
                 self.errors.append(f"density of {t.variant}: {msg}")
                 self.progress.note(f"density of {t.variant}: {msg}")
@@ -750,6 +765,11 @@ def _interrupts_deferred(progress: Progress) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def rotate(targets: Sequence[Target], r: int) -> list[Target]:
     """Round r starts with a different target, so no variant always runs
     first (on a fresh cache) or last (after the others warmed the host)."""
@@ -766,51 +786,6 @@ def parse_ts(ts: str) -> float:
     head, _, frac = ts.rstrip("Z").partition(".")
     base = dt.datetime.fromisoformat(head).replace(tzinfo=dt.UTC).timestamp()
     return base + (float("0." + frac) if frac else 0.0)
-
-
-@contextlib.contextmanager
-def _connection(port: int) -> Iterator[http.client.HTTPConnection]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def host_latency(port: int, seconds: float) -> list[float | None]:
-    """Requests one after another for ``seconds``: p50 and p99 in ms."""
-    samples: list[float] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end or len(samples) < 20:
-        with _connection(port) as conn:
-            a = time.perf_counter()
-            conn.request("GET", "/index.html")
-            resp = conn.getresponse()
-            resp.read()
-            b = time.perf_counter()
-            if resp.status != 200:
-                raise RuntimeError(f"HTTP {resp.status} from port {port}")
-        samples.append((b - a) * 1000)
-        if len(samples) > 100_000:
-            break
-    return [round(percentile(samples, 0.5), 4), round(percentile(samples, 0.99), 4)]
-
-
-def host_throughput(port: int, seconds: float) -> float:
-    """MiB/s downloading the big file repeatedly for ``seconds``."""
-    total = 0
-    start = time.perf_counter()
-    while True:
-        with _connection(port) as conn:
-            conn.request("GET", f"/{workload.BIG_FILE}")
-            resp = conn.getresponse()
-            while chunk := resp.read(1 << 20):
-                total += len(chunk)
-            if resp.status != 200:
-                raise RuntimeError(f"HTTP {resp.status} from port {port}")
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return round(total / (1024**2) / elapsed, 3)
 
 
 def run_bench(

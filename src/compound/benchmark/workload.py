@@ -21,7 +21,6 @@ from compound.benchmark.figures import CONTAINER
 
 MARKER = "COMPOUND-BENCH-ENTRYPOINT"
 HTTP_PORT = 8000
-BIG_FILE = "big"
 # what the scripts below need from the image under test
 TOOLS = ("sh", "httpd", "dd", "sha256sum", "awk", "cat", "rm", "mkdir", "sleep")
 CLIENT = "client"
@@ -29,11 +28,7 @@ VOLUME = "data"
 
 
 def serve_script(big_mib: int) -> str:
-    big = (
-        f"dd if=/dev/zero of=/tmp/www/{BIG_FILE} bs=1M count={big_mib} 2>/dev/null; "
-        if big_mib
-        else ""
-    )
+    big = f"dd if=/dev/zero of=/tmp/www/big bs=1M count={big_mib} 2>/dev/null; " if big_mib else ""
     return (
         f"echo {MARKER}; mkdir -p /tmp/www && echo ok > /tmp/www/index.html; {big}"
         f"if command -v httpd >/dev/null 2>&1; then exec httpd -f -p {HTTP_PORT} -h /tmp/www; fi; "
@@ -104,46 +99,6 @@ def compose_text(
     if volume:
         doc["volumes"] = {VOLUME: {}}
     return json.dumps(doc, indent=1) + "\n"
-
-
-def wrk_command(target: str, path: str, seconds: float, *, latency: bool) -> list[str]:
-    return [
-        "wrk",
-        "-t1",
-        "-c1",
-        f"-d{max(1, round(seconds))}s",
-        *(["--latency"] if latency else []),
-        f"http://{target}:{HTTP_PORT}/{path}",
-    ]
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-_BYTES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-
-
-def _duration_ms(text: str) -> float:
-    for unit in ("us", "ms", "m", "s"):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * _UNITS[unit]
-    raise ValueError(f"not a wrk duration: {text!r}")
-
-
-def parse_wrk(out: str) -> dict[str, float]:
-    """p50/p99 in ms (with --latency), requests/s, and transfer in MiB/s."""
-    res: dict[str, float] = {}
-    for line in out.splitlines():
-        w = line.split()
-        if len(w) == 2 and w[0] in ("50%", "99%"):
-            res["p50_ms" if w[0] == "50%" else "p99_ms"] = _duration_ms(w[1])
-        elif line.startswith("Requests/sec:") and len(w) == 2:
-            res["rps"] = float(w[1])
-        elif line.startswith("Transfer/sec:") and len(w) == 2:
-            num = w[1].rstrip("BKMGT")
-            unit = w[1][len(num) :]
-            res["mib_s"] = float(num) * _BYTES[unit] / 1024**2
-    if "rps" not in res:
-        raise ValueError("wrk printed no Requests/sec line:\n" + out[-500:])
-    return res
 
 
 TIMER = "t() { read u _ < /proc/uptime; echo $u; }"
