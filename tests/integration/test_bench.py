@@ -83,8 +83,9 @@ def test_claims_isolation_and_advice(bench_run: dict[str, Any]) -> None:
     assert iso["container"]["kernel"] == iso["host_kernel"] != iso["vm"]["kernel"]
     assert iso["vm"]["confinement"]["privileged"] is False
     advised = {s["service"]: s for s in data["advice"]["services"]}
-    assert advised["legacy"]["runtime"] == "vm" and advised["web"]["runtime"] == "container"
-    assert "measured here" in advised["legacy"]["in_light"]
+    assert advised["legacy"]["effective"] == "vm" and advised["web"]["effective"] == "container"
+    assert "as a VM (vm-tcg) it pays, measured here" in advised["legacy"]["in_light"]
+    assert "kept a container" in advised["web"]["in_light"]
     assert "noisy" in data["noise"] and data["noise"]["load1_samples"]
 
 

@@ -60,10 +60,11 @@ def advise_in_light(report: Report, load: Callable[[], Project] | None) -> dict[
             {
                 "service": a.service,
                 "declared": a.declared_runtime,
-                "runtime": str(a.runtime),
+                "runtime": str(a.runtime),  # what the advisor recommends
+                "effective": str(a.effective_runtime),  # what `up` runs (declared wins)
                 "confidence": round(a.confidence, 2),
                 "why": [f.why for f in a.factors][:4],
-                "in_light": in_light(report, str(a.runtime)),
+                "in_light": in_light(report, str(a.effective_runtime)),
             }
         )
     return {"project": project.name, "services": services}

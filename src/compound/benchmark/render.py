@@ -226,7 +226,8 @@ def _advice(report: Report) -> list[Block]:
     for s in a.get("services") or []:
         why = "; ".join(s.get("why") or [])
         items.append(
-            f"{s['service']}: {s['runtime']} (declared {s['declared']}, confidence"
+            f"{s['service']}: runs as {s.get('effective', s['runtime'])}; the advisor recommends"
+            f" {s['runtime']} (declared {s['declared']}, confidence"
             f" {s['confidence']:.0%}{'; ' + why if why else ''}). In the light of these figures:"
             f" {s['in_light']}."
         )
