@@ -9,9 +9,14 @@ judged, and that nothing the bench started remains in the engine.
 
 from __future__ import annotations
 
+import io
 import json
+import signal
 import subprocess
 import sys
+import tarfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +45,39 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> d
     work = tmp_path_factory.mktemp("bench")
     (work / "compose.yaml").write_text(PROJECT)
     out = work / "out" / "report.html"
+    # a previous report, as if from another host: --compare must say what changed
+    previous = {
+        "version": 1,
+        "date": "2026-01-01T00:00:00+00:00",
+        "image": busybox_image,
+        "mode": "quick",
+        "host": {"kvm_usable": True},
+        "variants": {"container": "c", "vm-kvm": "k"},
+        "figures": [
+            {
+                "id": "startup.entrypoint",
+                "group": "startup",
+                "title": "create → entrypoint",
+                "unit": "s",
+                "better": "lower",
+                "rounds": {"container": [0.001, 0.001]},
+            }
+        ],
+    }
+    (work / "previous.json").write_text(json.dumps(previous))
     proc = subprocess.run(
-        [COMPOUND, "bench", "--quick", "--image", busybox_image, "-o", str(out), "--json"],
+        [
+            COMPOUND,
+            "bench",
+            "--quick",
+            "--image",
+            busybox_image,
+            "-o",
+            str(out),
+            "--json",
+            "--compare",
+            str(work / "previous.json"),
+        ],
         cwd=work,
         capture_output=True,
         text=True,
@@ -89,6 +125,17 @@ def test_claims_isolation_and_advice(bench_run: dict[str, Any]) -> None:
     assert "noisy" in data["noise"] and data["noise"]["load1_samples"]
 
 
+def test_compare_with_a_previous_report(bench_run: dict[str, Any]) -> None:
+    cmp = bench_run["data"]["compare"]
+    assert {"key": "kvm_usable", "before": True, "after": False} in cmp["host"]
+    assert cmp["variants"] == {"added": ["vm-tcg"], "removed": ["vm-kvm"]}
+    [startup] = cmp["figures"]
+    assert startup["variant"] == "container" and startup["verdict"] == "worse"
+    assert (
+        "Changes since the report of 2026-01-01" in bench_run["out"].with_suffix(".md").read_text()
+    )
+
+
 def test_reports_reference_their_plots(bench_run: dict[str, Any]) -> None:
     out: Path = bench_run["out"]
     plots = bench_run["data"]["plots"]
@@ -105,11 +152,111 @@ def test_nothing_started_by_the_bench_remains(
 ) -> None:
     prefix = bench_run["data"]["options"]["project_prefix"]
 
-    def mine(labels: dict[str, str] | None) -> bool:
-        return (labels or {}).get(LABEL_PROJECT, "").startswith(prefix)
-
-    assert not [c.name for c in engine.containers.list(all=True) if mine(c.labels)]
-    assert not [n.name for n in engine.networks.list() if mine(n.attrs.get("Labels"))]
-    assert not [v.name for v in engine.volumes.list() if mine(v.attrs.get("Labels"))]
+    assert not _left(engine, prefix)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert prefix not in ps
+
+
+def _no_shell_image(engine: docker.DockerClient) -> str:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    tag = f"cbench-test/no-shell:{uuid.uuid4().hex[:8]}"
+    engine.api.import_image_from_data(
+        buf.getvalue(), repository=tag.split(":")[0], tag=tag.split(":")[1]
+    )
+    return tag
+
+
+def test_an_image_that_cannot_run_both_ways_is_refused(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    missing = subprocess.run(
+        [
+            COMPOUND,
+            "bench",
+            "--quick",
+            "--image",
+            "cbench-test/absent:0",
+            "-o",
+            str(tmp_path / "r.html"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1
+    assert "image 'cbench-test/absent:0' is not on this host" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    tag = _no_shell_image(engine)
+    try:
+        no_shell = subprocess.run(
+            [COMPOUND, "bench", "--quick", "--image", tag, "-o", str(tmp_path / "r.html")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        engine.images.remove(tag, force=True)
+    prefix = _prefix(no_shell.stderr)
+    # the preflight's container included
+    left = _left(engine, prefix)
+    assert no_shell.returncode == 1, no_shell.stderr
+    assert "needs a POSIX shell" in no_shell.stderr and "Traceback" not in no_shell.stderr
+    assert not left
+    assert not (tmp_path / "r.html").exists()
+
+
+def _prefix(progress: str) -> str:
+    line = next(x for x in progress.splitlines() if "run cbench-" in x)
+    return line.split("run ", 1)[1].split(":", 1)[0]
+
+
+def _mine(labels: dict[str, str] | None, prefix: str) -> bool:
+    return (labels or {}).get(LABEL_PROJECT, "").startswith(prefix)
+
+
+def _left(engine: docker.DockerClient, prefix: str) -> list[str]:
+    """Containers, networks and volumes of the run (low-level lists: other
+    tests remove their objects meanwhile, which must not fail this one)."""
+    api = engine.api
+    return [
+        *(c["Names"][0] for c in api.containers(all=True) if _mine(c.get("Labels"), prefix)),
+        *(n["Name"] for n in api.networks() if _mine(n.get("Labels"), prefix)),
+        *(v["Name"] for v in api.volumes().get("Volumes") or [] if _mine(v.get("Labels"), prefix)),
+    ]
+
+
+def test_ctrl_c_removes_everything_the_bench_started(
+    engine: docker.DockerClient, busybox_image: str, tmp_path: Path
+) -> None:
+    """Interrupted while it starts its targets: containers and the VM's
+    launcher exist, the up may still be in flight."""
+    proc = subprocess.Popen(
+        [COMPOUND, "bench", "--quick", "--image", busybox_image, "-o", str(tmp_path / "r.html")],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "starting container" in line:
+            break
+    prefix = _prefix("".join(seen))
+    deadline = time.monotonic() + 120
+    while len([c for c in engine.api.containers(all=True) if _mine(c.get("Labels"), prefix)]) < 2:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    assert "removing everything the bench started" in rest
+    assert not _left(engine, prefix)
+    assert not (tmp_path / "r.html").exists()

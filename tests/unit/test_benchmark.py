@@ -204,6 +204,20 @@ def test_parse_timings_and_compose_text() -> None:
     assert workload.MARKER in vm["command"][0] and doc["volumes"] == {"data": {}}
 
 
+def test_figures_an_image_cannot_produce_are_skipped_with_the_tool_it_lacks() -> None:
+    from compound.benchmark.runner import skipped_for_tools
+
+    ids = ["startup.entrypoint", "startup.healthy", "network.c2t.latency_p50", "cpu.sha256"]
+    everything = {"httpd", "dd", "cat", "rm", "mkdir", "sha256sum"}
+    assert skipped_for_tools(ids, everything) == {}
+    got = skipped_for_tools(ids, everything - {"httpd", "sha256sum"})
+    assert got == {
+        "startup.healthy": "the image has no httpd",
+        "network.c2t.latency_p50": "the image has no httpd",
+        "cpu.sha256": "the image has no sha256sum",
+    }
+
+
 # --- rendering --------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -121,19 +121,24 @@ class Bench:
         def mine(labels: dict[str, str] | None) -> bool:
             return (labels or {}).get(LABEL_PROJECT, "").startswith(self.prefix)
 
+        # the low-level lists carry labels without inspecting each object, so
+        # objects other programs remove meanwhile cannot break the sweep
+        api = self.client.api
         with contextlib.suppress(docker.errors.APIError):
-            for c in self.client.containers.list(all=True):
-                if mine(c.labels):
+            for c in api.containers(all=True):
+                if mine(c.get("Labels")):
                     with contextlib.suppress(docker.errors.APIError):
-                        c.remove(force=True, v=True)
-            for n in self.client.networks.list():
-                if mine(n.attrs.get("Labels")):
+                        api.remove_container(c["Id"], force=True, v=True)
+        with contextlib.suppress(docker.errors.APIError):
+            for n in api.networks():
+                if mine(n.get("Labels")):
                     with contextlib.suppress(docker.errors.APIError):
-                        n.remove()
-            for v in self.client.volumes.list():
-                if mine(v.attrs.get("Labels")):
+                        api.remove_network(n["Id"])
+        with contextlib.suppress(docker.errors.APIError):
+            for v in api.volumes().get("Volumes") or []:
+                if mine(v.get("Labels")):
                     with contextlib.suppress(docker.errors.APIError):
-                        v.remove(force=True)
+                        api.remove_volume(v["Name"], force=True)
 
     def up(self, session: Session, opts: UpOptions) -> None:
         """`compound up` of a bench project; a Ctrl-C during it (which the
@@ -312,18 +317,18 @@ class Bench:
 
         started = time.monotonic()
         o = self.opts
-        self.progress.step(f"preflight: can {o.image} run as a container and as a VM?")
-        self.preflight()
-        accels, accel_reason = self.vm_accels()
-        targets = [Target(CONTAINER)] + [Target(vm_variant(a), a) for a in accels]
-        self.progress.step(
-            "variants: " + ", ".join(t.variant for t in targets) + f" ({accel_reason})"
-        )
-        self.declare_figures()
         isolation: dict[str, Any] = {}
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, self._on_sigint) if main else None
         try:
+            self.progress.step(f"run {self.prefix}: can {o.image} run as a container and as a VM?")
+            self.preflight()
+            accels, accel_reason = self.vm_accels()
+            targets = [Target(CONTAINER)] + [Target(vm_variant(a), a) for a in accels]
+            self.progress.step(
+                "variants: " + ", ".join(t.variant for t in targets) + f" ({accel_reason})"
+            )
+            self.declare_figures()
             isolation = self.steady_rounds(targets)
             self.startup_rounds(targets)
             self.density(targets)
@@ -394,21 +399,8 @@ class Bench:
             "s",
         )
         f("cpu.sha256", "cpu", f"CPU: sha256 of {self.opts.cpu_mib} MiB", "s")
-        missing = sorted({"httpd"} - self.tools)
-        if missing:
-            reason = f"the image has no {', '.join(missing)} to serve HTTP"
-            for fid in self.figures:
-                if fid.startswith("network.") or fid == "startup.healthy":
-                    self.skip(fid, reason)
-        for fid, need in (
-            ("volume.", {"dd", "cat", "rm", "mkdir"}),
-            ("cpu.", {"dd", "sha256sum"}),
-        ):
-            lacking = sorted(need - self.tools)
-            if lacking:
-                for name in self.figures:
-                    if name.startswith(fid):
-                        self.skip(name, f"the image has no {', '.join(lacking)}")
+        for fid, reason in skipped_for_tools(self.figures, self.tools).items():
+            self.skip(fid, reason)
 
     def steady_rounds(self, targets: Sequence[Target]) -> dict[str, Any]:
         """One project holding every target, the client and a shared volume:
@@ -763,6 +755,26 @@ def _interrupts_deferred(progress: Progress) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# what each group of figures needs inside the image under test
+NEEDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("network.", frozenset({"httpd"})),
+    ("startup.healthy", frozenset({"httpd"})),
+    ("volume.", frozenset({"dd", "cat", "rm", "mkdir"})),
+    ("cpu.", frozenset({"dd", "sha256sum"})),
+)
+
+
+def skipped_for_tools(figure_ids: Iterable[str], tools: set[str]) -> dict[str, str]:
+    """Figures the image cannot produce, each with the reason (the tools it lacks)."""
+    out: dict[str, str] = {}
+    for fid in figure_ids:
+        for prefix, need in NEEDS:
+            lacking = sorted(need - tools)
+            if fid.startswith(prefix) and lacking:
+                out[fid] = f"the image has no {', '.join(lacking)}"
+    return out
 
 
 def _first_line(text: str, limit: int = 160) -> str:
