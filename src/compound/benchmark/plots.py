@@ -58,7 +58,8 @@ def unavailable_reason() -> str:
 
 
 def _short(fig: Figure) -> str:
-    return fig.title.split(": ", 1)[-1] if ": " in fig.title else fig.title
+    """Two lines: where (container → target, host → published port), what."""
+    return fig.title.replace(": ", "\n", 1)
 
 
 def write_plots(report: Report, directory: Path, stem: str) -> dict[str, str]:
@@ -138,6 +139,7 @@ def _density_plot(plt: Any, f: Figure, directory: Path, stem: str) -> str | None
     top = max((p["pss_mib"] for run in steps.values() for p in run.get("steps") or []), default=0)
     if budget and top >= budget / 4:  # else the line would flatten the curves
         ax.axhline(budget, linestyle="--", color="grey", linewidth=1, label="budget")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("idle instances started")
     ax.set_ylabel("PSS, all instances (MiB)")
     ax.set_title("Density: memory as instances are added", fontsize=10)

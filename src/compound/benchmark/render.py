@@ -89,7 +89,9 @@ def blocks(report: Report) -> list[Block]:
         Block(
             "p",
             "Median (min-max) over the rounds; VM/container is taken pair by pair (round i of"
-            " the VM over round i of the container) and summarised the same way.",
+            " the VM over round i of the container) and summarised the same way. Volume and"
+            " CPU work is timed inside the target by /proc/uptime, in 10 ms steps: 0 s means"
+            " under 10 ms (and gives no ratio).",
         )
     )
     header = ("figure", *report.variants, *(f"{v}/container" for v in vms))
