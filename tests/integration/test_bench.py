@@ -77,6 +77,9 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> d
             "--json",
             "--compare",
             str(work / "previous.json"),
+            # one VM passes the budget: the density run stops there and removes it
+            "--density-budget",
+            "64",
         ],
         cwd=work,
         capture_output=True,
@@ -109,6 +112,12 @@ def test_every_figure_has_its_rounds(bench_run: dict[str, Any]) -> None:
     ratio = startup["ratio_vm_over_container"]["vm-tcg"]
     assert len(ratio["rounds"]) == rounds and ratio["median"] > 1
     assert data["errors"] == [], data["errors"]
+    density = next(f for f in data["figures"] if f["id"] == "density.instances")
+    assert density["rounds"] == {"container": [2.0], "vm-tcg": [0.0]}
+    runs = density["details"]["steps"]
+    assert runs["container"]["stopped_because"] == "the bound (2) was reached"
+    assert runs["vm-tcg"]["stopped_because"] == "1 instance used more than the budget (64 MiB)"
+    assert [s["instances"] for s in runs["vm-tcg"]["steps"]] == [1]
 
 
 def test_claims_isolation_and_advice(bench_run: dict[str, Any]) -> None:

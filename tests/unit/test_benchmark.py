@@ -246,6 +246,13 @@ def test_markdown_and_html_say_the_same_things() -> None:
     assert "<script" not in page
 
 
+def test_a_report_without_plots_says_why() -> None:
+    r = full_report()
+    r.plots_skipped = plots.unavailable_reason()
+    assert "No plots: matplotlib is not installed" in render.to_markdown(r)
+    assert "<img" not in render.to_html(r)
+
+
 def test_html_escapes_what_it_shows() -> None:
     r = full_report()
     r.image = "<img onerror=x>"

@@ -116,6 +116,7 @@ class Report:
     claims: list[dict[str, Any]] = field(default_factory=list)
     advice: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)  # plot name -> file beside the report
+    plots_skipped: str | None = None  # why there are no plots
     errors: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
@@ -144,6 +145,7 @@ class Report:
             "isolation": self.isolation,
             "advice": self.advice,
             "plots": self.plots,
+            "plots_skipped": self.plots_skipped,
             "errors": self.errors,
             "compare": self.compare,
         }
@@ -168,6 +170,7 @@ class Report:
                 claims=list(d.get("claims") or []),
                 advice=dict(d.get("advice") or {}),
                 plots=dict(d.get("plots") or {}),
+                plots_skipped=d.get("plots_skipped"),
                 errors=list(d.get("errors") or []),
                 options=dict(d.get("options") or {}),
                 duration_s=d.get("duration_s"),

@@ -71,6 +71,8 @@ def blocks(report: Report) -> list[Block]:
                 " the robust figures.",
             )
         )
+    if report.plots_skipped:
+        out.append(Block("p", f"No plots: {report.plots_skipped}."))
     out.append(Block("h2", "The seeds' claims, checked on this host"))
     for c in report.claims:
         out.append(Block("p", f"{c['claim']} Verdict: {c['verdict'].upper()}."))

@@ -678,7 +678,10 @@ class Bench:
                         f"density: {n} {t.variant} instances, {m['pss_mib']:.0f} MiB PSS"
                     )
                     if m["pss_mib"] > o.density_budget_mib:
-                        stopped = f"{n} instances used more than the budget"
+                        stopped = (
+                            f"{n} instance{'s' if n > 1 else ''} used more than the"
+                            f" budget ({o.density_budget_mib} MiB)"
+                        )
                         break
                 fits = float(sum(1 for s in steps if s["pss_mib"] <= o.density_budget_mib))
             except (RuntimeError, CompoundError) as exc:

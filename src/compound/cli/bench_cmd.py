@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         if plots.available():
             report.plots = plots.write_plots(report, output.parent, output.stem)
         else:
-            report.errors.append(plots.unavailable_reason())
+            report.plots_skipped = plots.unavailable_reason()
             progress.note(plots.unavailable_reason())
         if old is not None:
             report.compare = compare(report, old)
