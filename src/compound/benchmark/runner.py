@@ -111,7 +111,7 @@ class Bench:
         for session in list(self.sessions.values()):
             self.close_project(session)
         self.sweep()
-        self.store.close() if hasattr(self.store, "close") else None
+        self.store.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def sweep(self) -> None:
