@@ -22,11 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from compound.benchmark import plots, render
-from compound.benchmark.compare import compare, load_report
-from compound.benchmark.errors import BenchError
 from compound.benchmark.options import DEFAULT_IMAGE, BenchOptions, Mode
-from compound.benchmark.runner import run_bench
 from compound.cli.context import AppContext
 
 
@@ -87,6 +83,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Measure containers against VMs on this host, with the same image."""
+        # imported here: every other command starts without the bench (or the
+        # VM runtime it loads)
+        from compound.benchmark import plots, render
+        from compound.benchmark.compare import compare, load_report
+        from compound.benchmark.errors import BenchError
+        from compound.benchmark.runner import run_bench
+
         app_ctx: AppContext = ctx.obj
         if quick and full:
             raise typer.BadParameter("--quick and --full cannot be combined", param_hint="--quick")
