@@ -621,8 +621,8 @@ class Bench:
         if not t.accel:
             f.details.setdefault("container", {"image_mib": image, "writable_layer_mib": rw})
             return [image + rw, rw]
-        vm = session.drivers["vm"]
-        disk = ensure_base_disk(self.client, self.opts.image, getattr(vm, "cache_dir", None))
+        # the cache the VM driver uses (compound's default): the disk is already built
+        disk = ensure_base_disk(self.client, self.opts.image)
         base = hostprobe.allocated_mib(disk.path)
         launcher_ref = self.client.api.inspect_container(inst.id)["Config"]["Image"]
         launcher = hostprobe.image_size_mib(self.client, launcher_ref)
