@@ -6,6 +6,7 @@ containers and VMs checked against the figures.
     stats.py     median/min/max over rounds, VM/container ratios pair by pair, noise
     figures.py   the report's data model (JSON in and out)
     workload.py  what runs inside the targets (compose file, shell scripts)
+    loadgen.py   the HTTP load generator, on the host and in the client container
     hostprobe.py memory (RSS/PSS from /proc), disk, confinement, seen from the host
     runner.py    starts, measures and removes everything, interleaving rounds
     claims.py    each claim of the seeds against its figures: a verdict
@@ -13,6 +14,7 @@ containers and VMs checked against the figures.
     advice.py    what `compound advise` concludes for the user's own services
     plots.py     SVG plots (matplotlib, the optional ``bench`` extra)
     render.py    Markdown and HTML
+    errors.py    BenchError (a CompoundError)
 """
 
 from compound.benchmark.errors import BenchError
