@@ -56,7 +56,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 help:
 	@echo "make deps     install missing Debian packages ($(words $(APT_PACKAGES)) listed in APT_PACKAGES)"
-	@echo "make venv     create $(VENV) and pip install -e '.[dev]' (again only when pyproject.toml changes)"
+	@echo "make venv     create $(VENV) and pip install -e '.[dev,bench]' (again only when pyproject.toml changes)"
 	@echo "make engine   start the Docker Engine unless it answers (scripts/ensure-engine.sh)"
 	@echo "make images   build local/busybox:latest, local/python:3 and local/postgres:15 (images/build.sh all; cached)"
 	@echo "make guest-kernel  build compound's guest kernel into the cache (minutes, once per config)"
@@ -81,8 +81,8 @@ $(VENV_STAMP): pyproject.toml | deps
 	  $(PYTHON) -m venv $(VENV); \
 	  $(VENV)/bin/python -m pip install -q --upgrade pip; \
 	fi
-	@echo "[venv] pip install -e '.[dev]'"
-	@$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	@echo "[venv] pip install -e '.[dev,bench]' (bench: matplotlib, the plots of `compound bench`)"
+	@$(VENV)/bin/python -m pip install -q -e '.[dev,bench]'
 	@touch $@
 
 engine: | deps

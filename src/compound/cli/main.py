@@ -40,6 +40,7 @@ def _command_modules() -> tuple[str, ...]:
         "diff_cmd",
         "volume_cmd",
         "serve_cmd: serve",
+        "bench_cmd: bench",
     )
 
 

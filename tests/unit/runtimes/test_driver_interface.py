@@ -1,5 +1,5 @@
 """The Driver interface is complete: nothing outside runtimes/ (and the
-advisor and placement, which reason about runtimes by design, and spec/,
+advisor, placement and the bench, which reason about runtimes by design, and spec/,
 which checks the runtime a file declares) asks which
 runtime it has or probes a driver for a method; every optional operation
 has a default that says why it is not supported."""
@@ -19,7 +19,8 @@ from tests.unit.fakes import FakeDriver, instance
 SRC = Path(__file__).resolve().parents[3] / "src" / "compound"
 # spec/ validates what the file declares, `x-compound.runtime: vm` included
 # (a VM cannot share the host's network namespace: a config-time error)
-ALLOWED = ("runtimes", "advisor", "placement", "spec")
+# benchmark/ measures one runtime against the other and prices the advisor's choice
+ALLOWED = ("runtimes", "advisor", "placement", "spec", "benchmark")
 BRANCH = re.compile(r"""runtime\s*[!=]=\s*["'](vm|container)["']|getattr\((driver|drv)\b""")
 
 
