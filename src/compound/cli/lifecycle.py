@@ -93,9 +93,16 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="Print plan and outcome as JSON.")
         ] = False,
         timeout: Timeout = None,
+        swarm: Annotated[
+            bool, typer.Option("--swarm", help="Deploy to the Swarm (`compound swarm init`).")
+        ] = False,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
         app_ctx = app_context(ctx)
+        if swarm:
+            from compound.cli.swarm_cmd import swarm_up
+
+            return swarm_up(app_ctx, services or [], json_out=json_out, timeout=wait_timeout)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
         if recreate_drifted and no_recreate:

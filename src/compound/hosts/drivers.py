@@ -105,7 +105,10 @@ def adopt(record: HostRecord, *, install_docker: bool = False, progress: Progres
     write its Docker context and save the record."""
     if record.address is not None:
         ssh.forget_host_key(record)
-        ssh.write_config(extra=record)
+        # saved before it is measured: a concurrent `host create` rewrites
+        # ssh_config from the saved records and must keep this host's entry
+        records.save(record)
+        ssh.write_config()
         progress(f"connecting to {record.user}@{record.address}")
         wait_ready(record, need_engine=False)
         has_docker = ssh.run(record, "command -v docker >/dev/null && echo yes || echo no").strip()

@@ -83,14 +83,14 @@ def write_config(extra: HostRecord | None = None) -> Path:
     saved) and make sure ~/.ssh/config includes it."""
     root = records.hosts_dir()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    hosts = {r.name: r for r in records.load_all()}
-    if extra is not None:
-        hosts[extra.name] = extra
-    text = "# written by compound (compound host ...); edits are lost\n" + "\n".join(
-        _config_block(r) for r in hosts.values() if r.address is not None
-    )
     path = root / "ssh_config"
     with locked(root / ".ssh_config.lock"):
+        hosts = {r.name: r for r in records.load_all()}
+        if extra is not None:
+            hosts[extra.name] = extra
+        text = "# written by compound (compound host ...); edits are lost\n" + "\n".join(
+            _config_block(r) for r in hosts.values() if r.address is not None
+        )
         atomic_write(path, text.encode(), 0o600)
     _include(path)
     return path
