@@ -20,6 +20,7 @@ import docker
 import docker.errors
 
 from compound.errors import NotSupportedError
+from compound.runtimes.hostops import locked
 
 from . import contexts, facts, records, ssh
 from .engine import client
@@ -110,7 +111,9 @@ def adopt(record: HostRecord, *, install_docker: bool = False, progress: Progres
         records.save(record)
         ssh.write_config()
         progress(f"connecting to {record.user}@{record.address}")
-        wait_ready(record, need_engine=False)
+        # a machine we just booted needs time for sshd; an existing one answers or not
+        booting = record.driver in ("nested", "qemu")
+        wait_ready(record, need_engine=False, timeout=READY_TIMEOUT if booting else 0)
         has_docker = ssh.run(record, "command -v docker >/dev/null && echo yes || echo no").strip()
         if has_docker != "yes":
             if not install_docker:
@@ -157,15 +160,25 @@ def _engine() -> docker.DockerClient:
 
 def _network(cli: docker.DockerClient) -> str:
     net = f"{nested_prefix()}net"
-    try:
-        cli.networks.get(net)
-    except docker.errors.NotFound:
-        try:
-            cli.networks.create(net, driver="bridge", labels={LABEL_HOST: "network"})
-        except docker.errors.APIError as exc:
-            if "already exists" not in str(exc):
+    # the engine allows two networks of one name: concurrent creates take turns
+    with locked(records.hosts_dir() / ".network.lock"):
+        if not cli.networks.list(names=[net]):
+            try:
+                cli.networks.create(net, driver="bridge", labels={LABEL_HOST: "network"})
+            except docker.errors.APIError as exc:
                 raise HostError("-", f"cannot create the hosts' network {net}: {exc}") from exc
     return net
+
+
+def remove_network_if_unused() -> None:
+    cli = _engine()
+    for net in cli.networks.list(names=[f"{nested_prefix()}net"]):
+        net.reload()
+        if not net.attrs.get("Containers"):
+            try:
+                net.remove()
+            except docker.errors.APIError:
+                pass  # a host was created meanwhile
 
 
 _HOST_DEVICES = ("/dev/net/tun", "/dev/kvm", "/dev/fuse")

@@ -8,6 +8,7 @@ from compound.placement.inventory import Host
 
 from . import records
 from .records import HostRecord
+from .swarm import node_labels
 
 
 def host_of(record: HostRecord) -> Host:
@@ -20,7 +21,8 @@ def host_of(record: HostRecord) -> Host:
         os="windows" if f.get("os") == "windows" else "linux",
         # "present, not boot-probed" is no promise: only a probed KVM counts
         kvm=f.get("kvm") is True,
-        labels=dict(record.labels),
+        # the facts as Swarm node labels too: constraints on compound.* match
+        labels=node_labels(record),
         tenant=record.tenant,
     )
 

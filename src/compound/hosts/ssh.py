@@ -70,7 +70,8 @@ def _config_block(r: HostRecord) -> str:
         # hosts are recreated at the same address with new keys: learn, then pin
         "  StrictHostKeyChecking accept-new\n"
         "  ControlMaster auto\n"
-        f"  ControlPath {root}/.cm-%C\n"
+        # per host record, not per address: a new record must prove its own key
+        f"  ControlPath {root}/.cm-%n\n"
         "  ControlPersist 120\n"
         "  ServerAliveInterval 5\n"
         "  ServerAliveCountMax 3\n"

@@ -72,7 +72,11 @@ def save(rec: SwarmRecord) -> None:
 
 
 def forget() -> None:
+    """Drop the Swarm's record and the stacks deployed to it."""
+    import shutil
+
     _path().unlink(missing_ok=True)
+    shutil.rmtree(records.hosts_dir() / "stacks", ignore_errors=True)
 
 
 def node_labels(record: HostRecord) -> dict[str, str]:
