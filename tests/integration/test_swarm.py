@@ -145,7 +145,9 @@ def test_bad_credentials_and_unreachable_hosts_name_the_host(
     assert code == 1
     assert "host 'swarm-bad'" in out and "wrong credentials" in out
     assert "Traceback" not in out and "PRIVATE KEY" not in out
-    code, out = app.run("host", "create", "swarm-bad", "--driver", "ssh", "--address", address, "--port", "2")
+    code, out = app.run(
+        "host", "create", "swarm-bad", "--driver", "ssh", "--address", address, "--port", "2"
+    )
     assert code == 1
     assert "host 'swarm-bad'" in out and "cannot reach" in out
     assert not records.exists("swarm-bad")
@@ -158,7 +160,7 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
         services:
           api:
             image: local/busybox:latest
-            command: ["sh", "-c", "echo v=$$VERSION > /www; httpd -f -p 8080 -h /"]
+            command: ["sh", "-c", "echo v=$$VERSION > /www; exec httpd -f -p 8080 -h /"]
             environment: {VERSION: "%s"}
             deploy:
               replicas: 2
@@ -168,6 +170,7 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
           client:
             image: local/busybox:latest
             command: ["sleep", "100000"]
+            stop_grace_period: 1s
             deploy:
               placement: {constraints: ["node.labels.compound.host == swarm-t3"]}
         """
@@ -197,7 +200,9 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
 
 
 def _fetch_from_client(timeout: float = 30) -> str:
-    ids = _docker("swarm-t3", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=swarm-app_client").split()
+    ids = _docker(
+        "swarm-t3", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=swarm-app_client"
+    ).split()
     assert ids, "client task is not on swarm-t3"
     deadline = time.monotonic() + timeout
     out = ""
@@ -220,7 +225,9 @@ def test_rm_refuses_a_host_that_runs_services(
     cluster: list[str], engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     app = _app(engine, tmp_path, "swarm-rm", "services: {}\n")
-    _docker("swarm-t2", "run", "-d", "--name", "swarm-busy", "local/busybox:latest", "sleep", "1000")
+    _docker(
+        "swarm-t2", "run", "-d", "--name", "swarm-busy", "local/busybox:latest", "sleep", "1000"
+    )
     try:
         code, out = app.run("host", "rm", "swarm-t2")
         assert code == 1 and "host 'swarm-t2'" in out and "still runs" in out and "--force" in out
@@ -241,10 +248,12 @@ def test_node_loss_moves_services_and_reports_pinned_volumes(
           web:
             image: local/busybox:latest
             command: ["sleep", "100000"]
+            stop_grace_period: 1s
             deploy: {replicas: 3}
           db:
             image: local/busybox:latest
             command: ["sleep", "100000"]
+            stop_grace_period: 1s
             volumes: [data:/data]
             deploy: {placement: {constraints: ["node.labels.compound.host == swarm-t3"]}}
         volumes:

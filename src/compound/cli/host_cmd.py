@@ -51,7 +51,9 @@ def create(
     port: Annotated[int, typer.Option("--port", help="ssh: port.")] = 22,
     identity: Annotated[
         Path | None,
-        typer.Option("--identity", help="ssh: a private key the machine accepts (else one is generated)."),
+        typer.Option(
+            "--identity", help="ssh: a private key the machine accepts (else one is generated)."
+        ),
     ] = None,
     install_docker: Annotated[
         bool, typer.Option("--install-docker", help="ssh: install docker.io when missing.")
@@ -70,7 +72,7 @@ def create(
         raise UsageError(f"--driver {driver!r}: expected one of {', '.join(DRIVERS)}")
     record = drivers.create(
         name,
-        driver,  # type: ignore[arg-type]
+        driver,
         address=address,
         user=user,
         port=port,
@@ -185,4 +187,7 @@ def env(ctx: typer.Context, name: str) -> None:
     r = records.load(name)
     app_ctx.out.print(f"export DOCKER_CONTEXT={r.context}", markup=False)
     app_ctx.out.print(f"# or: export DOCKER_HOST={r.docker_host}", markup=False)
-    app_ctx.out.print(f'# Run this command to configure your shell: eval "$(compound host env {name})"', markup=False)
+    app_ctx.out.print(
+        f'# Run this command to configure your shell: eval "$(compound host env {name})"',
+        markup=False,
+    )

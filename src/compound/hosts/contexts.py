@@ -15,7 +15,9 @@ def _docker(args: list[str]) -> subprocess.CompletedProcess[str]:
             ["docker", *args], capture_output=True, text=True, check=False, timeout=30
         )
     except FileNotFoundError:
-        raise HostError("-", "the docker CLI is not installed", hint="apt-get install docker.io") from None
+        raise HostError(
+            "-", "the docker CLI is not installed", hint="apt-get install docker.io"
+        ) from None
 
 
 def create(record: HostRecord) -> None:

@@ -66,7 +66,9 @@ def docker_cli(manager: HostRecord, args: list[str], *, timeout: float = 600) ->
     )
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
-        raise HostError(manager.name, f"docker {args[0]} {args[1] if len(args) > 1 else ''}: {tail}")
+        raise HostError(
+            manager.name, f"docker {args[0]} {args[1] if len(args) > 1 else ''}: {tail}"
+        )
     return proc.stdout
 
 
@@ -80,7 +82,9 @@ def ready_members() -> list[tuple[HostRecord, dict[str, Any]]]:
     return out
 
 
-def _volume_hosts(project: Project, stack_services: dict[str, list[str]], packing: Any, members: list[HostRecord]) -> dict[str, str]:
+def _volume_hosts(
+    project: Project, stack_services: dict[str, list[str]], packing: Any, members: list[HostRecord]
+) -> dict[str, str]:
     """Local volumes: where each lives already, else where the planner put
     the first service that mounts it."""
     local = {
@@ -118,7 +122,9 @@ def _mounts(project: Project) -> dict[str, list[str]]:
     return out
 
 
-def deliver_images(images: set[str], members: list[HostRecord], progress: Progress) -> dict[str, list[str]]:
+def deliver_images(
+    images: set[str], members: list[HostRecord], progress: Progress
+) -> dict[str, list[str]]:
     """Images the nodes lack, sent from this machine's engine (docker save |
     docker load): no registry needed for images built or imported here."""
     local = docker.from_env(timeout=600)
@@ -145,7 +151,8 @@ def deliver_images(images: set[str], members: list[HostRecord], progress: Progre
                         hint=f"build or pull {ref} here first; compound then sends it to the nodes",
                     ) from None
             progress(f"{r.name}: sending image {ref}")
-            cli.images.load(local.images.get(ref).save(named=True))
+            # docker-py streams an iterable body; its stubs say bytes only
+            cli.images.load(local.images.get(ref).save(named=True))  # type: ignore[arg-type]
             done.append(ref)
         return r.name, done
 
@@ -186,7 +193,9 @@ def label_kernels(manager: HostRecord, packing: Any) -> None:
         kernel = host.tenant or (packing.kernel_tenant[i] if packing.kernel_tenant else None)
         node_id = rec.nodes.get(host.name)
         if node_id:
-            swarm.set_labels(mc, host.name, node_id, {f"{swarm.LABEL_PREFIX}kernel": kernel or "none"})
+            swarm.set_labels(
+                mc, host.name, node_id, {f"{swarm.LABEL_PREFIX}kernel": kernel or "none"}
+            )
 
 
 def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 300) -> DeployResult:
@@ -208,7 +217,9 @@ def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 30
         manager,
         ["stack", "deploy", "--prune", "--resolve-image", "never", "-c", str(path), project.name],
     )
-    wait_converged(manager, project.name, list(stack.data["services"]), timeout=timeout, progress=progress)
+    wait_converged(
+        manager, project.name, list(stack.data["services"]), timeout=timeout, progress=progress
+    )
     result = DeployResult(
         project=project.name,
         stack_file=str(path),
@@ -218,7 +229,9 @@ def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 30
         pinned=stack.pinned,
         images_sent=sent,
     )
-    _append_history(project.name, {"event": "deploy", "time": time.time(), "images": sorted(stack.images)})
+    _append_history(
+        project.name, {"event": "deploy", "time": time.time(), "images": sorted(stack.images)}
+    )
     return result
 
 
@@ -236,7 +249,9 @@ def service_status(mc: docker.DockerClient, project: str) -> dict[str, dict[str,
         running = [t for t in tasks if t["Status"]["State"] == "running"]
         desired = mode["Replicated"]["Replicas"] if "Replicated" in mode else len(tasks)
         errors = [t["Status"].get("Err") for t in tasks if t["Status"].get("Err")]
-        pending = [t["Status"].get("Message", "") for t in tasks if t["Status"]["State"] == "pending"]
+        pending = [
+            t["Status"].get("Message", "") for t in tasks if t["Status"]["State"] == "pending"
+        ]
         name = spec["Name"][len(project) + 1 :]
         out[name] = {
             "desired": desired,
@@ -285,7 +300,9 @@ def wait_converged(
         if st is None:
             bad.append(f"{s}: not created")
         elif st["running"] != st["desired"] or st["update"] in ("updating", "rollback_started"):
-            why = "; ".join(dict.fromkeys(st["errors"] + st["pending"])) or (st["update"] or "starting")
+            why = "; ".join(dict.fromkeys(st["errors"] + st["pending"])) or (
+                st["update"] or "starting"
+            )
             if "No such image" in why:
                 why += " (no node can pull the image)"
             bad.append(f"{s}: {st['running']}/{st['desired']} running ({why})")
@@ -298,7 +315,7 @@ def wait_converged(
 def ps(project: str) -> list[dict[str, Any]]:
     """Every current task of the project, with the host it runs on; tasks
     pinned to a host that is down say that their volume is unavailable."""
-    rec, mc = swarm.manager_client()
+    _, mc = swarm.manager_client()
     nodes = {n["id"]: n for n in swarm.nodes()}
     pinned = _pinned_from_stack(project)
     rows = []
@@ -344,7 +361,9 @@ def _pinned_from_stack(project: str) -> dict[str, str]:
     return out
 
 
-def rollback(project: str, services: list[str], *, timeout: float = 300, progress: Progress = _quiet) -> list[str]:
+def rollback(
+    project: str, services: list[str], *, timeout: float = 300, progress: Progress = _quiet
+) -> list[str]:
     rec = swarm.load()
     manager = records.load(rec.manager)
     mc = client(manager)
@@ -354,7 +373,7 @@ def rollback(project: str, services: list[str], *, timeout: float = 300, progres
     for s in chosen:
         if s not in names:
             raise SwarmError(f"project {project} has no service {s!r} on the Swarm")
-        svc = mc.services.get(f"{project}_{s}")
+        svc = mc.services.get(f"{project}_{s}")  # type: ignore[no-untyped-call]
         if not svc.attrs.get("PreviousSpec"):
             progress(f"{s}: no previous version to roll back to")
             continue
@@ -401,7 +420,9 @@ def logs(project: str, service: str, *, tail: int = 100) -> str:
     rec = swarm.load()
     manager = records.load(rec.manager)
     return docker_cli(
-        manager, ["service", "logs", "--raw", "--tail", str(tail), f"{project}_{service}"], timeout=60
+        manager,
+        ["service", "logs", "--raw", "--tail", str(tail), f"{project}_{service}"],
+        timeout=60,
     )
 
 
@@ -413,6 +434,8 @@ def down(project: str, *, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     # the stack's network goes once its tasks are gone on every node
     while time.monotonic() < deadline:
-        if not _services(mc, project) and not mc.networks.list(filters={"label": f"{NAMESPACE}={project}"}):
+        if not _services(mc, project) and not mc.networks.list(
+            filters={"label": f"{NAMESPACE}={project}"}
+        ):
             return
         time.sleep(0.5)

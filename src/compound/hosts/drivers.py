@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
@@ -56,7 +57,9 @@ def create(
 ) -> HostRecord:
     records.check_name(name)
     if records.exists(name):
-        raise HostError(name, "already exists", hint="`compound host rm` it first, or pick another name")
+        raise HostError(
+            name, "already exists", hint="`compound host rm` it first, or pick another name"
+        )
     record = HostRecord(name=name, driver=driver, labels=dict(labels or {}), tenant=tenant)
     try:
         _provision(record, address, user, port, identity, progress)
@@ -85,7 +88,9 @@ def _provision(
         return
     if driver == "ssh":
         if not address:
-            raise HostError(name, "--driver ssh needs --address", hint="the machine's IP or DNS name")
+            raise HostError(
+                name, "--driver ssh needs --address", hint="the machine's IP or DNS name"
+            )
         record.address, record.user, record.port = address, user, port
         if identity is not None:
             ssh.adopt_key(record, identity)
@@ -175,15 +180,19 @@ def remove_network_if_unused() -> None:
     for net in cli.networks.list(names=[f"{nested_prefix()}net"]):
         net.reload()
         if not net.attrs.get("Containers"):
-            try:
+            with contextlib.suppress(docker.errors.APIError):  # a host was created meanwhile
                 net.remove()
-            except docker.errors.APIError:
-                pass  # a host was created meanwhile
 
 
 _HOST_DEVICES = ("/dev/net/tun", "/dev/kvm", "/dev/fuse")
 # capability numbers Docker knows by name, for the ones this process lacks
-_CAP_NAMES = {24: "SYS_RESOURCE", 21: "SYS_ADMIN", 12: "NET_ADMIN", 16: "SYS_MODULE", 23: "SYS_NICE"}
+_CAP_NAMES = {
+    24: "SYS_RESOURCE",
+    21: "SYS_ADMIN",
+    12: "NET_ADMIN",
+    16: "SYS_MODULE",
+    23: "SYS_NICE",
+}
 
 
 def _missing_capabilities() -> list[str]:
@@ -267,16 +276,12 @@ def _destroy_machine(record: HostRecord) -> None:
         cli = _engine()
         name = record.machine.get("container")
         if name:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 cli.containers.get(name).remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
         vol = record.machine.get("volume")
         if vol:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 cli.volumes.get(vol).remove(force=True)
-            except docker.errors.NotFound:
-                pass
     elif record.driver == "qemu":
         from . import qemu_host
 
@@ -311,7 +316,9 @@ def start(record: HostRecord, progress: Progress = _quiet) -> None:
     if record.driver == "nested":
         cli = _engine()
         cli.containers.get(record.machine["container"]).start()
-        record.address = _nested_address(cli, record.machine["container"], record.machine["network"])
+        record.address = _nested_address(
+            cli, record.machine["container"], record.machine["network"]
+        )
         records.save(record)
         ssh.stop_master(record)
         ssh.write_config()
@@ -347,7 +354,7 @@ def stop(record: HostRecord) -> None:
 def running_containers(record: HostRecord) -> list[str]:
     cli = client(record, timeout=30)
     try:
-        return [c.name for c in cli.containers.list()]
+        return [str(c.name) for c in cli.containers.list()]
     finally:
         cli.close()
 

@@ -26,7 +26,9 @@ echo "arch=$(uname -m)"
 echo "engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
 [ -c /dev/kvm ] && echo kvm_dev=1 || echo kvm_dev=0
 [ -c /dev/net/tun ] && echo tun=1 || echo tun=0
-[ -d /proc/net/ip_vs ] || grep -qw ip_vs /proc/modules 2>/dev/null && echo ipvs=1 || echo ipvs=0
+mods="/lib/modules/$(uname -r)"
+if [ -e /proc/net/ip_vs ] || find "$mods" -name 'ip_vs.ko*' 2>/dev/null | grep -q .
+then echo ipvs=1; else echo ipvs=0; fi
 """
 
 

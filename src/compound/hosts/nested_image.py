@@ -13,9 +13,8 @@ from pathlib import Path
 
 import docker
 
-from compound.runtimes import debimage, hostops
-
 from compound.errors import CompoundError
+from compound.runtimes import debimage, hostops
 
 REPOSITORY = "local/dockerhost"
 INIT = "/usr/local/sbin/dockerhost-init"

@@ -12,7 +12,9 @@ _HINT = "use --driver ssh for an existing VM, or --driver nested for a host on t
 
 
 def create(record: HostRecord, progress: Callable[[str], None]) -> None:
-    raise NotSupportedError(f"host {record.name!r}: --driver qemu is not implemented yet", hint=_HINT)
+    raise NotSupportedError(
+        f"host {record.name!r}: --driver qemu is not implemented yet", hint=_HINT
+    )
 
 
 def running(record: HostRecord) -> bool:
@@ -20,11 +22,15 @@ def running(record: HostRecord) -> bool:
 
 
 def start(record: HostRecord, progress: Callable[[str], None]) -> None:
-    raise NotSupportedError(f"host {record.name!r}: --driver qemu is not implemented yet", hint=_HINT)
+    raise NotSupportedError(
+        f"host {record.name!r}: --driver qemu is not implemented yet", hint=_HINT
+    )
 
 
 def stop(record: HostRecord) -> None:
-    raise NotSupportedError(f"host {record.name!r}: --driver qemu is not implemented yet", hint=_HINT)
+    raise NotSupportedError(
+        f"host {record.name!r}: --driver qemu is not implemented yet", hint=_HINT
+    )
 
 
 def destroy(record: HostRecord) -> None:

@@ -105,7 +105,9 @@ def load(name: str) -> HostRecord:
     except FileNotFoundError:
         known = ", ".join(r.name for r in load_all()) or "none"
         raise HostError(
-            name, "no such host", hint=f"known hosts: {known}; create one with `compound host create`"
+            name,
+            "no such host",
+            hint=f"known hosts: {known}; create one with `compound host create`",
         ) from None
     except (OSError, ValueError) as exc:
         raise HostError(name, f"cannot read its record {path}: {exc}") from exc

@@ -30,7 +30,18 @@ def generate_key(record: HostRecord) -> Path:
     for p in (key, key.with_suffix(".pub")):
         p.unlink(missing_ok=True)
     proc = subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"compound@{record.name}", "-f", str(key)],
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            f"compound@{record.name}",
+            "-f",
+            str(key),
+        ],
         capture_output=True,
         text=True,
         check=False,

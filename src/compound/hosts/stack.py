@@ -51,7 +51,8 @@ _KEEP = (
 )
 _IGNORED = {
     "container_name": "Swarm names tasks itself",
-    "depends_on": "Swarm starts services together; a service must retry until its dependencies answer",
+    "depends_on": "Swarm starts services together; a service must retry until its "
+    "dependencies answer",
     "build": "build the image first (`compound build`); nodes receive built images",
     "restart": None,  # becomes deploy.restart_policy
     "networks": None,
@@ -123,7 +124,9 @@ def translate(
                 stack.warnings.append(f"service {name}: {key} ignored on Swarm ({why})")
         other = sorted(k for k in svc if k not in _KEEP and k not in _IGNORED)
         if other:
-            stack.warnings.append(f"service {name}: not supported by Swarm, ignored: {', '.join(other)}")
+            stack.warnings.append(
+                f"service {name}: not supported by Swarm, ignored: {', '.join(other)}"
+            )
         out: dict[str, Any] = {k: svc[k] for k in _KEEP if k in svc}
         if "image" in out:
             stack.images.add(str(out["image"]))
@@ -176,7 +179,9 @@ def translate(
             deploy["placement"] = placement
         out["deploy"] = deploy
         nets = svc.get("networks") or {"default": None}
-        out["networks"] = {k: (v or {}) for k, v in nets.items()} if any(nets.values()) else list(nets)
+        out["networks"] = (
+            {k: (v or {}) for k, v in nets.items()} if any(nets.values()) else list(nets)
+        )
         labels = dict(out.get("labels") or {})
         labels["io.compound.project"] = project.name
         labels["io.compound.service"] = name
@@ -195,7 +200,11 @@ def translate(
     stack.data["networks"] = networks
     volumes: dict[str, Any] = {}
     for key, vol in (src.get("volumes") or {}).items():
-        volumes[key] = {k: v for k, v in vol.items() if k in ("name", "driver", "driver_opts", "external", "labels")}
+        volumes[key] = {
+            k: v
+            for k, v in vol.items()
+            if k in ("name", "driver", "driver_opts", "external", "labels")
+        }
     if volumes:
         stack.data["volumes"] = volumes
     return stack

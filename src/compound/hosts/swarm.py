@@ -113,7 +113,11 @@ def init(names: list[str], *, progress: Progress = _quiet) -> SwarmRecord:
     state = _swarm_state(mc)
     if state.get("LocalNodeState") == "active":
         if not state.get("ControlAvailable"):
-            raise HostError(manager.name, "is already a worker of another Swarm", hint="`docker swarm leave` there first")
+            raise HostError(
+                manager.name,
+                "is already a worker of another Swarm",
+                hint="`docker swarm leave` there first",
+            )
         progress(f"{manager.name}: already a Swarm manager")
     else:
         progress(f"{manager.name}: swarm init")
@@ -147,7 +151,9 @@ def join(name: str, *, manager_role: bool = False, progress: Progress = _quiet) 
             progress(f"{name}: already a node of this Swarm")
             node_id = str(state["NodeID"])
         else:
-            raise HostError(name, "is already part of another Swarm", hint="`docker swarm leave` there first")
+            raise HostError(
+                name, "is already part of another Swarm", hint="`docker swarm leave` there first"
+            )
     else:
         progress(f"{name}: swarm join")
         if host.address is None:
@@ -188,7 +194,9 @@ def set_labels(mc: docker.DockerClient, host: str, node_id: str, labels: dict[st
             # a fresh node may not be known to the manager yet; a concurrent
             # update bumps the version: read again and retry
             if time.monotonic() > deadline:
-                raise HostError(host, f"cannot label its Swarm node: {exc.explanation or exc}") from exc
+                raise HostError(
+                    host, f"cannot label its Swarm node: {exc.explanation or exc}"
+                ) from exc
             time.sleep(0.5)
 
 
