@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compound.placement.demand import ServiceDemand
+from compound.placement.node_constraints import LABEL_PREFIX, node_constraints
 from compound.spec.compose_dict import to_compose_dict
 from compound.spec.model import Project
-
-from .swarm import LABEL_PREFIX
 
 STACK_VERSION = "3.8"
 # keys a 3.8 stack file accepts for a service, beside those rewritten below
@@ -79,25 +78,6 @@ class Stack:
     images: set[str] = field(default_factory=set)
 
 
-def constraints_for(demand: ServiceDemand | None) -> list[str]:
-    """Node constraints that say what the advisor and planner require: never
-    a particular node, so Swarm can reschedule when one is lost."""
-    if demand is None:
-        return []
-    out = []
-    if demand.runtime == "container":
-        # containers share the node's kernel: only with their own tenant's
-        # (the planner decided which nodes those are; see deploy.label_kernels)
-        out.append(f"node.labels.{LABEL_PREFIX}kernel == {demand.tenant or 'none'}")
-    if demand.required_class:
-        out.append(f"node.labels.{LABEL_PREFIX}class == {demand.required_class}")
-    if demand.runtime == "vm":
-        out.append(f"node.labels.{LABEL_PREFIX}vm == yes")
-    if demand.os != "linux":
-        out.append(f"node.platform.os == {demand.os}")
-    return out
-
-
 def _restart_policy(restart: str | None) -> dict[str, Any] | None:
     if restart in (None, "always", "unless-stopped"):
         return None  # Swarm's default: condition any
@@ -141,7 +121,7 @@ def translate(
             deploy["restart_policy"] = policy
         placement: dict[str, Any] = dict(deploy.get("placement") or {})
         constraints = list(placement.get("constraints") or [])
-        constraints += [c for c in constraints_for(demands.get(name)) if c not in constraints]
+        constraints += [c for c in node_constraints(demands.get(name)) if c not in constraints]
         ports = []
         for p in svc.get("ports") or []:
             port = {k: v for k, v in p.items() if k in ("target", "published", "protocol")}

@@ -27,6 +27,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from compound.placement.node_constraints import LABEL_PREFIX as LABEL_PREFIX
 from compound.runtimes.hostops import atomic_write
 
 from . import records
@@ -36,7 +37,6 @@ from .records import HostRecord
 
 Progress = Callable[[str], None]
 SWARM_PORT = 2377
-LABEL_PREFIX = "compound."
 
 
 def _quiet(_: str) -> None:
