@@ -86,7 +86,8 @@ def _volume_hosts(
     project: Project, stack_services: dict[str, list[str]], packing: Any, members: list[HostRecord]
 ) -> dict[str, str]:
     """Local volumes: where each lives already, else where the planner put
-    the first service that mounts it."""
+    the first service that mounts it; volumes one service mounts together
+    go to one host."""
     local = {
         key: vol
         for key, vol in project.volumes.items()
@@ -108,11 +109,41 @@ def _volume_hosts(
         for pairs in pool.map(look, members):
             for key, host in pairs:
                 found.setdefault(key, host)
-    for i, demand in enumerate(packing.demands):
-        for key in stack_services.get(demand.service, []):
-            if key in local and key not in found and packing.assignment[i]:
-                found[key] = packing.hosts[packing.assignment[i][0]].name
-    return found
+    # volumes mounted by one service must live on one host: group them
+    group: dict[str, str] = {k: k for k in local}
+
+    def root(k: str) -> str:
+        while group[k] != k:
+            k = group[k]
+        return k
+
+    for keys in stack_services.values():
+        mine = [k for k in keys if k in local]
+        for other in mine[1:]:
+            group[root(other)] = root(mine[0])
+    members_of: dict[str, list[str]] = {}
+    for k in local:
+        members_of.setdefault(root(k), []).append(k)
+    chosen: dict[str, str] = {}
+    for r, keys in members_of.items():
+        where = sorted({found[k] for k in keys if k in found})
+        if len(where) > 1:
+            users = sorted(s for s, ks in stack_services.items() if set(ks) & set(keys))
+            raise SwarmError(
+                f"services {', '.join(users)} need volumes {', '.join(sorted(keys))} together, "
+                f"but they already live on different hosts ({', '.join(where)})",
+                hint="move the data onto one host (`compound volume backup/restore`), "
+                "or use a shared volume driver",
+            )
+        if where:
+            chosen[r] = where[0]
+            continue
+        for i, demand in enumerate(packing.demands):
+            uses = set(stack_services.get(demand.service, [])) & set(keys)
+            if uses and packing.assignment[i]:
+                chosen[r] = packing.hosts[packing.assignment[i][0]].name
+                break
+    return {k: chosen[root(k)] for k in local if root(k) in chosen}
 
 
 def _mounts(project: Project) -> dict[str, list[str]]:

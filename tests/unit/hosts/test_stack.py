@@ -118,3 +118,24 @@ def test_facts_are_interpreted_not_trusted() -> None:
 def test_ssh_failures_are_sorted_and_name_the_host(stderr: str, expected: str) -> None:
     err = ssh.classify_ssh_failure(_host("edge-1"), stderr)
     assert expected in str(err) and "host 'edge-1'" in str(err)
+
+
+def test_volumes_one_service_mounts_together_are_pinned_to_one_host(tmp_path: Path) -> None:
+    from compound.hosts.deploy import _mounts, _volume_hosts
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          db: {image: local/busybox:latest, volumes: [data:/d]}
+          logger: {image: local/busybox:latest, volumes: [logs:/l]}
+          worker: {image: local/busybox:latest, volumes: [data:/d, logs:/l]}
+          other: {image: local/busybox:latest, volumes: [media:/m]}
+        volumes: {data: {}, logs: {}, media: {}}
+        """,
+    )
+    packing = place([project], [host_of(_host(n)) for n in ("h1", "h2", "h3")])
+    # members=[]: no volume exists yet anywhere, the planner's choice decides
+    where = _volume_hosts(project, _mounts(project), packing, [])
+    assert set(where) == {"data", "logs", "media"}
+    assert where["data"] == where["logs"]
