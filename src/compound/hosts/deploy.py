@@ -16,7 +16,9 @@ import docker
 import docker.errors
 import yaml
 
+from compound.errors import NotSupportedError
 from compound.placement import place
+from compound.placement.node_constraints import vm_services
 from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
 
@@ -197,6 +199,14 @@ def deliver_images(
 def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any]:
     inventory = [host_of(r) for r in members]
     packing = place([project], inventory)
+    vms = vm_services(list(packing.demands))
+    if vms:
+        raise NotSupportedError(
+            f"services {', '.join(vms)} run as VMs, and VM services on Swarm are not "
+            "implemented yet (the launcher needs /dev/net/tun and NET_ADMIN, and the VM's "
+            "kernel, initramfs and base disk must travel as an image)",
+            hint="run them with `compound up` on one host, or set x-compound.runtime: container",
+        )
     if packing.unplaced:
         lines = "; ".join(f"{u.key}: {u.reason}" for u in packing.unplaced)
         raise SwarmError(

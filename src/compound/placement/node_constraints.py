@@ -25,3 +25,8 @@ def node_constraints(demand: ServiceDemand | None) -> list[str]:
     if demand.os != "linux":
         out.append(f"node.platform.os == {demand.os}")
     return out
+
+
+def vm_services(demands: list[ServiceDemand]) -> list[str]:
+    """Services that run as VMs (the Swarm target cannot carry them yet)."""
+    return sorted(d.service for d in demands if d.runtime == "vm")

@@ -139,3 +139,18 @@ def test_volumes_one_service_mounts_together_are_pinned_to_one_host(tmp_path: Pa
     where = _volume_hosts(project, _mounts(project), packing, [])
     assert set(where) == {"data", "logs", "media"}
     assert where["data"] == where["logs"]
+
+
+def test_vm_services_are_refused_with_a_reason(tmp_path: Path) -> None:
+    from compound.errors import NotSupportedError
+    from compound.hosts.deploy import build_stack
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          legacy: {image: local/busybox:latest, x-compound: {runtime: vm}}
+        """,
+    )
+    with pytest.raises(NotSupportedError, match="legacy run as VMs"):
+        build_stack(project, [_host("h1")])
