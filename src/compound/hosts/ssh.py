@@ -95,6 +95,7 @@ def write_config(extra: HostRecord | None = None) -> Path:
     saved) and make sure ~/.ssh/config includes it."""
     root = records.hosts_dir()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.chmod(0o700)  # keys, known_hosts and control sockets live below
     path = root / "ssh_config"
     with locked(root / ".ssh_config.lock"):
         hosts = {r.name: r for r in records.load_all()}
