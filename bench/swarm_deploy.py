@@ -31,7 +31,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -99,11 +98,17 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args()
-    hosts_dir = tempfile.mkdtemp(prefix="swarm-bench-hosts-")
+    # a fixed directory: ~/.ssh/config includes its ssh_config once, not once per run
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    hosts_dir = str(cache / "compound" / "swarm" / "bench-hosts")
     os.environ["COMPOUND_HOSTS_DIR"] = hosts_dir
     os.environ["COMPOUND_NESTED_PREFIX"] = "swarm-bench-host-"
     doc: dict[str, object] = {"date": time.strftime("%Y-%m-%dT%H%M%S")}
     try:
+        # leftovers of an interrupted run
+        for h in HOSTS:
+            subprocess.run([COMPOUND, "host", "rm", "--force", h], capture_output=True, check=False)
+        (Path(hosts_dir) / "swarm.json").unlink(missing_ok=True)
         t0 = time.monotonic()
         procs = [
             subprocess.Popen([COMPOUND, "host", "create", h, "--driver", "nested"],
