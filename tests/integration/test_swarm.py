@@ -193,6 +193,8 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
         out = app.ok("swarm", "rollback", "api")
         assert "rolled back: api" in out
         assert _fetch_from_client() == "v=1"
+        # exec reaches a task wherever it runs
+        assert app.ok("swarm", "exec", "api", "cat", "/www").strip() == "v=1"
         logs = app.ok("swarm", "logs", "client", "--tail", "5")
         assert "Traceback" not in logs
     finally:

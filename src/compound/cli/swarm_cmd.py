@@ -3,6 +3,7 @@ and ``compound up --swarm`` (:func:`swarm_up`)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -117,6 +118,32 @@ def logs(
     """A service's output from every node it runs on."""
     app_ctx = app_context(ctx)
     app_ctx.out.print(deploy.logs(_project(app_ctx), service, tail=tail), markup=False, end="")
+
+
+@swarm_app.command(
+    "exec", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)
+def exec_(
+    ctx: typer.Context,
+    service: str,
+    command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],
+    index: Annotated[
+        int | None, typer.Option("--index", help="Task slot (default: the first).")
+    ] = None,
+) -> None:
+    """Run a command in a running task of a service, on whichever node it is."""
+    import subprocess
+
+    app_ctx = app_context(ctx)
+    host, container = deploy.exec_target(_project(app_ctx), service, index)
+    argv = ["docker", "--context", host.context, "exec", container, *command]
+    if sys.stdout.isatty():
+        raise typer.Exit(subprocess.run(argv, check=False).returncode)
+    # not a terminal (a pipe, a test): pass the output through our own streams
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    raise typer.Exit(proc.returncode)
 
 
 @swarm_app.command("history")

@@ -467,6 +467,35 @@ def logs(project: str, service: str, *, tail: int = 100) -> str:
     )
 
 
+def exec_target(project: str, service: str, slot: int | None = None) -> tuple[HostRecord, str]:
+    """The host and container of a running task of ``service`` (the first, or ``slot``)."""
+    rec, mc = swarm.manager_client()
+    by_id = {v: k for k, v in rec.nodes.items()}
+    try:
+        svc = mc.services.get(f"{project}_{service}")  # type: ignore[no-untyped-call]
+    except docker.errors.NotFound:
+        raise SwarmError(f"project {project} has no service {service!r} on the Swarm") from None
+    tasks = sorted(
+        (
+            t
+            for t in svc.tasks(filters={"desired-state": "running"})
+            if t["Status"]["State"] == "running"
+        ),
+        key=lambda t: t.get("Slot", 0),
+    )
+    if slot is not None:
+        tasks = [t for t in tasks if t.get("Slot") == slot]
+    if not tasks:
+        raise SwarmError(f"service {service} has no running task" + (f" {slot}" if slot else ""))
+    task = tasks[0]
+    host = by_id.get(task["NodeID"])
+    if host is None:
+        raise SwarmError(
+            f"task {service}.{task.get('Slot')} runs on a node compound has no record of"
+        )
+    return records.load(host), task["Status"]["ContainerStatus"]["ContainerID"]
+
+
 def down(project: str, *, timeout: float = 120) -> None:
     rec = swarm.load()
     manager = records.load(rec.manager)
