@@ -281,26 +281,35 @@ def _services(mc: docker.DockerClient, project: str) -> list[Any]:
 
 
 def service_status(mc: docker.DockerClient, project: str) -> dict[str, dict[str, Any]]:
-    """Per service: desired and running tasks, update state, last task error."""
+    """Per service: desired and running tasks, update state, and for services
+    not yet converged their tasks' errors and pending reasons. One API call
+    when everything runs (``docker service ls`` asks the same), two otherwise."""
+    services = mc.api.services(  # type: ignore[no-untyped-call]
+        filters={"label": f"{NAMESPACE}={project}"}, status=True
+    )
     out: dict[str, dict[str, Any]] = {}
-    for svc in _services(mc, project):
-        spec = svc.attrs["Spec"]
-        mode = spec.get("Mode", {})
-        tasks = svc.tasks(filters={"desired-state": "running"})
-        running = [t for t in tasks if t["Status"]["State"] == "running"]
-        desired = mode["Replicated"]["Replicas"] if "Replicated" in mode else len(tasks)
-        errors = [t["Status"].get("Err") for t in tasks if t["Status"].get("Err")]
-        pending = [
-            t["Status"].get("Message", "") for t in tasks if t["Status"]["State"] == "pending"
-        ]
-        name = spec["Name"][len(project) + 1 :]
+    by_id: dict[str, str] = {}
+    for svc in services:
+        name = svc["Spec"]["Name"][len(project) + 1 :]
+        counts = svc.get("ServiceStatus") or {}
         out[name] = {
-            "desired": desired,
-            "running": len(running),
-            "update": (svc.attrs.get("UpdateStatus") or {}).get("State"),
-            "errors": errors,
-            "pending": pending,
+            "desired": int(counts.get("DesiredTasks", 0)),
+            "running": int(counts.get("RunningTasks", 0)),
+            "update": (svc.get("UpdateStatus") or {}).get("State"),
+            "errors": [],
+            "pending": [],
         }
+        by_id[svc["ID"]] = name
+    if any(st["running"] != st["desired"] for st in out.values()):
+        for t in mc.api.tasks(filters={"desired-state": "running"}):  # type: ignore[no-untyped-call]
+            name = by_id.get(t.get("ServiceID", ""))
+            if name is None:
+                continue
+            status = t.get("Status") or {}
+            if status.get("Err"):
+                out[name]["errors"].append(status["Err"])
+            if status.get("State") == "pending":
+                out[name]["pending"].append(status.get("Message", ""))
     return out
 
 
