@@ -22,6 +22,7 @@ MAKEFLAGS += --no-builtin-rules
 #   python3 python3-venv         .venv (ensurepip) on a stock Debian python
 #   ca-certificates procps make  https to PyPI, pgrep, make itself
 #   curl                         the demo talks HTTP to the example
+#   openssh-client               `compound host`: ssh, ssh-keygen (hosts are reached over SSH)
 #   gcc bc flex bison libelf-dev compound's guest kernel (Debian's linux-source-6.1,
 #                                built once per config): bc for the timer constants,
 #                                flex/bison for Kconfig, libelf for objtool (no module
@@ -40,6 +41,7 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
+	openssh-client \
 	gcc bc flex bison libelf-dev libc6-dev \
 	chromium
 

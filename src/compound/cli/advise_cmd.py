@@ -239,7 +239,10 @@ def register(
     @app.command("plan")
     def plan_cmd(
         ctx: typer.Context,
-        hosts: Annotated[str, typer.Option("--hosts", help="Host inventory (YAML).")],
+        hosts: Annotated[
+            str | None,
+            typer.Option("--hosts", help="Host inventory (YAML); default: `compound host ls`."),
+        ] = None,
         file: Annotated[
             list[str] | None,
             typer.Option("--file", "-f", help="One application per file (repeatable)."),
@@ -255,7 +258,12 @@ def register(
 
         from compound.placement import load_hosts, place
 
-        inventory = load_hosts(hosts)
+        if hosts is not None:
+            inventory = load_hosts(hosts)
+        else:
+            from compound.hosts.inventory import recorded_inventory
+
+            inventory = recorded_inventory()
         if file:
             projects = load_many(list(file)) if load_many else _default_load_many(ctx, file)
         else:

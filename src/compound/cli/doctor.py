@@ -41,6 +41,7 @@ from rich.text import Text
 from compound.advisor import HostFacts
 from compound.errors import UsageError
 from compound.hostfacts import host_facts
+from compound.hosts.doctor_checks import check_swarm_networking
 from compound.runtimes.base import HostCheck
 from compound.runtimes.hostcheck import (
     CheckDef,
@@ -126,6 +127,7 @@ CHECKS: tuple[CheckDef, ...] = (
     CheckDef("load balancer image", check_lb_image),
     CheckDef("host", check_host),
     CheckDef("cpus/memory", check_resources),
+    CheckDef("swarm networking", check_swarm_networking),
 )
 
 

@@ -92,6 +92,9 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="Print plan and outcome as JSON.")
         ] = False,
         timeout: Timeout = None,
+        swarm: Annotated[
+            bool, typer.Option("--swarm", help="Deploy to the Swarm (`compound swarm init`).")
+        ] = False,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
         from compound.cli.logs_view import follow_logs
@@ -100,6 +103,10 @@ def register(app: typer.Typer) -> None:
         from compound.reconcile.drift import recreate_reasons
 
         app_ctx = app_context(ctx)
+        if swarm:
+            from compound.cli.swarm_cmd import swarm_up
+
+            return swarm_up(app_ctx, services or [], json_out=json_out, timeout=wait_timeout)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
         if recreate_drifted and no_recreate:

@@ -41,6 +41,8 @@ def _command_modules() -> tuple[str, ...]:
         "volume_cmd",
         "serve_cmd: serve",
         "bench_cmd: bench",
+        "host_cmd: host",
+        "swarm_cmd: swarm",
     )
 
 

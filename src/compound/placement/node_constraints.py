@@ -1,0 +1,32 @@
+"""What a service's placement demand requires of a node, as Swarm node
+constraints on the labels compound puts on every node (``compound.*``,
+see :mod:`compound.hosts.swarm`). Never a particular node: Swarm must stay
+free to reschedule when one is lost."""
+
+from __future__ import annotations
+
+from compound.placement.demand import ServiceDemand
+
+LABEL_PREFIX = "compound."
+
+
+def node_constraints(demand: ServiceDemand | None) -> list[str]:
+    if demand is None:
+        return []
+    out = []
+    if demand.runtime == "container":
+        # containers share the node's kernel: only with their own tenant's
+        # (the planner decides which nodes those are; hosts/deploy.label_kernels)
+        out.append(f"node.labels.{LABEL_PREFIX}kernel == {demand.tenant or 'none'}")
+    if demand.required_class:
+        out.append(f"node.labels.{LABEL_PREFIX}class == {demand.required_class}")
+    if demand.runtime == "vm":
+        out.append(f"node.labels.{LABEL_PREFIX}vm == yes")
+    if demand.os != "linux":
+        out.append(f"node.platform.os == {demand.os}")
+    return out
+
+
+def vm_services(demands: list[ServiceDemand]) -> list[str]:
+    """Services that run as VMs (the Swarm target cannot carry them yet)."""
+    return sorted(d.service for d in demands if d.runtime == "vm")

@@ -1,0 +1,283 @@
+"""Hosts and Swarm on a real 3-node cluster of nested Docker hosts.
+
+The cluster (three privileged-ish containers of local/dockerhost, each its
+own dockerd and sshd on their own network, adopted over SSH) is built once
+per session and shared by every test here; the tests run in file order and
+the node-loss test comes last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from compound.hosts import drivers, records, swarm
+from compound.hosts.nested_image import cache_dir
+from tests.integration.apps import App
+
+HOSTS = ("swarm-t1", "swarm-t2", "swarm-t3")
+PREFIX = "swarm-test-host-"
+
+
+@pytest.fixture(scope="module")
+def cluster(engine: docker.DockerClient, busybox_image: str) -> Iterator[list[str]]:
+    saved = {k: os.environ.get(k) for k in ("COMPOUND_HOSTS_DIR", "COMPOUND_NESTED_PREFIX")}
+    # a fixed directory: ~/.ssh/config includes its ssh_config once, not once per run
+    os.environ["COMPOUND_HOSTS_DIR"] = str(cache_dir() / "test-hosts")
+    os.environ["COMPOUND_NESTED_PREFIX"] = PREFIX
+    _teardown()
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda n: drivers.create(n, "nested", labels={"rack": n[-1]}), HOSTS))
+        swarm.init(list(HOSTS))
+        yield list(HOSTS)
+    finally:
+        _teardown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _teardown() -> None:
+    for r in records.load_all():
+        drivers.remove(r, force=True)
+    swarm.forget()
+    drivers.remove_network_if_unused()
+
+
+def _app(engine: docker.DockerClient, tmp_path: Path, name: str, body: str) -> App:
+    app = App(name, tmp_path / name, engine)
+    app.write(body)
+    return app
+
+
+def _docker(context: str, *args: str) -> str:
+    proc = subprocess.run(
+        ["docker", "--context", context, *args], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_host_ls_shows_facts_measured_on_each_host(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(engine, tmp_path, "swarm-facts", "services: {}\n")
+    rows = json.loads(app.ok("host", "ls", "--json"))
+    assert [r["name"] for r in rows] == cluster
+    meminfo = Path("/proc/meminfo").read_text()
+    mem = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1)) * 1024  # type: ignore[union-attr]
+    for r in rows:
+        f = r["facts"]
+        assert r["state"] == "running"
+        # a container of this machine: same kernel, CPUs and memory, and virtual
+        assert f["cpus"] == os.cpu_count()
+        assert f["memory"] == mem
+        assert f["class"] == "virtual" and f["virt"] not in ("none", "unknown")
+        assert f["engine"] == engine.version()["Version"]
+        assert f["ipvs"] is False
+        assert r["labels"] == {"rack": r["name"][-1]}
+        key = Path(r["identity_file"])
+        assert key.stat().st_mode & 0o777 == 0o600
+        # the host's Docker context works with the plain docker CLI
+        assert _docker(r["name"], "info", "--format", "{{.Name}}").strip() == r["name"]
+    text = app.ok("host", "ls")
+    assert "PRIVATE KEY" not in text and "swarm-t2" in text
+    assert app.ok("host", "env", "swarm-t1").splitlines()[0] == "export DOCKER_CONTEXT=swarm-t1"
+
+
+def test_plan_takes_its_inventory_from_the_hosts(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-plan",
+        """
+        services:
+          web: {image: local/busybox:latest, deploy: {replicas: 3}}
+        """,
+    )
+    out = json.loads(app.ok("plan", "--json"))
+    assert sorted(h["name"] for h in out["hosts"]) == sorted(cluster)
+
+
+def test_swarm_ls_labels_nodes_with_facts(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(engine, tmp_path, "swarm-ls", "services: {}\n")
+    nodes = json.loads(app.ok("swarm", "ls", "--json"))
+    assert sorted(n["host"] for n in nodes) == sorted(cluster)
+    assert [n["role"] for n in nodes].count("manager") == 1
+    for n in nodes:
+        assert n["state"] == "ready"
+        labels = n["labels"]
+        assert labels["compound.host"] == n["host"]
+        assert labels["compound.class"] == "virtual"
+        assert labels["compound.tenant"] == "none"
+        assert labels["rack"] == n["host"][-1]
+
+
+def test_bad_credentials_and_unreachable_hosts_name_the_host(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(engine, tmp_path, "swarm-bad", "services: {}\n")
+    address = records.load("swarm-t1").address
+    assert address
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    code, out = app.run(
+        "host", "create", "swarm-bad", "--driver", "ssh", "--address", address,
+        "--identity", str(stranger),
+    )  # fmt: skip
+    assert code == 1
+    assert "host 'swarm-bad'" in out and "wrong credentials" in out
+    assert "Traceback" not in out and "PRIVATE KEY" not in out
+    code, out = app.run(
+        "host", "create", "swarm-bad", "--driver", "ssh", "--address", address, "--port", "2"
+    )
+    assert code == 1
+    assert "host 'swarm-bad'" in out and "cannot reach" in out
+    assert not records.exists("swarm-bad")
+
+
+def test_up_swarm_spans_nodes_updates_and_rolls_back(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    body = """
+        services:
+          api:
+            image: local/busybox:latest
+            command: ["sh", "-c", "echo v=$$VERSION > /www; exec httpd -f -p 8080 -h /"]
+            environment: {VERSION: "%s"}
+            deploy:
+              replicas: 2
+              placement: {constraints: ["node.labels.compound.host != swarm-t3"]}
+              update_config: {monitor: 1s}
+              rollback_config: {monitor: 1s}
+          client:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            deploy:
+              placement: {constraints: ["node.labels.compound.host == swarm-t3"]}
+        """
+    app = _app(engine, tmp_path, "swarm-app", body % "1")
+    try:
+        app.ok("up", "--swarm")
+        stack = (records.hosts_dir() / "stacks" / "swarm-app.yaml").read_text()
+        assert "endpoint_mode: dnsrr" in stack
+        assert "failure_action: rollback" in stack and "monitor: 1s" in stack
+        rows = json.loads(app.ok("swarm", "ps", "--json"))
+        api_hosts = {r["host"] for r in rows if r["service"] == "api"}
+        assert api_hosts and "swarm-t3" not in api_hosts
+        # a container on swarm-t3 reaches the api on another node by name
+        assert _fetch_from_client() == "v=1"
+        app.write(body % "2")
+        app.ok("up", "--swarm")
+        assert _fetch_from_client() == "v=2"
+        hist = json.loads(app.ok("swarm", "history"))
+        assert [e["event"] for e in hist["events"]] == ["deploy", "deploy"]
+        out = app.ok("swarm", "rollback", "api")
+        assert "rolled back: api" in out
+        assert _fetch_from_client() == "v=1"
+        # exec reaches a task wherever it runs
+        assert app.ok("swarm", "exec", "api", "cat", "/www").strip() == "v=1"
+        logs = app.ok("swarm", "logs", "client", "--tail", "5")
+        assert "Traceback" not in logs
+    finally:
+        app.ok("swarm", "down")
+
+
+def _fetch_from_client(timeout: float = 30) -> str:
+    ids = _docker(
+        "swarm-t3", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=swarm-app_client"
+    ).split()
+    assert ids, "client task is not on swarm-t3"
+    deadline = time.monotonic() + timeout
+    out = ""
+    while time.monotonic() < deadline:
+        proc = subprocess.run(
+            # busybox's static wget crashes resolving names here; nc speaks HTTP/1.0 fine
+            ["docker", "--context", "swarm-t3", "exec", ids[0], "sh", "-c",
+             'printf "GET /www HTTP/1.0\\r\\n\\r\\n" | nc -w 3 api 8080'],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        lines = proc.stdout.strip().splitlines()
+        out = lines[-1] if lines else ""
+        if proc.returncode == 0 and out.startswith("v="):
+            return out
+        time.sleep(0.5)
+    return out
+
+
+def test_rm_refuses_a_host_that_runs_services(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(engine, tmp_path, "swarm-rm", "services: {}\n")
+    _docker(
+        "swarm-t2", "run", "-d", "--name", "swarm-busy", "local/busybox:latest", "sleep", "1000"
+    )
+    try:
+        code, out = app.run("host", "rm", "swarm-t2")
+        assert code == 1 and "host 'swarm-t2'" in out and "still runs" in out and "--force" in out
+        assert records.exists("swarm-t2")
+    finally:
+        _docker("swarm-t2", "rm", "-f", "swarm-busy")
+
+
+def test_node_loss_moves_services_and_reports_pinned_volumes(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-loss",
+        """
+        services:
+          web:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            deploy: {replicas: 3}
+          db:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            volumes: [data:/data]
+            deploy: {placement: {constraints: ["node.labels.compound.host == swarm-t3"]}}
+        volumes:
+          data: {}
+        """,
+    )
+    app.ok("up", "--swarm")
+    try:
+        rows = json.loads(app.ok("swarm", "ps", "--json"))
+        assert {r["host"] for r in rows if r["service"] == "web"} == set(cluster)
+        app.ok("host", "stop", "swarm-t3")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            rows = json.loads(app.ok("swarm", "ps", "--json"))
+            web = [r for r in rows if r["service"] == "web" and r["state"] == "running"]
+            db = [r for r in rows if r["service"] == "db"]
+            if len(web) == 3 and db and "volume unavailable" in db[0]["note"]:
+                break
+            time.sleep(1)
+        assert {r["host"] for r in web} <= {"swarm-t1", "swarm-t2"} and len(web) == 3
+        assert "pinned to host swarm-t3" in db[0]["note"]
+        assert db[0]["state"] != "running"
+    finally:
+        app.run("host", "start", "swarm-t3")
+        app.run("swarm", "down")

@@ -1,0 +1,156 @@
+"""The Swarm stack translation, the facts parser and SSH error sorting (no engine)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from compound.hosts import facts, ssh
+from compound.hosts.inventory import host_of
+from compound.hosts.records import HostRecord
+from compound.hosts.stack import translate
+from compound.placement import place
+from compound.spec import LoadOptions, load_project
+from compound.spec.model import Project
+
+
+def _project(tmp_path: Path, body: str) -> Project:
+    f = tmp_path / "compose.yaml"
+    f.write_text(textwrap.dedent(body).lstrip("\n"))
+    return load_project(LoadOptions(files=(str(f),), project_name="shop")).project
+
+
+def _host(name: str, tenant: str | None = None) -> HostRecord:
+    return HostRecord(
+        name=name,
+        driver="nested",
+        address="10.0.0.1",
+        tenant=tenant,
+        facts={"class": "virtual", "cpus": 4, "memory": 8 << 30, "kvm": None, "tun": True},
+    )
+
+
+APP = """
+services:
+  web:
+    image: local/busybox:latest
+    ports: ["8080:80"]
+    depends_on: [db]
+    deploy: {replicas: 2}
+  db:
+    container_name: db1
+    image: local/postgres:15
+    volumes: [pgdata:/var/lib/postgresql/data]
+    restart: on-failure
+    x-compound: {hints: {tenant: acme}}
+volumes:
+  pgdata: {}
+"""
+
+
+def _translate(project: Project, hosts: list[HostRecord]) -> tuple[dict, list[str], dict]:  # type: ignore[type-arg]
+    packing = place([project], [host_of(h) for h in hosts])
+    assert not packing.unplaced
+    stack = translate(
+        project, {d.service: d for d in packing.demands}, volume_hosts={"pgdata": "h2"}
+    )
+    return stack.data, stack.warnings, stack.pinned
+
+
+def test_containers_become_dnsrr_services_with_host_ports_and_update_configs(
+    tmp_path: Path,
+) -> None:
+    data, warnings, _ = _translate(_project(tmp_path, APP), [_host("h1"), _host("h2"), _host("h3")])
+    assert data["version"] == "3.8"
+    web = data["services"]["web"]
+    assert web["deploy"]["endpoint_mode"] == "dnsrr"
+    assert web["ports"] == [{"target": 80, "published": 8080, "protocol": "tcp", "mode": "host"}]
+    # two tasks cannot publish one host port on one node
+    assert web["deploy"]["placement"]["max_replicas_per_node"] == 1
+    assert web["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert web["deploy"]["rollback_config"]["parallelism"] == 1
+    assert "depends_on" not in web and "container_name" not in data["services"]["db"]
+    assert any("depends_on ignored" in w for w in warnings)
+    assert any("db: container_name ignored" in w for w in warnings)
+    assert data["networks"]["default"]["driver"] == "overlay"
+    assert web["labels"]["io.compound.project"] == "shop"
+
+
+def test_tenants_and_local_volumes_become_constraints(tmp_path: Path) -> None:
+    data, warnings, pinned = _translate(
+        _project(tmp_path, APP), [_host("h1"), _host("h2"), _host("h3")]
+    )
+    db = data["services"]["db"]
+    constraints = db["deploy"]["placement"]["constraints"]
+    assert "node.labels.compound.kernel == acme" in constraints
+    assert "node.labels.compound.host == h2" in constraints
+    assert pinned == {"db": "h2"}
+    assert any("pinned to host h2" in w and "shared volume driver" in w for w in warnings)
+    assert db["deploy"]["restart_policy"] == {"condition": "on-failure"}
+    web = data["services"]["web"]
+    assert "node.labels.compound.kernel == none" in web["deploy"]["placement"]["constraints"]
+
+
+def test_facts_are_interpreted_not_trusted() -> None:
+    raw = facts.parse(
+        "cpus=8\nmem_kib=1024\nvirt=none\nos_name=Debian GNU/Linux 12 (bookworm)\n"
+        "engine=20.10.24\nkvm_dev=1\ntun=1\nipvs=0\n"
+    )
+    f = facts.interpret(raw, local=False)
+    assert f["class"] == "bare-metal" and f["cpus"] == 8 and f["memory"] == 1024 * 1024
+    # a /dev/kvm on another host is no promise that KVM boots
+    assert f["kvm"] is None and "not boot-probed" in f["kvm_reason"]
+    assert facts.interpret({"virt": "kvm", "kvm_dev": "0"}, local=False)["class"] == "virtual"
+    assert host_of(_host("h")).kvm is False
+
+
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        ("root@10.0.0.1: Permission denied (publickey).", "wrong credentials"),
+        ("ssh: connect to host 10.0.0.1 port 22: Connection refused", "cannot reach"),
+        ("ssh: connect to host 10.0.0.1 port 22: Connection timed out", "cannot reach"),
+        ("Host key verification failed.", "different host key"),
+    ],
+)
+def test_ssh_failures_are_sorted_and_name_the_host(stderr: str, expected: str) -> None:
+    err = ssh.classify_ssh_failure(_host("edge-1"), stderr)
+    assert expected in str(err) and "host 'edge-1'" in str(err)
+
+
+def test_volumes_one_service_mounts_together_are_pinned_to_one_host(tmp_path: Path) -> None:
+    from compound.hosts.deploy import _mounts, _volume_hosts
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          db: {image: local/busybox:latest, volumes: [data:/d]}
+          logger: {image: local/busybox:latest, volumes: [logs:/l]}
+          worker: {image: local/busybox:latest, volumes: [data:/d, logs:/l]}
+          other: {image: local/busybox:latest, volumes: [media:/m]}
+        volumes: {data: {}, logs: {}, media: {}}
+        """,
+    )
+    packing = place([project], [host_of(_host(n)) for n in ("h1", "h2", "h3")])
+    # members=[]: no volume exists yet anywhere, the planner's choice decides
+    where = _volume_hosts(project, _mounts(project), packing, [])
+    assert set(where) == {"data", "logs", "media"}
+    assert where["data"] == where["logs"]
+
+
+def test_vm_services_are_refused_with_a_reason(tmp_path: Path) -> None:
+    from compound.errors import NotSupportedError
+    from compound.hosts.deploy import build_stack
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          legacy: {image: local/busybox:latest, x-compound: {runtime: vm}}
+        """,
+    )
+    with pytest.raises(NotSupportedError, match="legacy run as VMs"):
+        build_stack(project, [_host("h1")])
