@@ -171,6 +171,11 @@ class VMOptions(Frozen):
     net: Literal["tap", "user"] = "tap"
     # How volumes reach the guest: auto = virtio-fs, 9p where it cannot run.
     share: Literal["auto", "virtiofs", "9p"] = "auto"
+    # A legacy VM disk (absolute host path after loading): boots its own
+    # bootloader instead of an image; see runtimes/vm/legacy.py.
+    disk: str | None = None
+    persistent: bool = False  # one overlay kept across recreates (a volume)
+    firmware: Literal["auto", "bios", "uefi"] = "auto"
 
 
 class LBOptions(Frozen):
