@@ -98,7 +98,7 @@ def _register_optional() -> None:
     # command groups delivered by their own modules; absent ones are simply not offered
     import importlib
 
-    for name in ("advise_cmd", "doctor_cmd", "diff_cmd", "volume_cmd"):
+    for name in ("advise_cmd", "doctor_cmd", "diff_cmd", "volume_cmd", "legacy_cmd"):
         try:
             module = importlib.import_module(f"compound.cli.{name}")
         except ImportError:

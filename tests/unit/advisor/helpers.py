@@ -13,8 +13,8 @@ from compound.spec.model import (
     Project,
     Resources,
     Service,
-    VolumeMount,
     VMOptions,
+    VolumeMount,
     XCompound,
 )
 
