@@ -26,9 +26,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
@@ -245,8 +245,8 @@ def _copy_image(client: docker.DockerClient, image_id: str, dest: Path) -> None:
         )
         assert proc.stdin is not None
         try:
-            for chunk in container.export():
-                proc.stdin.write(bytes(chunk))
+            for chunk in cast(Iterator[bytes], container.export()):
+                proc.stdin.write(chunk)
         finally:
             proc.stdin.close()
         if proc.wait() != 0:
