@@ -2,8 +2,11 @@
 for any hypervisor, with no compound involved at boot.
 
 The disk: an MBR with one bootable ext4 partition holding the image's
-files, extlinux (syslinux's MBR + ldlinux), compound's guest kernel
-(guestkernel.py; virtio drivers, ext4, devtmpfs built in, no modules) and
+files, extlinux (syslinux's MBR + ldlinux), Debian's kernel (kernel.py; a
+bzImage that extlinux can load: compound's own guest kernel is an ELF
+vmlinux booted through QEMU's PVH entry, which no bootloader offers) with a
+small initramfs (busybox-static + the virtio/ext4 modules, which mounts
+/dev/vda1 and switches to it), and
 /compound/init: a busybox-static shell script that mounts the API
 filesystems, brings the network up by DHCP (udhcpc), and runs the image's
 entrypoint + command with its environment, working directory and user;
@@ -12,7 +15,7 @@ when that ends, the VM powers off. Boots with a bare
     qemu-system-x86_64 -m 512 -nographic -drive file=disk.qcow2,if=virtio \
         -nic user,model=virtio-net-pci
 
-(virtio disk and NIC: the guest kernel has no IDE/SATA or e1000 drivers).
+(virtio disk and NIC: the initramfs carries only the virtio drivers).
 Written to a temporary file in the output's directory and renamed.
 """
 
@@ -37,7 +40,8 @@ import requests.exceptions
 from compound.errors import CompoundError
 
 from ._util import default_cache_dir
-from .guestkernel import ensure_guest_kernel
+from .cpio import build_image
+from .kernel import KernelArtifacts, ensure_kernel
 
 FORMATS = ("qcow2", "raw", "vmdk")
 MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
@@ -70,6 +74,33 @@ case "$1" in
 esac
 exit 0
 """
+
+
+INITRAMFS_INIT = """#!/bin/busybox sh
+# compound export's initramfs: virtio + ext4 modules, then the root on vda1
+B=/bin/busybox
+$B mkdir -p /proc /sys /dev /newroot
+$B mount -t proc proc /proc; $B mount -t sysfs sys /sys; $B mount -t devtmpfs dev /dev
+for m in $($B cat /modules.order); do $B insmod /modules/$m 2>/dev/null; done
+i=0
+while [ ! -b /dev/vda1 ] && [ $i -lt 100 ]; do $B sleep 0.1; i=$((i + 1)); done
+$B mount -t ext4 -o rw /dev/vda1 /newroot || { echo "no root on /dev/vda1 (virtio?)"; $B sh; }
+$B umount /proc /sys; $B mount --move /dev /newroot/dev 2>/dev/null || $B umount /dev
+exec $B switch_root /newroot /compound/init
+"""
+
+
+def initramfs(kernel: KernelArtifacts) -> bytes:
+    entries: list[tuple[str, str, bytes | str, int]] = [
+        ("dir", "bin", b"", 0o755),
+        ("file", "bin/busybox", BUSYBOX.read_bytes(), 0o755),
+        ("file", "init", INITRAMFS_INIT, 0o755),
+        ("dir", "modules", b"", 0o755),
+        ("file", "modules.order", "\n".join(kernel.modules) + "\n", 0o644),
+    ]
+    for m in kernel.modules:
+        entries.append(("file", f"modules/{m}", (kernel.modules_dir / m).read_bytes(), 0o644))
+    return build_image(entries, compress=True)
 
 
 def init_script(config: dict[str, Any]) -> str:
@@ -144,8 +175,8 @@ def export(
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise ExportError(f"cannot inspect {image}: {exc}") from exc
     config = dict(img.attrs.get("Config") or {})
-    progress("guest kernel (built once, cached)")
-    kernel = ensure_guest_kernel(cache_dir or default_cache_dir(), progress)
+    progress("Debian's kernel (fetched once, cached)")
+    kernel = ensure_kernel(cache_dir or default_cache_dir())
     output = output.resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=output.parent))
@@ -194,10 +225,12 @@ def export(
         boot = mnt / "boot" / "extlinux"
         boot.mkdir(parents=True, exist_ok=True)
         shutil.copy2(kernel.vmlinuz, boot / "vmlinuz")
+        (boot / "initrd.img").write_bytes(initramfs(kernel))
         (boot / "extlinux.conf").write_text(
             "DEFAULT compound\nTIMEOUT 1\nLABEL compound\n"
             "    KERNEL /boot/extlinux/vmlinuz\n"
-            "    APPEND root=/dev/vda1 rw console=ttyS0 init=/compound/init quiet\n"
+            "    INITRD /boot/extlinux/initrd.img\n"
+            "    APPEND rw console=ttyS0 quiet\n"
         )
         progress("installing extlinux")
         _run(["extlinux", "--install", str(boot)], "extlinux --install")
