@@ -719,7 +719,8 @@ class VMDriver(Driver):
         if legacy.is_legacy(dict(instance.labels)):
             # ACPI power-down, the grace period, then the launcher ends QEMU
             wait = float(grace if grace is not None else instance.details.get("stop_timeout") or 10)
-            if legacy.power_down(self._run_dir(instance)):
+            agent = instance.labels.get(legacy.LABEL_VM_AGENT) == "yes"
+            if legacy.power_down(self._run_dir(instance), agent):
                 with contextlib.suppress(CompoundError):
                     self._containers.wait(instance, wait)
             self._containers.stop(instance, 2)

@@ -201,12 +201,22 @@ def wait_ready(
         time.sleep(1.0)
 
 
-def power_down(run_dir: Path) -> bool:
-    """ACPI power button over QMP; False when QMP does not answer."""
+def power_down(run_dir: Path, agent: bool) -> bool:
+    """ACPI power button over QMP; False when QMP does not answer. A guest
+    may ignore the button (no acpid, no logind: minimal servers often have
+    neither), so a guest with the agent is also asked to shut down."""
     try:
         qmp(run_dir / "qmp.sock", "system_powerdown", timeout=5)
     except Exception:  # QEMU already gone or not up
         return False
+    if agent:
+        # guest-shutdown runs `shutdown -P +0`, which on systemd needs logind
+        # and D-Bus; `poweroff` reaches init directly (systemd or SysV)
+        with contextlib.suppress(Exception), GuestAgent(run_dir / "qga.sock", timeout=3) as ga:
+            try:
+                ga.call("guest-shutdown", {"mode": "powerdown"})
+            except VMError:
+                ga.call("guest-exec", {"path": "/sbin/poweroff", "arg": []})
     return True
 
 
