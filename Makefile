@@ -35,7 +35,11 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	gcc bc flex bison libelf-dev
+	gcc bc flex bison libelf-dev \
+	extlinux syslinux-common fdisk ntfs-3g
+# extlinux, syslinux-common (mbr.bin), fdisk (sfdisk): the legacy test disk
+# (images/legacy-disk.sh) and `compound export`; sfdisk also reads partition
+# tables for `compound lift`; ntfs-3g (mkntfs): the Windows-disk lift test.
 
 PYTHON ?= python3
 VENV := .venv
