@@ -80,7 +80,7 @@ def persist_volume_name(project: str, service: str) -> str:
 
 
 def plan(project: str, service: str, disk: str, persistent: bool, firmware: str) -> LegacyPlan:
-    path = Path(disk)
+    path = Path(disk).resolve()  # the label lift compares against
     facts = facts_for(path)
     if firmware != "auto":
         facts = DiskFacts(facts.format, firmware, facts.os, facts.guest_agent)
