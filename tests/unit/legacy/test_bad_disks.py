@@ -156,3 +156,25 @@ def test_a_readable_disk_gives_its_facts(tmp_path: Path) -> None:
         "Debian 12",
         False,
     )
+
+
+def test_a_healthcheck_on_a_disk_without_the_guest_agent_is_refused_before_boot(
+    tmp_path: Path,
+) -> None:
+    from compound.errors import NotSupportedError
+    from compound.runtimes.vm.driver import VMDriver
+    from compound.spec.model import Healthcheck, Project, Service, VMOptions, XCompound
+
+    disk = tmp_path / "noagent.raw"
+    _mbr(disk, 20 * MiB, [(1, 16, "83")])
+    _ext4_at(disk, 1, 16, _os_tree(tmp_path, "Debian GNU/Linux", "12"))
+    svc = Service(
+        name="erp",
+        healthcheck=Healthcheck(test=("CMD", "true")),
+        x_compound=XCompound(runtime="vm", vm=VMOptions(disk=str(disk))),
+    )
+    project = Project(name="p", working_dir=str(tmp_path), files=(), services={"erp": svc})
+    with pytest.raises(NotSupportedError) as err:
+        VMDriver(client=FakeClient()).prepare(project, svc)  # type: ignore[arg-type]
+    text = err.value.render()
+    assert "has no qemu-guest-agent" in text and "over TCP/HTTP" in text

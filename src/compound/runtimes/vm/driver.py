@@ -230,10 +230,26 @@ class VMDriver(Driver):
         def say(msg: str) -> None:
             progress(service.name, msg)
 
-        say("preparing the VM: launcher image; reading the disk offline")
-        self._shared(say)
+        say("reading the disk offline")
         facts = legacy.facts_for(disk)
         say(f"disk {disk.name}: {facts.format}, {facts.os}, {facts.firmware.upper()}")
+        hc = service.healthcheck
+        if (
+            hc
+            and not hc.disable
+            and hc.test
+            and tuple(hc.test[:1]) != ("NONE",)
+            and not facts.guest_agent
+        ):
+            # compound runs CMD checks in the guest through the agent
+            raise NotSupportedError(
+                f"service {service.name!r}: its healthcheck runs in the guest, but the disk"
+                f" {disk.name} ({facts.os}) has no qemu-guest-agent",
+                hint="install qemu-guest-agent in the guest, or drop the healthcheck and"
+                " check the service over TCP/HTTP from another service",
+            )
+        say("preparing the VM: launcher image")
+        self._shared(say)
         image_id = legacy.disk_id(disk)
         self._prepared[image_ref(project, service)] = image_id
         return image_id
