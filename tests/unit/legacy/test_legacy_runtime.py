@@ -78,3 +78,24 @@ def test_exec_without_the_guest_agent_says_why(tmp_path: Path) -> None:
         exec_in_guest(tmp_path, "erp", False, ["true"], None, None, None, 5)
     text = err.value.render()
     assert "without qemu-guest-agent" in text and "TCP/HTTP check" in text
+
+
+def test_a_persistent_disk_service_is_updated_stop_first() -> None:
+    from compound.planner.update import update_policy
+    from compound.spec.model import Service, UpdateConfig, VMOptions, XCompound
+
+    def svc(persistent: bool, **kw: object) -> Service:
+        vm = VMOptions(disk="/srv/erp.qcow2", persistent=persistent)
+        return Service(name="erp", x_compound=XCompound(runtime="vm", vm=vm), **kw)  # type: ignore[arg-type]
+
+    assert update_policy(svc(False), 1).start_first  # an overlay per instance
+    assert not update_policy(svc(True), 1).start_first
+    declared = svc(True).model_copy(
+        update={
+            "deploy": svc(True).deploy.model_copy(
+                update={"update_config": UpdateConfig(order="start-first")}
+            )
+        }
+    )
+    policy = update_policy(declared, 1)
+    assert not policy.start_first and "one VM at a time" in (policy.note or "")
