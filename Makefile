@@ -43,7 +43,11 @@ APT_PACKAGES := \
 	ca-certificates procps make curl \
 	openssh-client \
 	gcc bc flex bison libelf-dev libc6-dev \
-	chromium
+	chromium \
+	extlinux syslinux-common fdisk ntfs-3g
+# extlinux, syslinux-common (mbr.bin), fdisk (sfdisk): the legacy test disk
+# (images/legacy-disk.sh) and `compound export`; sfdisk also reads partition
+# tables for `compound lift`; ntfs-3g (mkntfs): the Windows-disk lift test.
 
 PYTHON ?= python3
 VENV := .venv

@@ -178,6 +178,7 @@ class Evidence:
     box_share: float  # replicas x demand as a share of one physical box (dominant resource)
     other_tenants: tuple[str, ...] = ()  # tenants of other services, when they differ
     project_os: tuple[str, ...] = ()  # operating systems present in the project
+    vm_disk: bool = False  # x-compound.vm.disk: a legacy VM disk, a VM by nature
 
     # --- derived facts the rules read ---
 
@@ -340,6 +341,7 @@ def service_evidence(
         arch=_image_arch(service, image),
         demand=demand,
         box_share=0.0 if math.isnan(share) else share,
+        vm_disk=bool(service.x_compound.vm.disk),
     )
 
 

@@ -79,6 +79,16 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     # --- runtime: what only one runtime can do ------------------------------
     Rule(
+        "vm-disk",
+        "legacy VMs: a whole VM disk with its own OS and bootloader",
+        "vm",
+        DECISIVE,
+        lambda e: e.vm_disk,
+        "it is a VM disk (x-compound.vm.disk): it boots its own kernel, only a VM runs it",
+        "it is a VM disk (x-compound.vm.disk)",
+        "it were lifted into an image (`compound lift`) and ran from that image",
+    ),
+    Rule(
         "windows-guest",
         "another OS: Windows and Linux workloads on one host",
         "vm",

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from compound import __version__
 from compound.cli.context import AppContext, app_context
 from compound.errors import EngineError, NotSupportedError, UsageError
-
-if TYPE_CHECKING:
-    pass
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

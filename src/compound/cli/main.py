@@ -43,6 +43,7 @@ def _command_modules() -> tuple[str, ...]:
         "bench_cmd: bench",
         "host_cmd: host",
         "swarm_cmd: swarm",
+        "legacy_cmd: lift export",
     )
 
 

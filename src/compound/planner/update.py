@@ -61,6 +61,8 @@ def start_first_blocker(service: Service, replicas: int) -> str | None:
         return "it publishes fixed host ports"
     if service.network_mode == "host":
         return "it uses the host's network"
+    if service.x_compound.vm.disk and service.x_compound.vm.persistent:
+        return "its persistent VM disk overlay can be open in one VM at a time"
     if service.network_mode and service.network_mode.startswith(("service:", "container:")):
         return "it shares another instance's network namespace"
     for net in service.networks.values():

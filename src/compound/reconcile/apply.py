@@ -400,7 +400,8 @@ class Applier:
         deadline = time.monotonic() + self.dependency_timeout
         dep_plan = self.plan.for_service(dep)
         driver = self.driver_for(dep_plan.runtime)
-        if condition == "service_healthy" and not driver.capabilities.native_healthcheck:
+        runs_check = driver.engine_runs_healthcheck(self.project.services[dep])
+        if condition == "service_healthy" and not runs_check:
             self._wait_healthy_by_exec(dep, driver, instances, deadline)
             return
         # health comes from the engine, so an image's own HEALTHCHECK counts too

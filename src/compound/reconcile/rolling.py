@@ -258,7 +258,8 @@ class RollingUpdate:
 
     def _wait_healthy(self, inst: Instance, deadline: float) -> str | None:
         hc = self.desired.service.healthcheck
-        if not self.driver.capabilities.native_healthcheck and check_command(hc) is not None:
+        native = self.driver.engine_runs_healthcheck(self.desired.service)
+        if not native and check_command(hc) is not None:
             verdict = wait_healthy_with(
                 self.driver, inst, hc, deadline=deadline, cancelled=self.cancelled
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from compound.errors import NotSupportedError
 from compound.reconcile.project_engine import ProjectEngine
@@ -27,6 +28,15 @@ class Snapshot:
     exposed: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
+def disk_image_id(disk: str) -> str | None:
+    from compound.runtimes.vm.legacy import disk_id
+
+    try:
+        return disk_id(Path(disk))
+    except OSError:
+        return None
+
+
 def image_ref(project: Project, service: str) -> str:
     return project.services[service].image or f"{project.name}-{service}"
 
@@ -43,6 +53,10 @@ def read_snapshot(
     refs = {n: image_ref(project, n) for n in services}
     ids = {ref: engine.image_id(ref) for ref in set(refs.values())}  # one call per image
     image_ids = {n: ids[ref] for n, ref in refs.items()}
+    for n in refs:
+        disk = project.services[n].x_compound.vm.disk
+        if disk:  # a VM disk service: the disk (path, size, mtime) is its image
+            image_ids[n] = disk_image_id(disk)
     nets, vols = engine.resources()
     exposed = {
         n: engine.exposed_ports(image_id)

@@ -39,6 +39,8 @@ def instance_row(
         # a VM's data plane: tap | user (slirp); volumes over virtiofs | 9p
         "network": d.get("network", "-"),
         "share": d.get("share", "-"),
+        # a legacy VM disk service: the OS found on the disk and its firmware
+        **({"os": d["os"], "firmware": d.get("firmware")} if d.get("os") else {}),
         # a VM's container runs the launcher image; the service's image is what boots
         "image": driver.shown_image(inst, project) if driver and project else inst.image,
         "status": inst.status,

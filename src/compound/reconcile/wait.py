@@ -35,7 +35,7 @@ def wait_running(
                 )
             elif cur.health == "unhealthy":
                 raise ServiceError(cur.service, f"{cur.name} is unhealthy")
-            elif cur.health is None and not driver_for(cur).capabilities.native_healthcheck:
+            elif cur.health is None and not _engine_checks(project, driver_for(cur), cur):
                 _wait_probed_healthy(project, driver_for(cur), cur, deadline)
                 pending.pop(iid)
                 progress.update(cur.service, "Healthy", done=True)
@@ -61,7 +61,12 @@ def _wait_probed_healthy(project: Project, driver: Driver, inst: Instance, deadl
 def health_of(project: Project, driver: Driver, inst: Instance) -> str | None:
     """Health as `ps` shows it: the engine's, or one probe for runtimes
     whose engine runs no healthcheck."""
-    if driver.capabilities.native_healthcheck or not inst.running:
+    if _engine_checks(project, driver, inst) or not inst.running:
         return inst.health
     svc = project.services.get(inst.service)
     return probe_with(driver, inst, svc.healthcheck if svc else None)
+
+
+def _engine_checks(project: Project, driver: Driver, inst: Instance) -> bool:
+    svc = project.services.get(inst.service)
+    return driver.engine_runs_healthcheck(svc) if svc else driver.capabilities.native_healthcheck

@@ -299,6 +299,11 @@ class Driver(abc.ABC):
         networking, whose forwards are made per declared port)."""
         return self.capabilities.open_network
 
+    def engine_runs_healthcheck(self, service: Service) -> bool:
+        """Whether the engine runs ``service``'s healthcheck itself (its health
+        is read from the engine), or compound probes it through ``exec``."""
+        return self.capabilities.native_healthcheck
+
     def sweep(self, project_name: str) -> list[str]:
         """Remove what this runtime keeps outside the engine for instances of
         ``project_name`` that no longer exist (`down` calls it last, under

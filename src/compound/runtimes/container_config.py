@@ -139,7 +139,8 @@ def image_ref(project: Project, service: Service) -> str:
     """The image an instance runs: ``image``, else Compose v2's ``{project}-{service}``."""
     if service.image:
         return service.image
-    if service.build is not None:
+    if service.build is not None or service.x_compound.vm.disk:
+        # a VM disk service has no image; the name stands for it in labels
         return f"{project.name}-{service.name}"
     raise ServiceError(service.name, "has neither `image` nor `build`", hint="add one of them")
 

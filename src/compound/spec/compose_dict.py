@@ -336,6 +336,11 @@ def _x_compound(x: XCompound) -> dict[str, Any]:
         vm["net"] = x.vm.net
     if x.vm.share != "auto":
         vm["share"] = x.vm.share
+    _put(vm, "disk", x.vm.disk)
+    if x.vm.persistent:
+        vm["persistent"] = True
+    if x.vm.firmware != "auto":
+        vm["firmware"] = x.vm.firmware
     _put(out, "vm", vm)
     lb: dict[str, Any] = {}
     if x.lb.mode != "http":

@@ -208,6 +208,11 @@ class VMOptions(Frozen):
     net: Literal["tap", "user"] = "tap"
     # How volumes reach the guest: auto = virtio-fs, 9p where it cannot run.
     share: Literal["auto", "virtiofs", "9p"] = "auto"
+    # A legacy VM disk (absolute host path after loading): boots its own
+    # bootloader instead of an image; see runtimes/vm/legacy.py.
+    disk: str | None = None
+    persistent: bool = False  # one overlay kept across recreates (a volume)
+    firmware: Literal["auto", "bios", "uefi"] = "auto"
 
 
 class LBOptions(Frozen):
@@ -389,6 +394,10 @@ class Service(Frozen):
         for mount in data["volumes"]:
             if mount.get("recursive") is None:
                 mount.pop("recursive", None)  # likewise
+        vm = data["x_compound"].get("vm") or {}
+        for key, empty in (("disk", None), ("persistent", False), ("firmware", "auto")):
+            if vm.get(key) == empty:
+                vm.pop(key, None)  # a VM that boots an image: its hash stays as it was
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -291,7 +291,14 @@ class _ServiceNormalizer:
     def check_image(self, _fields: dict[str, Any]) -> None:
         if "provider" in self.raw:
             return  # refused on its own (report_unused): it needs no image
-        if not self.raw.get("image") and self.raw.get("build") is None:
+        vm = ((self.raw.get("x-compound") or {}).get("vm")) or {}
+        if vm.get("disk") and (self.raw.get("image") or self.raw.get("build") is not None):
+            invalid(
+                self.base,
+                f"service {self.name!r} has both a VM disk and an image or build",
+                "a disk service boots its own disk: remove image/build, or x-compound.vm.disk",
+            )
+        if not self.raw.get("image") and self.raw.get("build") is None and not vm.get("disk"):
             invalid(
                 self.base,
                 f"service {self.name!r} has neither an image nor a build context",
@@ -1028,9 +1035,24 @@ class _ServiceNormalizer:
             vm_fields["vcpus"] = convert.integer(
                 vm["vcpus"], (*path, "vm", "vcpus"), minimum=1, maximum=MAX_VCPUS
             )
-        for key in ("kernel", "kernel_args", "accel", "net", "share"):
+        for key in ("kernel", "kernel_args", "accel", "net", "share", "persistent", "firmware"):
             if vm.get(key) is not None:
                 vm_fields[key] = vm[key]
+        if vm.get("disk") is not None:
+            vm_fields["disk"] = self.ctx.host_path(str(vm["disk"]))
+            if value.get("runtime") != "vm":
+                invalid(
+                    (*path, "vm", "disk"),
+                    "a VM disk boots only as a VM",
+                    "set x-compound.runtime: vm on this service",
+                )
+            if not os.path.isfile(vm_fields["disk"]):
+                invalid(
+                    (*path, "vm", "disk"),
+                    f"VM disk {vm_fields['disk']} does not exist or is not a file",
+                    "give the path of a disk image (qcow2, raw, vmdk, vdi), relative to the"
+                    " project directory",
+                )
         fields["vm"] = VMOptions(**vm_fields)
         lb = value.get("lb") or {}
         fields["lb"] = LBOptions(**{k: v for k, v in lb.items() if v is not None})

@@ -12,6 +12,10 @@
         net: tap | user                  # default tap: the guest owns the launcher's address;
                                          # user = QEMU's slirp (declared ports only)
         share: auto | virtiofs | 9p      # volumes; auto = virtio-fs, 9p where it cannot run
+        disk: ./erp.qcow2                # a legacy VM disk (any format qemu-img reads),
+                                         # booted through its own bootloader; no image needed
+        persistent: true                 # keep the disk's overlay across recreates
+        firmware: auto | bios | uefi     # auto: UEFI when the disk has an EFI system partition
       lb:                                # the load balancer of a replicated service with ports
         mode: http | tcp                 # default http (per request); tcp for other protocols
       hints: {...}                       # free-form; checked by the advisor
@@ -28,6 +32,7 @@ ACCELERATORS = ("auto", "kvm", "tcg")
 GUEST_KERNELS = ("compound", "debian")
 VM_NETS = ("tap", "user")
 VM_SHARES = ("auto", "virtiofs", "9p")
+VM_FIRMWARES = ("auto", "bios", "uefi")
 LB_MODES = ("http", "tcp")
 
 XCOMPOUND_SCHEMA: dict[str, Any] = {
@@ -44,6 +49,9 @@ XCOMPOUND_SCHEMA: dict[str, Any] = {
                 "accel": {"type": "string", "enum": list(ACCELERATORS)},
                 "net": {"type": "string", "enum": list(VM_NETS)},
                 "share": {"type": "string", "enum": list(VM_SHARES)},
+                "disk": {"type": "string", "minLength": 1},
+                "persistent": {"type": "boolean"},
+                "firmware": {"type": "string", "enum": list(VM_FIRMWARES)},
             },
             "additionalProperties": False,
         },

@@ -13,6 +13,7 @@ from compound.spec.model import (
     Project,
     Resources,
     Service,
+    VMOptions,
     VolumeMount,
     XCompound,
 )
@@ -36,6 +37,7 @@ def svc(
     healthcheck: bool = False,
     binds: tuple[str, ...] = (),
     volumes: tuple[str, ...] = (),
+    vm_disk: str | None = None,
     **kw: Any,
 ) -> Service:
     mounts = [VolumeMount(type="bind", source=b, target=f"/mnt{i}") for i, b in enumerate(binds)]
@@ -56,7 +58,11 @@ def svc(
         deploy=deploy,
         healthcheck=Healthcheck(test=("CMD", "true")) if healthcheck else None,
         volumes=tuple(mounts),
-        x_compound=XCompound(runtime=runtime, hints=hints or {}),  # type: ignore[arg-type]
+        x_compound=XCompound(
+            runtime=runtime,  # type: ignore[arg-type]
+            hints=hints or {},
+            vm=VMOptions(disk=vm_disk),
+        ),
         **kw,
     )
 

@@ -22,6 +22,7 @@ LINUX = HostFacts(kvm_usable=True, host_is_vm=False, arch="x86_64")
 SCENARIOS = {
     "windows-guest": (proj(svc("w", hints={"os": "windows"})), "w", None, None),
     "host-namespace": (proj(svc("n", network_mode="host")), "n", None, None),
+    "vm-disk": (proj(svc("d", image=None, vm_disk="/srv/erp.qcow2")), "d", None, None),
     "multitenant": (
         proj(svc("a", hints={"tenant": "acme"}), svc("b", hints={"tenant": "globex"})),
         "a",

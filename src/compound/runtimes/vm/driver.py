@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -53,6 +54,7 @@ from compound.runtimes.container_config import build_create_args, image_ref
 from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.spec.model import Project, Service, VolumeMount
 
+from . import legacy
 from ._util import default_cache_dir
 from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
@@ -63,12 +65,16 @@ from .imageconfig import merge_service
 from .initramfs import Initramfs, ensure_initramfs
 from .kernel import KernelArtifacts, ensure_kernel
 from .launcher import (
+    BASE_CAPS,
     IN_BASE,
     IN_INITRAMFS,
     IN_KERNEL,
     IN_RUN,
     IN_VOLUMES,
+    NET_CAPS,
+    PIDS_BASE,
     QEMU_OVERHEAD_MIB,
+    TMPFS,
     TUN_DEVICE,
     LauncherSpec,
     LauncherVolume,
@@ -98,6 +104,9 @@ RUN_DIR_GRACE = 300.0  # seconds before an unreferenced run dir counts as abando
 # a host loaded with other VMs' emulation; past this the boot counts as hung.
 BOOT_TIMEOUT = 180.0
 DEFAULT_MEMORY_MIB = 256
+# A legacy disk's QEMU (a PC machine with a 256 MiB TCG cache, firmware,
+# emulated devices) beyond its guest's RAM.
+LEGACY_OVERHEAD_MIB = 512
 MiB = 1 << 20
 
 # HostConfig fields the launcher keeps from the container request; the rest
@@ -206,6 +215,8 @@ class VMDriver(Driver):
     def prepare(
         self, project: Project, service: Service, progress: ProgressFn = _no_progress
     ) -> str:
+        if service.x_compound.vm.disk:
+            return self._prepare_disk(project, service, progress)
         image_id = self._containers.prepare(project, service, progress)
         progress(service.name, "preparing the VM: kernel, initramfs, launcher image")
 
@@ -217,6 +228,38 @@ class VMDriver(Driver):
         if image_id not in self._disks:
             progress(service.name, "exporting the image to a VM disk (once per image)")
             self._disks[image_id] = ensure_base_disk(self.client, image_id, self.cache_dir)
+        self._prepared[image_ref(project, service)] = image_id
+        return image_id
+
+    def _prepare_disk(self, project: Project, service: Service, progress: ProgressFn) -> str:
+        """A legacy disk service: the launcher image, and the disk read once
+        offline (format, firmware, OS, guest agent)."""
+        disk = Path(service.x_compound.vm.disk or "")
+
+        def say(msg: str) -> None:
+            progress(service.name, msg)
+
+        say("reading the disk offline")
+        facts = legacy.facts_for(disk)
+        say(f"disk {disk.name}: {facts.format}, {facts.os}, {facts.firmware.upper()}")
+        hc = service.healthcheck
+        if (
+            hc
+            and not hc.disable
+            and hc.test
+            and tuple(hc.test[:1]) != ("NONE",)
+            and not facts.guest_agent
+        ):
+            # compound runs CMD checks in the guest through the agent
+            raise NotSupportedError(
+                f"service {service.name!r}: its healthcheck runs in the guest, but the disk"
+                f" {disk.name} ({facts.os}) has no qemu-guest-agent",
+                hint="install qemu-guest-agent in the guest, or drop the healthcheck and"
+                " check the service over TCP/HTTP from another service",
+            )
+        say("preparing the VM: launcher image")
+        self._shared(say)
+        image_id = legacy.disk_id(disk)
         self._prepared[image_ref(project, service)] = image_id
         return image_id
 
@@ -242,6 +285,10 @@ class VMDriver(Driver):
         image_id: str | None = None,
         name: str | None = None,
     ) -> Instance:
+        if service.x_compound.vm.disk:
+            return self._create_disk(
+                project, service, number, config_hash, oneoff=oneoff, name=name
+            )
         _, _, probed, launcher = self._shared()
         kernel, initramfs = self._boot_files(service.x_compound.vm.kernel)
         image_id = (
@@ -383,6 +430,136 @@ class VMDriver(Driver):
             },
         )
 
+    def _create_disk(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        *,
+        oneoff: bool,
+        name: str | None,
+    ) -> Instance:
+        """The launcher of a legacy disk service (legacy.py): the disk
+        bind-mounted read-only, its own QEMU command, DHCP from launcher.sh."""
+        _, _, probed, launcher = self._shared()
+        vm = service.x_compound.vm
+        lp = legacy.plan(project.name, service.name, vm.disk or "", vm.persistent, vm.firmware)
+        image_id = legacy.disk_id(lp.disk)
+        accel = self._accel_for(service, probed)
+        args = build_create_args(
+            project,
+            service,
+            number,
+            config_hash,
+            image_id,
+            api_version=self.client.api.api_version,
+            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
+            name=name,
+        )
+        self._sweep_run_dirs(project.name)
+        run_dir = run_dir_for(f"{args.name}.{uuid.uuid4().hex[:8]}", self.cache_dir)
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (run_dir / "config.base").write_text("# a legacy disk: configured by DHCP\n")
+        conf = {
+            "COMPOUND_NET": vm.net,
+            "COMPOUND_SLIRP_NETDEV": "user,id=net0",
+            **legacy.launcher_conf_extra(lp),
+        }
+        (run_dir / "launcher.conf").write_text(
+            "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
+        )
+        memory_mib, container_limit = _memory(service, legacy.DEFAULT_LEGACY_MEMORY_MIB)
+        argv = legacy.qemu_argv(args.name, accel, memory_mib, _vcpus(service), lp)
+        host_in = args.config.get("HostConfig") or {}
+        host: dict[str, Any] = {k: v for k, v in host_in.items() if k in _KEEP_HOST}
+        host["Binds"] = [f"{lp.disk}:{legacy.IN_DISK}:ro", f"{run_dir}:{IN_RUN}"]
+        if lp.persist_volume:
+            host["Mounts"] = [
+                {"Type": "volume", "Source": lp.persist_volume, "Target": str(legacy.IN_PERSIST)}
+            ]
+        # Confined like an image VM's launcher (launcher.py), but QEMU stays
+        # root: its overlay may live on a volume, and the launcher signals it
+        # to stop. udhcpd answers an unconfigured guest with raw packets.
+        host.update(
+            CapDrop=["ALL"],
+            CapAdd=[*BASE_CAPS, *((*NET_CAPS, "NET_RAW") if vm.net == "tap" else ())],
+            SecurityOpt=["no-new-privileges:true"],
+            ReadonlyRootfs=True,
+            Tmpfs=dict(TMPFS),
+            PidsLimit=PIDS_BASE,
+            Memory=max(container_limit or 0, (memory_mib + LEGACY_OVERHEAD_MIB) * MiB),
+        )
+        if not any(host.get(k) for k in ("NanoCpus", "CpuQuota", "CpuShares", "CpusetCpus")):
+            host["NanoCpus"] = min(os.cpu_count() or 1, _vcpus(service) + 1) * 10**9
+        devices = ["/dev/kvm"] if accel == "kvm" else []
+        if vm.net == "tap":
+            devices.append(TUN_DEVICE)
+        if devices:
+            host["Devices"] = [
+                {"PathOnHost": d, "PathInContainer": d, "CgroupPermissions": "rwm"} for d in devices
+            ]
+        config = {
+            k: v
+            for k, v in args.config.items()
+            if k in ("Hostname", "Domainname", "ExposedPorts", "StopTimeout", "NetworkingConfig")
+        }
+        config.update(Image=launcher.tag, Cmd=argv, StopSignal="SIGTERM", HostConfig=host)
+        labels = dict(args.labels)
+        labels.update(
+            {
+                LABEL_RUNTIME: "vm",
+                LABEL_VM_ACCEL: accel,
+                LABEL_VM_KERNEL: f"{lp.facts.os} ({lp.facts.firmware.upper()})",
+                LABEL_VM_RUN_DIR: str(run_dir),
+                LABEL_VM_NET: vm.net,
+                LABEL_VM_SHARE: "none",
+                **legacy.labels(lp),
+            }
+        )
+        config["Labels"] = labels
+        try:
+            result = cast(Any, self.client.api).create_container_from_config(config, name=args.name)
+            container_id = str(result["Id"])
+            for att in args.networks:
+                self.client.api.connect_container_to_network(
+                    container_id,
+                    att.network,
+                    aliases=list(att.aliases) or None,
+                    ipv4_address=att.ipv4_address,
+                    ipv6_address=att.ipv6_address,
+                )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            remove_run_dir(run_dir)
+            raise service_error(service.name, f"create VM launcher {args.name}", exc) from exc
+        return Instance(
+            id=container_id,
+            name=args.name,
+            project=project.name,
+            service=service.name,
+            number=number,
+            runtime="vm",
+            status="created",
+            health=None,
+            exit_code=None,
+            config_hash=config_hash,
+            image=image_ref(project, service),
+            image_id=image_id,
+            oneoff=oneoff,
+            labels=labels,
+            details={
+                "stop_timeout": config.get("StopTimeout"),
+                "stop_signal": "SIGTERM",
+                "tty": False,
+                "accel": accel,
+                "kernel": labels[LABEL_VM_KERNEL],
+                "memory_mib": memory_mib,
+                "run_dir": str(run_dir),
+                "os": lp.facts.os,
+                "firmware": lp.facts.firmware,
+            },
+        )
+
     def _sweep_run_dirs(self, project_name: str, grace: float = RUN_DIR_GRACE) -> list[str]:
         """Remove this project's run dirs that no launcher refers to: left by a
         compound killed between making the dir and creating the launcher, or
@@ -407,6 +584,12 @@ class VMDriver(Driver):
                 remove_run_dir(d)
                 removed.append(str(d))
         return removed
+
+    def engine_runs_healthcheck(self, service: Service) -> bool:
+        # an image VM's launcher carries the guest's check as its Docker
+        # healthcheck; a legacy disk has no compound /init to run it, so
+        # compound probes it through the guest agent
+        return not service.x_compound.vm.disk
 
     def sweep(self, project_name: str) -> list[str]:
         return self._sweep_run_dirs(project_name, grace=0)
@@ -533,6 +716,16 @@ class VMDriver(Driver):
         (QEMU refuses its settings, the kernel panics, /init fails, the boot
         outlasts ``BOOT_TIMEOUT``) is an error carrying the console tail."""
         console = self._run_dir(instance) / "console.log"
+        if legacy.is_legacy(dict(instance.labels)):
+            console.unlink(missing_ok=True)
+            self._containers.start(instance)
+            legacy.wait_ready(
+                self._run_dir(instance),
+                instance.labels.get(legacy.LABEL_VM_AGENT) == "yes",
+                lambda: self._containers.inspect(instance.id).running,
+                lambda what: self._boot_failure(instance, console, what),
+            )
+            return
         # the launcher truncates it too, but a stale START from the previous
         # run must not be read before the launcher got that far
         console.unlink(missing_ok=True)
@@ -593,6 +786,15 @@ class VMDriver(Driver):
         self._containers.rename(instance, name)
 
     def stop(self, instance: Instance, grace: float | None = None) -> None:
+        if legacy.is_legacy(dict(instance.labels)):
+            # ACPI power-down, the grace period, then the launcher ends QEMU
+            wait = float(grace if grace is not None else instance.details.get("stop_timeout") or 10)
+            agent = instance.labels.get(legacy.LABEL_VM_AGENT) == "yes"
+            if legacy.power_down(self._run_dir(instance), agent):
+                with contextlib.suppress(CompoundError):
+                    self._containers.wait(instance, wait)
+            self._containers.stop(instance, 2)
+            return
         self._containers.stop(instance, grace)
 
     def kill(self, instance: Instance, signal: str = "SIGKILL") -> None:
@@ -601,6 +803,10 @@ class VMDriver(Driver):
     def remove(self, instance: Instance, volumes: bool = False) -> None:
         # The overlay lives in the launcher's writable layer: gone with it.
         self._containers.remove(instance, volumes)
+        persist = instance.labels.get(legacy.LABEL_VM_PERSIST)
+        if persist and volumes:
+            with contextlib.suppress(docker.errors.DockerException):
+                self.client.volumes.get(persist).remove()
         run_dir = instance.labels.get(LABEL_VM_RUN_DIR)
         if run_dir:
             remove_run_dir(Path(run_dir))
@@ -616,6 +822,12 @@ class VMDriver(Driver):
             network=inst.labels.get(LABEL_VM_NET),
             share=inst.labels.get(LABEL_VM_SHARE),
         )
+        if legacy.is_legacy(dict(inst.labels)):
+            details.update(
+                os=inst.labels.get(legacy.LABEL_VM_OS),
+                firmware=inst.labels.get(legacy.LABEL_VM_FIRMWARE),
+                disk=inst.labels.get(legacy.LABEL_VM_DISK),
+            )
         run_dir = inst.labels.get(LABEL_VM_RUN_DIR)
         if run_dir and inst.status in ("running", "paused", "restarting"):
             # what the launcher really set up (fallbacks included)
@@ -693,6 +905,8 @@ class VMDriver(Driver):
     def shown_image(self, instance: Instance, project: Project) -> str:
         # the container runs the launcher image; the service's image is what boots
         svc = project.services.get(instance.service)
+        if svc and svc.x_compound.vm.disk:
+            return "disk:" + Path(svc.x_compound.vm.disk).name
         return (svc.image if svc and svc.image else None) or f"{project.name}-{instance.service}"
 
     def changes(self, instance: Instance) -> RootChanges:
@@ -786,6 +1000,17 @@ class VMDriver(Driver):
     ) -> tuple[int, bytes, bytes]:
         """Run a command in the guest as the service would (chrooted into its
         root, its env, user and working dir by default); (code, out, err)."""
+        if legacy.is_legacy(dict(instance.labels)):
+            return legacy.exec_in_guest(
+                self._run_dir(instance),
+                instance.service,
+                instance.labels.get(legacy.LABEL_VM_AGENT) == "yes",
+                list(command),
+                env,
+                user,
+                workdir,
+                timeout,
+            )
         args = [
             user or "",
             workdir or "",
@@ -841,7 +1066,7 @@ def _share_kind(service: Service, kernel: KernelArtifacts) -> ShareKind:
     return "9p"
 
 
-def _memory(service: Service) -> tuple[int, int | None]:
+def _memory(service: Service, default: int = DEFAULT_MEMORY_MIB) -> tuple[int, int | None]:
     """Guest RAM (MiB) and the launcher's cgroup limit (bytes, or None)."""
     limit = service.deploy.resources.limits.memory or service.mem_limit
     if service.x_compound.vm.memory:
@@ -849,7 +1074,7 @@ def _memory(service: Service) -> tuple[int, int | None]:
     elif limit:
         guest = limit // MiB
     else:
-        guest = DEFAULT_MEMORY_MIB
+        guest = default
     guest = max(guest, 64)
     container = (guest + QEMU_OVERHEAD_MIB) * MiB if limit else None
     return guest, container

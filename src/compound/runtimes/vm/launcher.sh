@@ -52,6 +52,7 @@ TAB=$(printf '\t')
 COMPOUND_NET=user COMPOUND_NET_LINK=tc COMPOUND_DEVICE_SUFFIX=device
 COMPOUND_SLIRP_NETDEV=user,id=net0 COMPOUND_SHARE=9p COMPOUND_SHARES=
 COMPOUND_QEMU_UID=0 COMPOUND_HEALTH_TIMEOUT=30 COMPOUND_BOOT_TIMEOUT=180
+COMPOUND_LEGACY= COMPOUND_OVERLAY=$STATE/root.qcow2 COMPOUND_FIRMWARE=bios
 [ -f "$RUN/launcher.conf" ] && . "$RUN/launcher.conf"
 
 # --- the healthcheck ------------------------------------------------------------------
@@ -88,13 +89,29 @@ fi
 mkdir -p "$STATE"
 
 [ -f "$RUN/config.base" ] || { log "no $RUN/config.base"; exit 125; }
-if [ ! -f "$STATE/root.qcow2" ]; then
+# COMPOUND_LEGACY=<format>: a legacy VM disk at /compound/disk that boots
+# its own bootloader; its overlay is COMPOUND_OVERLAY (on a volume when the
+# service is persistent), it gets its address by DHCP (udhcpd below), and it
+# stops by ACPI power-down from the host (QMP), or SIGTERM to QEMU here.
+if [ -n "$COMPOUND_LEGACY" ]; then
+    mkdir -p "$(dirname "$COMPOUND_OVERLAY")"
+    if [ ! -f "$COMPOUND_OVERLAY" ]; then
+        qemu-img create -q -f qcow2 -b /compound/disk -F "$COMPOUND_LEGACY" "$COMPOUND_OVERLAY.tmp" \
+            && mv "$COMPOUND_OVERLAY.tmp" "$COMPOUND_OVERLAY" \
+            || { log "cannot create the overlay over the disk"; exit 125; }
+    fi
+    if [ "$COMPOUND_FIRMWARE" = uefi ] && [ ! -f "$STATE/OVMF_VARS.fd" ]; then
+        cp /usr/share/OVMF/OVMF_VARS_4M.fd "$STATE/OVMF_VARS.fd" \
+            || { log "no OVMF firmware in the launcher image"; exit 125; }
+    fi
+elif [ ! -f "$STATE/root.qcow2" ]; then
     qemu-img create -q -f qcow2 -b /compound/base.ext4 -F raw "$STATE/root.qcow2" \
         || { log "cannot create the overlay"; exit 125; }
 fi
 # QEMU (COMPOUND_QEMU_UID) writes its overlay; the run dir and state dir are
 # setgid to its group (the host made them so), so what is made here is too.
-chmod 0660 "$STATE/root.qcow2"
+# (A legacy disk's QEMU stays root: its overlay may be on a volume.)
+[ -n "$COMPOUND_LEGACY" ] || chmod 0660 "$STATE/root.qcow2"
 : > "$STATE/effective"  # what was set up, for the host (ps, doctor)
 rm -f "$STATE/virtiofsd-died"
 EXTRA=  # QEMU arguments added here, shell-quoted
@@ -197,6 +214,43 @@ COMPOUND_ROUTES=$(q "$ROUTES")
     NAMESERVER=$DNS_ADDR
 }
 NAMESERVER=10.0.2.3
+# A legacy guest configures itself by DHCP: busybox udhcpd on tap0 offers it
+# the first NIC's address (a static lease for its MAC), the gateway, and our
+# DNS forwarder as nameserver with an on-link route to it (option 121, since
+# it is outside the guest's subnet). DHCP from the guest stays here (tc).
+legacy_dhcp() {
+    first=$(printf '%s' "$NICS" | head -n 1)
+    mac=$(printf '%s' "$first" | cut -f1)
+    cidr=$(printf '%s' "$first" | cut -f3 | tr ' ' '\n' | grep -v : | head -n 1)
+    [ -n "$cidr" ] || { log "no IPv4 address for the guest's DHCP"; return 1; }
+    ip=${cidr%/*}
+    gw=$(awk -F "$TAB" '$1 == "default" {print $2; exit}' "$STATE/routes.0")
+    mask=$(busybox ipcalc -m "$cidr" | cut -d= -f2)
+    tc filter add dev tap0 parent ffff: prio 1 protocol ip u32 \
+        match ip protocol 17 0xff match ip dport 67 0xffff flowid ffff:1 || return 1
+    {
+        echo "interface tap0"
+        echo "start $ip"
+        echo "end $ip"
+        echo "max_leases 1"
+        echo "lease_file $STATE/udhcpd.leases"
+        echo "pidfile $STATE/udhcpd.pid"
+        echo "static_lease $mac $ip"
+        echo "opt subnet $mask"
+        echo "opt dns $DNS_ADDR"
+        echo "opt lease 864000"
+        if [ -n "$gw" ]; then
+            echo "opt router $gw"
+            echo "opt staticroutes $DNS_ADDR/32 0.0.0.0 0.0.0.0/0 $gw"
+        else
+            echo "opt staticroutes $DNS_ADDR/32 0.0.0.0"
+        fi
+        echo "opt hostname $(hostname)"
+    } > "$STATE/udhcpd.conf"
+    : > "$STATE/udhcpd.leases"
+    busybox udhcpd -S "$STATE/udhcpd.conf" || return 1
+    echo "dhcp $ip" >> "$STATE/effective"
+}
 slirp() { add -netdev "$COMPOUND_SLIRP_NETDEV" -device "$DEV,netdev=net0"; }
 case "$COMPOUND_NET" in
     tap)
@@ -206,6 +260,8 @@ case "$COMPOUND_NET" in
             GUEST_CFG= NAMESERVER=10.0.2.3 EXTRA=
             slirp
             echo "net user (fallback)" >> "$STATE/effective"
+        elif [ -n "$COMPOUND_LEGACY" ] && ! legacy_dhcp >> "$STATE/net.log" 2>&1; then
+            log "cannot serve DHCP to the guest: $(tail -n 3 "$STATE/net.log")"
         fi
         ;;
     user)
@@ -306,6 +362,14 @@ done
 rm -f "$RUN/console.log"
 
 stop() {
+    if [ -n "$COMPOUND_LEGACY" ]; then
+        # compound asks the guest to power down over QMP first; a plain
+        # `docker stop` ends QEMU (the guest's disk is an overlay, its
+        # writeback cache flushed by QEMU on SIGTERM)
+        log "stopping QEMU"
+        [ -f "$STATE/qemu.pid" ] && kill -TERM "$(cat "$STATE/qemu.pid")" 2> /dev/null
+        return
+    fi
     log "stopping the guest"
     # Non-blocking: the guest's reader may not be up yet; the FIFO keeps the
     # request until it is (QEMU holds the FIFO open, so this never blocks).
@@ -340,6 +404,11 @@ while [ -d "/proc/$QEMU" ]; do
     RC=$?
 done
 rm -f "$STATE/qemu.pid"
+if [ -n "$COMPOUND_LEGACY" ]; then
+    # no entrypoint in a legacy guest: QEMU's own exit (0 after a power-down)
+    [ "$RC" = 0 ] || { log "QEMU exited $RC; console tail:"; tail -n 20 "$RUN/console.log" >&2 2>/dev/null; }
+    exit "$RC"
+fi
 CODE=$(tr -d '\r' < "$RUN/console.log" 2>/dev/null | sed -n 's/^COMPOUND-EXIT \([0-9][0-9]*\).*/\1/p' | tail -n 1)
 if [ -f "$STATE/virtiofsd-died" ]; then
     log "$(cat "$STATE/virtiofsd-died"); console tail:"

@@ -26,7 +26,9 @@ REPOSITORY = "local/compound-launcher"
 # qemu-utils for qemu-img; iproute2 (ip, tc) to hand the launcher's
 # interfaces to the guest; dnsmasq-base to forward the guest's DNS to
 # Docker's 127.0.0.11, which only the launcher's namespace reaches.
-PACKAGES = ("qemu-system-x86", "qemu-utils", "iproute2", "dnsmasq-base")
+# busybox for udhcpd (a legacy disk's guest takes its address by DHCP) and
+# ovmf (UEFI firmware for legacy disks with an EFI system partition).
+PACKAGES = ("qemu-system-x86", "qemu-utils", "iproute2", "dnsmasq-base", "busybox", "ovmf")
 SCRIPT_PATH = "/usr/local/bin/compound-launcher"
 
 

@@ -1,0 +1,261 @@
+"""Legacy VM disks as services: ``x-compound: {runtime: vm, vm: {disk: ...}}``.
+
+The disk boots through its own bootloader (SeaBIOS, or OVMF when it has an
+EFI system partition on GPT) in the same launcher container as an image VM,
+on the same tap networking: launcher.sh serves the guest its address by
+DHCP. The disk itself is bind-mounted read-only; each instance boots from a
+qcow2 overlay whose backing file is the disk (in the launcher's writable
+layer, or on a Docker volume when ``persistent: true``).
+
+What compound knows about such a guest is what it finds offline at create
+time (diskread.py: OS, firmware, whether qemu-guest-agent is installed):
+- readiness is "QEMU runs", and, when the guest has the agent, the agent
+  answering (up to LEGACY_BOOT_TIMEOUT, then an error with the console tail);
+- logs are the serial console: only what the guest writes to ttyS0
+  (``console=ttyS0`` on its kernel command line);
+- stop is an ACPI power-down over QMP, the grace period, then a kill;
+- exec and CMD healthchecks go through qemu-guest-agent when it is installed,
+  else NotSupportedError (a TCP/HTTP check from another service still works).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from compound.errors import NotSupportedError, ServiceError, VMError
+
+from .diskread import DiskFacts, disk_facts
+from .qemu import Accel, GuestAgent, qmp
+
+LABEL_VM_DISK = "io.compound.vm.disk"
+LABEL_VM_OS = "io.compound.vm.os"
+LABEL_VM_FIRMWARE = "io.compound.vm.firmware"
+LABEL_VM_AGENT = "io.compound.vm.guest-agent"
+LABEL_VM_PERSIST = "io.compound.vm.persist-volume"
+
+IN_DISK = PurePosixPath("/compound/disk")
+IN_PERSIST = PurePosixPath("/var/lib/compound/persist")
+IN_RUN = PurePosixPath("/compound/run")
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+# systemd + a distro kernel under TCG on a loaded host: minutes, not seconds
+LEGACY_BOOT_TIMEOUT = float(os.environ.get("COMPOUND_LEGACY_BOOT_TIMEOUT", "900"))
+DEFAULT_LEGACY_MEMORY_MIB = 1024
+
+
+@dataclass(frozen=True)
+class LegacyPlan:
+    disk: Path
+    facts: DiskFacts
+    overlay: PurePosixPath
+    persist_volume: str | None
+
+
+_facts_cache: dict[tuple[str, int, int], DiskFacts] = {}
+
+
+def facts_for(path: Path) -> DiskFacts:
+    """Disk facts, once per (path, size, mtime) in this process."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _facts_cache:
+        _facts_cache[key] = disk_facts(path)
+    return _facts_cache[key]
+
+
+def disk_id(path: Path) -> str:
+    """What stands for the image id of a disk service (config hash, labels)."""
+    st = path.stat()
+    raw = f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()
+    return "disk:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def persist_volume_name(project: str, service: str) -> str:
+    return f"{project}_{service}-disk-overlay"
+
+
+def plan(project: str, service: str, disk: str, persistent: bool, firmware: str) -> LegacyPlan:
+    path = Path(disk).resolve()  # the label lift compares against
+    facts = facts_for(path)
+    if firmware != "auto":
+        facts = DiskFacts(facts.format, firmware, facts.os, facts.guest_agent)
+    if persistent:
+        vol = persist_volume_name(project, service)
+        return LegacyPlan(path, facts, IN_PERSIST / "root.qcow2", vol)
+    return LegacyPlan(path, facts, PurePosixPath("/var/lib/compound/root.qcow2"), None)
+
+
+def qemu_argv(name: str, accel: Accel, memory_mib: int, vcpus: int, lp: LegacyPlan) -> list[str]:
+    """QEMU for a disk that boots itself: a PC with virtio disk, the serial
+    console to a file and to the container's stdout (the service's logs),
+    QMP and the guest agent's port; launcher.sh adds the NICs (virtio-pci)."""
+    run = IN_RUN
+    argv = [
+        "qemu-system-x86_64",
+        "-name",
+        name.replace(",", ",,"),
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-machine",
+        "q35" if lp.facts.firmware == "uefi" else "pc",
+        "-accel",
+        accel if accel == "kvm" else "tcg,tb-size=256",
+        "-cpu",
+        "host" if accel == "kvm" else "max",
+        "-m",
+        f"{memory_mib}M",
+        "-smp",
+        str(vcpus),
+        "-chardev",
+        f"file,id=console,path=/dev/stdout,logfile={run}/console.log",
+        "-serial",
+        "chardev:console",
+        "-chardev",
+        f"socket,id=qmp,path={run}/qmp.sock,server=on,wait=off",
+        "-mon",
+        "chardev=qmp,mode=control",
+        "-drive",
+        f"id=root,file={lp.overlay},format=qcow2,if=none,discard=unmap,cache=writeback",
+        "-device",
+        "virtio-blk-pci,drive=root,bootindex=0",
+        "-device",
+        "virtio-serial-pci,id=vser",
+        "-chardev",
+        f"socket,id=qga,path={run}/qga.sock,server=on,wait=off",
+        "-device",
+        "virtserialport,bus=vser.0,chardev=qga,name=org.qemu.guest_agent.0",
+    ]
+    if lp.facts.firmware == "uefi":
+        argv += [
+            "-drive",
+            f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            "-drive",
+            "if=pflash,format=raw,unit=1,file=/var/lib/compound/OVMF_VARS.fd",
+        ]
+    return argv
+
+
+def launcher_conf_extra(lp: LegacyPlan) -> dict[str, str]:
+    return {
+        "COMPOUND_LEGACY": lp.facts.format,
+        "COMPOUND_OVERLAY": str(lp.overlay),
+        "COMPOUND_FIRMWARE": lp.facts.firmware,
+        "COMPOUND_DEVICE_SUFFIX": "pci",
+    }
+
+
+def labels(lp: LegacyPlan) -> dict[str, str]:
+    out = {
+        LABEL_VM_DISK: str(lp.disk),
+        LABEL_VM_OS: lp.facts.os,
+        LABEL_VM_FIRMWARE: lp.facts.firmware,
+        LABEL_VM_AGENT: "yes" if lp.facts.guest_agent else "no",
+    }
+    if lp.persist_volume:
+        out[LABEL_VM_PERSIST] = lp.persist_volume
+    return out
+
+
+def is_legacy(instance_labels: dict[str, str]) -> bool:
+    return LABEL_VM_DISK in instance_labels
+
+
+def wait_ready(
+    run_dir: Path,
+    agent: bool,
+    running: Any,
+    fail: Any,
+    timeout: float = LEGACY_BOOT_TIMEOUT,
+) -> None:
+    """QEMU running (QMP says so), then, for a guest with the agent, the
+    agent answering; ``running()`` says whether the launcher still runs,
+    ``fail(what)`` makes the error (with the console tail)."""
+    started = time.monotonic()
+    qmp_ok = False
+    while True:
+        if not running():
+            raise fail("the launcher exited before the guest booted")
+        if not qmp_ok:
+            with contextlib.suppress(Exception):
+                qmp_ok = (qmp(run_dir / "qmp.sock", "query-status", timeout=2) or {}).get(
+                    "status"
+                ) == "running"
+            if qmp_ok and not agent:
+                return
+        else:
+            try:
+                with GuestAgent(run_dir / "qga.sock", timeout=3) as ga:
+                    ga.call("guest-ping", {})
+                return
+            except Exception:  # not up yet, whatever the reason
+                pass
+        if time.monotonic() - started > timeout:
+            what = "its guest agent did not answer" if qmp_ok else "QEMU did not start"
+            raise fail(f"the legacy guest did not boot in {timeout:.0f}s ({what})")
+        time.sleep(1.0)
+
+
+def power_down(run_dir: Path, agent: bool) -> bool:
+    """ACPI power button over QMP; False when QMP does not answer. A guest
+    may ignore the button (no acpid, no logind: minimal servers often have
+    neither), so a guest with the agent is also asked to shut down."""
+    try:
+        qmp(run_dir / "qmp.sock", "system_powerdown", timeout=5)
+    except Exception:  # QEMU already gone or not up
+        return False
+    if agent:
+        # guest-shutdown runs `shutdown -P +0`, which on systemd needs logind
+        # and D-Bus; `poweroff` reaches init directly (systemd or SysV)
+        with contextlib.suppress(Exception), GuestAgent(run_dir / "qga.sock", timeout=3) as ga:
+            try:
+                ga.call("guest-shutdown", {"mode": "powerdown"})
+            except VMError:
+                ga.call("guest-exec", {"path": "/sbin/poweroff", "arg": []})
+    return True
+
+
+def exec_in_guest(
+    run_dir: Path,
+    service: str,
+    agent_installed: bool,
+    command: list[str],
+    env: dict[str, str] | None,
+    user: str | None,
+    workdir: str | None,
+    timeout: float,
+) -> tuple[int, bytes, bytes]:
+    if not agent_installed:
+        raise NotSupportedError(
+            f"service {service!r} is a legacy VM disk without qemu-guest-agent: compound"
+            " cannot run commands in it",
+            hint="install qemu-guest-agent in the guest, or use a TCP/HTTP check from another"
+            " service",
+        )
+    argv = list(command)
+    if user or workdir or env:
+        # the agent runs commands as root in /: say the rest through a shell
+        import shlex
+
+        script = " ".join(shlex.quote(a) for a in argv)
+        if env:
+            script = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + script
+        if workdir:
+            script = f"cd {shlex.quote(workdir)} && {script}"
+        if user:
+            argv = ["/bin/su", "-s", "/bin/sh", user, "-c", script]
+        else:
+            argv = ["/bin/sh", "-c", script]
+    try:
+        with GuestAgent(run_dir / "qga.sock", timeout=10) as ga:
+            res = ga.exec(argv[0], argv[1:], timeout=timeout)
+    except VMError:
+        raise
+    except OSError as exc:
+        raise ServiceError(service, f"the guest agent does not answer: {exc}") from exc
+    return res.exit_code, res.stdout, res.stderr
