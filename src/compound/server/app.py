@@ -367,9 +367,29 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.get("/api/v1/hosts", tags=["hosts"])
     def hosts(who: Reader) -> list[dict[str, Any]]:
-        """The hosts compound runs on: this one (remote hosts are not served yet)."""
+        """The hosts compound runs on: this one, measured now, then every host
+        `compound host create` recorded, with the facts measured on it then
+        (asking each one again would make this listing as slow as the slowest
+        host; `compound host ls` does)."""
+        from compound.hosts import records
+
         facts = host_facts()
-        return [{"name": platform.node() or "localhost", "local": True, **facts.to_json()}]
+        out = [{"name": platform.node() or "localhost", "local": True, **facts.to_json()}]
+        for rec in records.load_all():
+            measured = dict(rec.facts or {})
+            out.append(
+                {
+                    "name": rec.name,
+                    "local": False,
+                    "driver": rec.driver,
+                    "address": rec.address,
+                    "tenant": rec.tenant,
+                    "labels": dict(rec.labels),
+                    **measured,
+                    "kvm_usable": measured.get("kvm") is True,
+                }
+            )
+        return out
 
     @app.get("/api/v1/jobs", tags=["jobs"])
     def jobs(
