@@ -50,7 +50,7 @@ from compound.runtimes.base import (
     _no_progress,
 )
 from compound.runtimes.container import ContainerDriver
-from compound.runtimes.container_config import build_create_args, image_ref
+from compound.runtimes.container_config import CreateArgs, build_create_args, image_ref
 from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.spec.model import Project, Service, VolumeMount
 
@@ -382,51 +382,20 @@ class VMDriver(Driver):
         )
         config["Labels"] = labels
         write_run_dir(spec)
-        try:
-            result = cast(Any, self.client.api).create_container_from_config(config, name=args.name)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            remove_run_dir(run_dir)
-            raise service_error(service.name, f"create VM launcher {args.name}", exc) from exc
-        container_id = str(result["Id"])
-        try:
-            for att in args.networks:
-                self.client.api.connect_container_to_network(
-                    container_id,
-                    att.network,
-                    aliases=list(att.aliases) or None,
-                    ipv4_address=att.ipv4_address,
-                    ipv6_address=att.ipv6_address,
-                )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            with contextlib.suppress(Exception):
-                self.client.api.remove_container(container_id, v=True, force=True)
-            remove_run_dir(run_dir)
-            raise service_error(
-                service.name, "connect the VM launcher to its networks", exc
-            ) from exc
-        return Instance(
-            id=container_id,
-            name=args.name,
-            project=project.name,
-            service=service.name,
-            number=number,
-            runtime="vm",
-            status="created",
-            health=None,
-            exit_code=None,
-            config_hash=config_hash,
-            image=image_ref(project, service),
+        return self._create_launcher(
+            project,
+            service,
+            number,
+            config_hash,
+            args,
+            config,
+            run_dir,
             image_id=image_id,
             oneoff=oneoff,
-            labels=labels,
             details={
-                "stop_timeout": config.get("StopTimeout"),
-                "stop_signal": "SIGTERM",
-                "tty": False,
                 "accel": accel,
                 "kernel": kernel.version,
                 "memory_mib": memory_mib,
-                "run_dir": str(run_dir),
             },
         )
 
@@ -518,9 +487,48 @@ class VMDriver(Driver):
             }
         )
         config["Labels"] = labels
+        return self._create_launcher(
+            project,
+            service,
+            number,
+            config_hash,
+            args,
+            config,
+            run_dir,
+            image_id=image_id,
+            oneoff=oneoff,
+            details={
+                "accel": accel,
+                "kernel": labels[LABEL_VM_KERNEL],
+                "memory_mib": memory_mib,
+                "os": lp.facts.os,
+                "firmware": lp.facts.firmware,
+            },
+        )
+
+    def _create_launcher(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        args: CreateArgs,
+        config: dict[str, Any],
+        run_dir: Path,
+        *,
+        image_id: str,
+        oneoff: bool,
+        details: dict[str, Any],
+    ) -> Instance:
+        """Create the launcher container from ``config`` and attach it to its
+        networks; on any failure nothing is left (container, run dir)."""
         try:
             result = cast(Any, self.client.api).create_container_from_config(config, name=args.name)
-            container_id = str(result["Id"])
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            remove_run_dir(run_dir)
+            raise service_error(service.name, f"create VM launcher {args.name}", exc) from exc
+        container_id = str(result["Id"])
+        try:
             for att in args.networks:
                 self.client.api.connect_container_to_network(
                     container_id,
@@ -530,8 +538,12 @@ class VMDriver(Driver):
                     ipv6_address=att.ipv6_address,
                 )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(container_id, v=True, force=True)
             remove_run_dir(run_dir)
-            raise service_error(service.name, f"create VM launcher {args.name}", exc) from exc
+            raise service_error(
+                service.name, "connect the VM launcher to its networks", exc
+            ) from exc
         return Instance(
             id=container_id,
             name=args.name,
@@ -546,17 +558,13 @@ class VMDriver(Driver):
             image=image_ref(project, service),
             image_id=image_id,
             oneoff=oneoff,
-            labels=labels,
+            labels=dict(config["Labels"]),
             details={
                 "stop_timeout": config.get("StopTimeout"),
                 "stop_signal": "SIGTERM",
                 "tty": False,
-                "accel": accel,
-                "kernel": labels[LABEL_VM_KERNEL],
-                "memory_mib": memory_mib,
+                **details,
                 "run_dir": str(run_dir),
-                "os": lp.facts.os,
-                "firmware": lp.facts.firmware,
             },
         )
 
