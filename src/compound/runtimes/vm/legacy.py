@@ -31,6 +31,7 @@ from typing import Any
 from compound.errors import NotSupportedError, ServiceError, VMError
 
 from .diskread import DiskFacts, disk_facts
+from .launcher import IN_STATE
 from .qemu import Accel, GuestAgent, qmp
 
 LABEL_VM_DISK = "io.compound.vm.disk"
@@ -87,7 +88,7 @@ def plan(project: str, service: str, disk: str, persistent: bool, firmware: str)
     if persistent:
         vol = persist_volume_name(project, service)
         return LegacyPlan(path, facts, IN_PERSIST / "root.qcow2", vol)
-    return LegacyPlan(path, facts, PurePosixPath("/var/lib/compound/root.qcow2"), None)
+    return LegacyPlan(path, facts, IN_STATE / "root.qcow2", None)
 
 
 def qemu_argv(name: str, accel: Accel, memory_mib: int, vcpus: int, lp: LegacyPlan) -> list[str]:
@@ -136,7 +137,7 @@ def qemu_argv(name: str, accel: Accel, memory_mib: int, vcpus: int, lp: LegacyPl
             "-drive",
             f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
             "-drive",
-            "if=pflash,format=raw,unit=1,file=/var/lib/compound/OVMF_VARS.fd",
+            f"if=pflash,format=raw,unit=1,file={IN_STATE}/OVMF_VARS.fd",
         ]
     return argv
 
