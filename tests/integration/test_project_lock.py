@@ -94,13 +94,23 @@ def test_a_second_writer_waits_or_fails_fast(app: App, tmp_path: Path, projects:
         assert f"project {project!r} is being changed by" in out and f"pid {os.getpid()}" in out
         assert "Traceback" not in out
         waiting = _compound(project, file, "up", "-d")
-        time.sleep(3)
+        # read until it says it waits (however long its start takes on a
+        # loaded host), then check it still does
+        said = ""
+        assert waiting.stdout is not None
+        deadline = time.monotonic() + 120
+        while "waiting for" not in said and time.monotonic() < deadline:
+            line = waiting.stdout.readline()
+            if not line:
+                break
+            said += line
+        assert "waiting for" in said and f"pid {os.getpid()}" in said, said
+        time.sleep(1)
         assert waiting.poll() is None  # still waiting for the lock
     finally:
         held.release()
-    out = waiting.communicate(timeout=240)[0]
+    out = said + waiting.communicate(timeout=240)[0]
     assert waiting.returncode == 0, out
-    assert "waiting for" in out and f"pid {os.getpid()}" in out, out
     assert len(app.client.containers.list(filters={"label": f"{LABEL_PROJECT}={project}"})) == 1
 
 
