@@ -114,6 +114,12 @@ def test_sigkill_during_a_vm_update_then_up_converges(vm_app: App) -> None:
         """
     app.write(body.format(v="0"))
     app.ok("up", "-d")
+    # `up` returns once the entrypoint starts; its first line may take a
+    # moment more on a loaded host, and round 1 stops this guest first
+    deadline = time.monotonic() + 60
+    while app.run("exec", "api", "cat", "/data/boots")[1].split()[:1] != ["0"]:
+        assert time.monotonic() < deadline, "the first guest never wrote its line"
+        time.sleep(0.5)
     compound = os.path.join(os.path.dirname(sys.executable), "compound")
     for round_, delay in enumerate((0.5, 2.0, 4.0), start=1):
         app.write(body.format(v=str(round_)))
