@@ -305,20 +305,9 @@ class VMDriver(Driver):
                 hint="mount them as a volume, or run the service as a container",
             )
         accel = self._accel_for(service, probed)
-        args = build_create_args(
-            project,
-            service,
-            number,
-            config_hash,
-            image_id,
-            api_version=self.client.api.api_version,
-            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
-            name=name,
+        args, run_dir = self._request(
+            project, service, number, config_hash, image_id, oneoff=oneoff, name=name
         )
-        # one dir per instance, not per name: a successor runs beside its
-        # predecessor and later takes its name
-        self._sweep_run_dirs(project.name)
-        run_dir = run_dir_for(f"{args.name}.{uuid.uuid4().hex[:8]}", self.cache_dir)
         process = merge_service(disk.config, service)
         shares, mounts, tmpfs = self._volumes(project, service)
         memory_mib, container_limit = _memory(service)
@@ -416,18 +405,9 @@ class VMDriver(Driver):
         lp = legacy.plan(project.name, service.name, vm.disk or "", vm.persistent, vm.firmware)
         image_id = legacy.disk_id(lp.disk)
         accel = self._accel_for(service, probed)
-        args = build_create_args(
-            project,
-            service,
-            number,
-            config_hash,
-            image_id,
-            api_version=self.client.api.api_version,
-            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
-            name=name,
+        args, run_dir = self._request(
+            project, service, number, config_hash, image_id, oneoff=oneoff, name=name
         )
-        self._sweep_run_dirs(project.name)
-        run_dir = run_dir_for(f"{args.name}.{uuid.uuid4().hex[:8]}", self.cache_dir)
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (run_dir / "config.base").write_text("# a legacy disk: configured by DHCP\n")
         conf = {
@@ -505,6 +485,33 @@ class VMDriver(Driver):
                 "firmware": lp.facts.firmware,
             },
         )
+
+    def _request(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        image_id: str,
+        *,
+        oneoff: bool,
+        name: str | None,
+    ) -> tuple[CreateArgs, Path]:
+        """The container request compound would make for the service, and the
+        instance's run dir: one per instance, not per name, since a successor
+        runs beside its predecessor and later takes its name."""
+        args = build_create_args(
+            project,
+            service,
+            number,
+            config_hash,
+            image_id,
+            api_version=self.client.api.api_version,
+            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
+            name=name,
+        )
+        self._sweep_run_dirs(project.name)
+        return args, run_dir_for(f"{args.name}.{uuid.uuid4().hex[:8]}", self.cache_dir)
 
     def _create_launcher(
         self,
