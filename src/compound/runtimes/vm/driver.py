@@ -74,7 +74,6 @@ from .launcher import (
     NET_CAPS,
     PIDS_BASE,
     QEMU_OVERHEAD_MIB,
-    TMPFS,
     TUN_DEVICE,
     LauncherSpec,
     LauncherVolume,
@@ -82,6 +81,7 @@ from .launcher import (
     confinement,
     effective_setup,
     guest_healthcheck,
+    hardened,
     launcher_healthcheck,
     qemu_spec,
     remove_run_dir,
@@ -431,16 +431,13 @@ class VMDriver(Driver):
         # root: its overlay may live on a volume, and the launcher signals it
         # to stop. udhcpd answers an unconfigured guest with raw packets.
         host.update(
-            CapDrop=["ALL"],
-            CapAdd=[*BASE_CAPS, *((*NET_CAPS, "NET_RAW") if vm.net == "tap" else ())],
-            SecurityOpt=["no-new-privileges:true"],
-            ReadonlyRootfs=True,
-            Tmpfs=dict(TMPFS),
-            PidsLimit=PIDS_BASE,
-            Memory=max(container_limit or 0, (memory_mib + LEGACY_OVERHEAD_MIB) * MiB),
+            hardened(
+                [*BASE_CAPS, *((*NET_CAPS, "NET_RAW") if vm.net == "tap" else ())],
+                PIDS_BASE,
+                max(container_limit or 0, (memory_mib + LEGACY_OVERHEAD_MIB) * MiB),
+            )
         )
-        if not any(host.get(k) for k in ("NanoCpus", "CpuQuota", "CpuShares", "CpusetCpus")):
-            host["NanoCpus"] = min(os.cpu_count() or 1, _vcpus(service) + 1) * 10**9
+        _default_cpu_limit(host, _vcpus(service))
         devices = ["/dev/kvm"] if accel == "kvm" else []
         if vm.net == "tap":
             devices.append(TUN_DEVICE)
@@ -681,8 +678,7 @@ class VMDriver(Driver):
         host.update(confinement(spec))
         if container_limit:
             host["Memory"] = max(container_limit, host["Memory"])
-        if not any(host.get(k) for k in ("NanoCpus", "CpuQuota", "CpuShares", "CpusetCpus")):
-            host["NanoCpus"] = min(os.cpu_count() or 1, spec.vcpus + 1) * 10**9
+        _default_cpu_limit(host, spec.vcpus)
         devices = ["/dev/kvm"] if spec.accel == "kvm" else []
         if spec.net == "tap":
             # The guest takes over the launcher's interfaces: taps, addresses
@@ -1093,6 +1089,13 @@ def _memory(service: Service, default: int = DEFAULT_MEMORY_MIB) -> tuple[int, i
     guest = max(guest, 64)
     container = (guest + QEMU_OVERHEAD_MIB) * MiB if limit else None
     return guest, container
+
+
+def _default_cpu_limit(host: dict[str, Any], vcpus: int) -> None:
+    """A CPU limit from the vCPUs (plus one for QEMU's own threads), unless
+    the service set one of its own."""
+    if not any(host.get(k) for k in ("NanoCpus", "CpuQuota", "CpuShares", "CpusetCpus")):
+        host["NanoCpus"] = min(os.cpu_count() or 1, vcpus + 1) * 10**9
 
 
 def _vcpus(service: Service) -> int:

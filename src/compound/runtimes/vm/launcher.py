@@ -188,14 +188,20 @@ def confinement(spec: LauncherSpec) -> dict[str, Any]:
     down to what this VM needs, no-new-privileges, a read-only root with
     tmpfs scratch, pids and memory limits. CPU limits are the caller's (they
     depend on the host)."""
+    return hardened(capabilities(spec), pids_limit(spec), memory_limit(spec))
+
+
+def hardened(caps: Sequence[str], pids: int, memory: int) -> dict[str, Any]:
+    """What every launcher gets, image VM or disk service: only ``caps``,
+    no-new-privileges, a read-only root with tmpfs scratch, and limits."""
     return {
         "CapDrop": ["ALL"],
-        "CapAdd": capabilities(spec),
+        "CapAdd": list(caps),
         "SecurityOpt": ["no-new-privileges:true"],
         "ReadonlyRootfs": True,
         "Tmpfs": dict(TMPFS),
-        "PidsLimit": pids_limit(spec),
-        "Memory": memory_limit(spec),
+        "PidsLimit": pids,
+        "Memory": memory,
     }
 
 
