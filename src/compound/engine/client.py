@@ -13,13 +13,17 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeAlias, cast
 
 import docker
 import docker.errors
 import requests.exceptions
 
 from compound.errors import CompoundError, EngineError, EngineUnavailableError
+
+# The engine client every package passes around: type hints outside the
+# engine layer name this alias, never the SDK itself.
+Client: TypeAlias = docker.DockerClient
 
 # How long a silent engine may take to answer the first ping before we give up.
 PING_TIMEOUT = 5.0

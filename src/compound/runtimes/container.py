@@ -12,11 +12,9 @@ What a Compose option means for the engine is decided in
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import re
 import sys
-import tarfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +27,7 @@ import docker.utils.build
 import requests.exceptions
 import urllib3.exceptions
 
+from compound.engine import containers
 from compound.engine.client import connect, engine_errors, translate
 from compound.engine.errors import IMAGE_HINT, gone, not_running, service_error
 from compound.engine.streams import Pump, frames, raw_chunks, split_lines, write_flush
@@ -54,8 +53,6 @@ from compound.runtimes.base import (
 )
 from compound.runtimes.container_config import (
     CreateArgs,
-    InjectedFile,
-    NetworkAttachment,
     build_create_args,
     image_ref,
 )
@@ -221,29 +218,14 @@ class ContainerDriver(Driver):
                     hint="run `compound build` or `compound up`",
                 )
             )
-        args = build_create_args(
-            project,
-            service,
-            number,
-            config_hash,
-            image_id,
-            lambda name: self._resolve(project.name, service.name, name),
-            api_version=self.client.api.api_version,
-            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
-            name=name,
+        args = self.request(
+            project, service, number, config_hash, image_id, oneoff=oneoff, name=name
         )
         if pinned and pinned != tagged:
             # the tag has moved on (a rollback to an earlier image): run the
             # exact image the instance is meant to, by id
             args.config["Image"] = pinned
-        container_id = self._create(service.name, args)
-        try:
-            self._attach_networks(service.name, container_id, args.networks)
-            self._inject_files(service.name, container_id, args.files)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.client.api.remove_container(container_id, v=True, force=True)
-            raise
+        container_id = containers.create(self.client, args.request(), service=service.name)
         # built from what we sent rather than a second round trip to the engine
         return Instance(
             id=container_id,
@@ -267,6 +249,33 @@ class ContainerDriver(Driver):
             },
         )
 
+    def request(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        image_id: str,
+        *,
+        oneoff: bool = False,
+        name: str | None = None,
+        resolve: bool = True,
+    ) -> CreateArgs:
+        """The container request of instance ``number``, as this engine takes
+        it; the VM driver rewrites it into its launcher's. ``resolve``: look
+        up the containers that ``service:x`` references name."""
+        return build_create_args(
+            project,
+            service,
+            number,
+            config_hash,
+            image_id,
+            (lambda target: self._resolve(project.name, service.name, target)) if resolve else None,
+            api_version=self.client.api.api_version,
+            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
+            name=name,
+        )
+
     def _resolve(self, project_name: str, service: str, target: str) -> str:
         """service:x → the id of x's first instance."""
         found = list_instances(self.client, project_name, target)
@@ -278,47 +287,6 @@ class ContainerDriver(Driver):
                 hint=f"create {target!r} first (`compound up` orders it as a dependency)",
             )
         return found[0].id
-
-    def _create(self, service: str, args: CreateArgs) -> str:
-        what = f"create container {args.name}"
-        try:
-            result = cast(Any, self.client.api).create_container_from_config(
-                args.config, name=args.name, platform=args.platform
-            )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise service_error(service, what, exc) from exc
-        return str(result["Id"])
-
-    def _attach_networks(
-        self, service: str, container_id: str, networks: Sequence[NetworkAttachment]
-    ) -> None:
-        # The engine (API < 1.44) takes one network at create; the rest are
-        # connected before start so the process sees all of them at once.
-        for att in networks:
-            try:
-                self.client.api.connect_container_to_network(
-                    container_id,
-                    att.network,
-                    aliases=list(att.aliases) or None,
-                    ipv4_address=att.ipv4_address,
-                    ipv6_address=att.ipv6_address,
-                    links=[(link.partition(":")[0], link.partition(":")[2]) for link in att.links]
-                    or None,
-                    link_local_ips=list(att.link_local_ips) or None,
-                    driver_opt=dict(att.driver_opts) or None,
-                )
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                raise service_error(service, f"connect to network {att.network!r}", exc) from exc
-
-    def _inject_files(self, service: str, container_id: str, files: Sequence[InjectedFile]) -> None:
-        if not files:
-            return
-        try:
-            ok = self.client.api.put_archive(container_id, "/", files_tar(files))
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise service_error(service, "write secrets/configs into the container", exc) from exc
-        if not ok:
-            raise ServiceError(service, "the engine refused to write secrets/configs")
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -593,24 +561,6 @@ class ContainerDriver(Driver):
 
 
 # --- helpers without an engine -------------------------------------------------------------
-
-
-def files_tar(files: Sequence[InjectedFile]) -> bytes:
-    """A tar to extract at "/" that creates each file with its mode and owner."""
-    buf = io.BytesIO()
-    now = time.time()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for f in files:
-            info = tarfile.TarInfo(f.path.lstrip("/"))
-            info.size, info.mode, info.uid, info.gid, info.mtime = (
-                len(f.content),
-                f.mode,
-                f.uid,
-                f.gid,
-                now,
-            )
-            tar.addfile(info, io.BytesIO(f.content))
-    return buf.getvalue()
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")

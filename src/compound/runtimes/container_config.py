@@ -16,14 +16,18 @@ restart, secrets from files as read-only binds.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import posixpath
+import tarfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from compound import __version__
+from compound.engine.request import ContainerRequest, NetworkAttachment
 from compound.errors import NotSupportedError, ServiceError
 from compound.runtimes.base import (
     LABEL_CONFIG_HASH,
@@ -56,45 +60,6 @@ DEFAULT_FILE_MODE = 0o444  # Compose's default for secrets and configs
 
 
 @dataclass(frozen=True)
-class NetworkAttachment:
-    """One network endpoint of a container."""
-
-    network: str  # engine name
-    aliases: tuple[str, ...] = ()
-    ipv4_address: str | None = None
-    ipv6_address: str | None = None
-    mac_address: str | None = None
-    links: tuple[str, ...] = ()  # "container:alias": the alias resolves for this container only
-    link_local_ips: tuple[str, ...] = ()
-    driver_opts: tuple[tuple[str, str], ...] = ()
-    gw_priority: int | None = None
-
-    def endpoint_config(self) -> dict[str, Any]:
-        """The EndpointSettings body the engine expects."""
-        endpoint: dict[str, Any] = {}
-        if self.aliases:
-            endpoint["Aliases"] = list(self.aliases)
-        if self.links:
-            endpoint["Links"] = list(self.links)
-        ipam: dict[str, Any] = {}
-        if self.ipv4_address:
-            ipam["IPv4Address"] = self.ipv4_address
-        if self.ipv6_address:
-            ipam["IPv6Address"] = self.ipv6_address
-        if self.link_local_ips:
-            ipam["LinkLocalIPs"] = list(self.link_local_ips)
-        if self.driver_opts:
-            endpoint["DriverOpts"] = dict(self.driver_opts)
-        if self.gw_priority is not None:
-            endpoint["GwPriority"] = self.gw_priority
-        if ipam:
-            endpoint["IPAMConfig"] = ipam
-        if self.mac_address:
-            endpoint["MacAddress"] = self.mac_address
-        return endpoint
-
-
-@dataclass(frozen=True)
 class InjectedFile:
     """A secret/config with inline content, written into the container before start."""
 
@@ -113,6 +78,35 @@ class CreateArgs:
     networks: tuple[NetworkAttachment, ...] = ()  # connect after create, before start
     files: tuple[InjectedFile, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+
+    def request(self) -> ContainerRequest:
+        """What the engine is sent: the create body, the extra networks, the
+        files as one tar (engine/containers.py creates it)."""
+        return ContainerRequest(
+            config=self.config,
+            name=self.name,
+            platform=self.platform,
+            networks=self.networks,
+            archive=files_tar(self.files) if self.files else None,
+        )
+
+
+def files_tar(files: Sequence[InjectedFile]) -> bytes:
+    """A tar to extract at "/" that creates each file with its mode and owner."""
+    buf = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in files:
+            info = tarfile.TarInfo(f.path.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid, info.mtime = (
+                len(f.content),
+                f.mode,
+                f.uid,
+                f.gid,
+                now,
+            )
+            tar.addfile(info, io.BytesIO(f.content))
+    return buf.getvalue()
 
 
 # --- names -----------------------------------------------------------------

@@ -22,8 +22,8 @@ from compound.engine.resources import (
 )
 from compound.engine.streams import frames, split_lines
 from compound.errors import EngineError, EngineUnavailableError, ImageNotFoundError, ServiceError
-from compound.runtimes.container import ContainerDriver, files_tar, parse_since, summarize_stats
-from compound.runtimes.container_config import InjectedFile
+from compound.runtimes.container import ContainerDriver, parse_since, summarize_stats
+from compound.runtimes.container_config import InjectedFile, files_tar
 from compound.runtimes.instances import instance_from_inspect
 from compound.spec.model import BuildSpec, Network, Project, Service, Volume
 

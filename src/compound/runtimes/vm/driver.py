@@ -27,14 +27,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import docker
 import docker.errors
-import requests.exceptions
 
-from compound.engine import connect
-from compound.engine.errors import service_error
+from compound.engine import connect, containers
 from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
@@ -50,7 +48,7 @@ from compound.runtimes.base import (
     _no_progress,
 )
 from compound.runtimes.container import ContainerDriver
-from compound.runtimes.container_config import CreateArgs, build_create_args, image_ref
+from compound.runtimes.container_config import CreateArgs, image_ref
 from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.spec.model import Project, Service, VolumeMount
 
@@ -497,15 +495,10 @@ class VMDriver(Driver):
         """The container request compound would make for the service, and the
         instance's run dir: one per instance, not per name, since a successor
         runs beside its predecessor and later takes its name."""
-        args = build_create_args(
-            project,
-            service,
-            number,
-            config_hash,
-            image_id,
-            api_version=self.client.api.api_version,
-            oneoff_suffix=uuid.uuid4().hex[:12] if oneoff else None,
-            name=name,
+        # the container driver's own request (no service:x lookups: a VM
+        # cannot share another container's namespaces)
+        args = self._containers.request(
+            project, service, number, config_hash, image_id, oneoff=oneoff, name=name, resolve=False
         )
         self._sweep_run_dirs(project.name)
         return args, run_dir_for(f"{args.name}.{uuid.uuid4().hex[:8]}", self.cache_dir)
@@ -524,30 +517,19 @@ class VMDriver(Driver):
         oneoff: bool,
         details: dict[str, Any],
     ) -> Instance:
-        """Create the launcher container from ``config`` and attach it to its
-        networks; on any failure nothing is left (container, run dir)."""
+        """Create the launcher: the container request ``args``, rewritten to
+        run ``config`` (the launcher image, QEMU's command, its confinement)
+        from the host's platform, with no files written into it; on the
+        same networks under the same aliases. On any failure nothing is
+        left (container, run dir)."""
+        request = replace(args.request(), config=config, platform=None, archive=None)
         try:
-            result = cast(Any, self.client.api).create_container_from_config(config, name=args.name)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            container_id = containers.create(
+                self.client, request, kind="VM launcher", service=service.name
+            )
+        except BaseException:
             remove_run_dir(run_dir)
-            raise service_error(service.name, f"create VM launcher {args.name}", exc) from exc
-        container_id = str(result["Id"])
-        try:
-            for att in args.networks:
-                self.client.api.connect_container_to_network(
-                    container_id,
-                    att.network,
-                    aliases=list(att.aliases) or None,
-                    ipv4_address=att.ipv4_address,
-                    ipv6_address=att.ipv6_address,
-                )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            with contextlib.suppress(Exception):
-                self.client.api.remove_container(container_id, v=True, force=True)
-            remove_run_dir(run_dir)
-            raise service_error(
-                service.name, "connect the VM launcher to its networks", exc
-            ) from exc
+            raise
         return Instance(
             id=container_id,
             name=args.name,
