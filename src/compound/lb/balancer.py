@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker
-
+from compound.engine import Client
 from compound.errors import LoadBalancerError, ServiceError
 from compound.runtimes.base import LABEL_CONFIG_HASH, Instance
 from compound.runtimes.hostops import atomic_write
@@ -56,7 +55,7 @@ POLL = 0.1
 
 @dataclass
 class LoadBalancer:
-    client: docker.DockerClient
+    client: Client
     project: str
     service: str
     name: str  # container name
@@ -324,7 +323,7 @@ def _gid() -> int:
 # --- the LB's lifecycle ---------------------------------------------------------
 
 
-def _handle(client: docker.DockerClient, spec: container.LBSpec, cid: str) -> LoadBalancer:
+def _handle(client: Client, spec: container.LBSpec, cid: str) -> LoadBalancer:
     return LoadBalancer(
         client=client,
         project=spec.project,
@@ -340,7 +339,7 @@ def _handle(client: docker.DockerClient, spec: container.LBSpec, cid: str) -> Lo
 
 
 def ensure(
-    client: docker.DockerClient,
+    client: Client,
     project: Project,
     service: Service,
     backends: Iterable[Backend],
@@ -375,7 +374,7 @@ def ensure(
     return lb
 
 
-def get(client: docker.DockerClient, project: Project, service: Service) -> LoadBalancer | None:
+def get(client: Client, project: Project, service: Service) -> LoadBalancer | None:
     """The service's running LB as it is, or None."""
     existing = container.find(client, project.name, service.name)
     if existing is None:
@@ -383,7 +382,7 @@ def get(client: docker.DockerClient, project: Project, service: Service) -> Load
     return _handle(client, container.spec_for(project, service, existing.image), existing.id)
 
 
-def remove(client: docker.DockerClient, project: str, service: str) -> bool:
+def remove(client: Client, project: str, service: str) -> bool:
     """Remove the service's LB and its run dir; whether there was one."""
     existing = container.find(client, project, service)
     container.remove_run_dir(container.lb_name(project, service))
@@ -395,7 +394,7 @@ def remove(client: docker.DockerClient, project: str, service: str) -> bool:
 
 
 def remove_load_balancers(
-    client: docker.DockerClient, project: str, services: Iterable[str] | None = None
+    client: Client, project: str, services: Iterable[str] | None = None
 ) -> list[str]:
     """Remove the project's LBs (of ``services`` only, if given); their names."""
     only = set(services) if services is not None else None

@@ -10,17 +10,14 @@ compound talks to HAProxy from the host without ``docker exec``.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-import docker
-import docker.errors
+from typing import Any
 
 from compound import __version__
-from compound.engine import engine_errors
+from compound.engine import Client, containers
+from compound.engine.request import ContainerRequest, NetworkAttachment
 from compound.errors import NotSupportedError, ServiceError
 from compound.runtimes.base import (
     LABEL_CONFIG_HASH,
@@ -182,35 +179,26 @@ def create_args(spec: LBSpec, run_dir: Path) -> dict[str, Any]:
     }
 
 
-def find(client: docker.DockerClient, project: str, service: str) -> Instance | None:
+def find(client: Client, project: str, service: str) -> Instance | None:
     return next((i for i in list_load_balancers(client, project) if i.service == service), None)
 
 
-def create(client: docker.DockerClient, spec: LBSpec, run_dir: Path) -> str:
+def create(client: Client, spec: LBSpec, run_dir: Path) -> str:
     """Create and connect (not start) the LB container; its id."""
-    with engine_errors(f"create load balancer {spec.name}"):
-        created = cast(Any, client.api).create_container_from_config(
-            create_args(spec, run_dir), name=spec.name
-        )
-    cid = str(created["Id"])
-    try:
-        for net in spec.networks[1:]:
-            with engine_errors(f"connect load balancer {spec.name} to network {net!r}"):
-                client.api.connect_container_to_network(cid, net)
-    except BaseException:
-        remove_container(client, cid)
-        raise
-    return cid
+    request = ContainerRequest(
+        config=create_args(spec, run_dir),
+        name=spec.name,
+        networks=tuple(NetworkAttachment(net) for net in spec.networks[1:]),
+    )
+    return containers.create(client, request, kind="load balancer")
 
 
-def start(client: docker.DockerClient, name: str, cid: str) -> None:
-    with engine_errors(f"start load balancer {name}"):
-        client.api.start(cid)
+def start(client: Client, name: str, cid: str) -> None:
+    containers.start(client, cid, what=f"start load balancer {name}")
 
 
-def remove_container(client: docker.DockerClient, cid: str) -> None:
-    with engine_errors(f"remove load balancer {cid}"), contextlib.suppress(docker.errors.NotFound):
-        client.api.remove_container(cid, force=True, v=True)
+def remove_container(client: Client, cid: str) -> None:
+    containers.remove(client, cid)
 
 
 def remove_run_dir(name: str) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import docker
-
+from compound.engine import Client
 from compound.runtimes.base import Instance
 from compound.spec.model import Project, Service
 
@@ -23,7 +22,7 @@ from .config import Backend
 class BalancedFrontend:
     def __init__(
         self,
-        client: docker.DockerClient,
+        client: Client,
         project: Project,
         service: Service,
         *,

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
-
+from compound.engine import Client
 from compound.errors import EngineError
 from compound.runtimes import debimage, hostops
 
@@ -37,5 +36,5 @@ def cache_dir() -> Path:
     return hostops.cache_root() / "lb"
 
 
-def ensure_lb_image(client: docker.DockerClient) -> debimage.BuiltImage:
+def ensure_lb_image(client: Client) -> debimage.BuiltImage:
     return debimage.ensure_image(client, image(), cache_dir())
