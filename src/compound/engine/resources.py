@@ -8,12 +8,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, cast
 
-import docker
 import docker.errors
-import docker.utils.build
 
 from compound import __version__
-from compound.engine.client import engine_errors
+from compound.engine.client import Client, engine_errors
 from compound.engine.labels import (
     LABEL_NETWORK,
     LABEL_PROJECT,
@@ -71,7 +69,7 @@ def ipam_config(ipam: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def ensure_network(client: docker.DockerClient, project: Project, network: Network) -> bool:
+def ensure_network(client: Client, project: Project, network: Network) -> bool:
     """Create the project network unless it exists; True if created."""
     existing = _inspect_network(client, network.name)
     if network.external:
@@ -98,7 +96,7 @@ def ensure_network(client: docker.DockerClient, project: Project, network: Netwo
     return True
 
 
-def _inspect_network(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+def _inspect_network(client: Client, name: str) -> dict[str, Any] | None:
     _dedupe_network(client, name)
     with engine_errors(f"inspect network {name!r}"):
         try:
@@ -109,7 +107,7 @@ def _inspect_network(client: docker.DockerClient, name: str) -> dict[str, Any] |
     return cast(dict[str, Any], data) if data.get("Name") == name else None
 
 
-def _dedupe_network(client: docker.DockerClient, name: str) -> None:
+def _dedupe_network(client: Client, name: str) -> None:
     """The engine lets two concurrent creates make two networks of one name
     (compound before its project lock did); every later lookup by name then
     fails as ambiguous. Keep the one with endpoints (else the oldest) and
@@ -187,7 +185,7 @@ def _config_conflict(
     )
 
 
-def remove_networks(client: docker.DockerClient, project_name: str) -> list[str]:
+def remove_networks(client: Client, project_name: str) -> list[str]:
     """Remove the project's own networks (never external ones); their names.
 
     In parallel: each removal waits on the engine's firewall rules (~0.2 s)."""
@@ -232,7 +230,7 @@ def volume_create_args(project_name: str, volume: Volume) -> dict[str, Any]:
     }
 
 
-def ensure_volume(client: docker.DockerClient, project: Project, volume: Volume) -> bool:
+def ensure_volume(client: Client, project: Project, volume: Volume) -> bool:
     """Create the project volume unless it exists; True if created."""
     existing = inspect_volume(client, volume.name)
     if volume.external:
@@ -250,7 +248,7 @@ def ensure_volume(client: docker.DockerClient, project: Project, volume: Volume)
     return True
 
 
-def inspect_volume(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+def inspect_volume(client: Client, name: str) -> dict[str, Any] | None:
     with engine_errors(f"inspect volume {name!r}"):
         try:
             return client.api.inspect_volume(name)
@@ -279,7 +277,24 @@ def _check_volume(project_name: str, volume: Volume, existing: Mapping[str, Any]
     )
 
 
-def remove_volumes(client: docker.DockerClient, project_name: str) -> list[str]:
+def remove_volume(client: Client, name: str) -> bool:
+    """Remove one volume; False if it was already gone."""
+    try:
+        with engine_errors(f"remove volume {name!r}"):
+            client.api.remove_volume(name)
+    except EngineError as exc:
+        if isinstance(exc.__cause__, docker.errors.NotFound):
+            return False
+        raise
+    return True
+
+
+def project_volumes(client: Client, project_name: str) -> tuple[str, ...]:
+    """The engine names of the volumes labelled as the project's."""
+    return tuple(sorted(v["Name"] for v in _labelled(client, "volumes", project_name)))
+
+
+def remove_volumes(client: Client, project_name: str) -> list[str]:
     """Remove the volumes labelled as this project's (named and leftover
     anonymous ones; never external ones); their names."""
     removed = []
@@ -297,7 +312,7 @@ def remove_volumes(client: docker.DockerClient, project_name: str) -> list[str]:
     return removed
 
 
-def _labelled(client: docker.DockerClient, kind: str, project_name: str) -> list[dict[str, Any]]:
+def _labelled(client: Client, kind: str, project_name: str) -> list[dict[str, Any]]:
     flt = {"label": [f"{LABEL_PROJECT}={project_name}"]}
     with engine_errors(f"list the {kind} of project {project_name!r}"):
         if kind == "networks":
@@ -313,7 +328,7 @@ class ProjectResources(NamedTuple):
     volumes: tuple[str, ...]
 
 
-def project_resources(client: docker.DockerClient, project_name: str) -> ProjectResources:
+def project_resources(client: Client, project_name: str) -> ProjectResources:
     """The project's own networks and volumes, for `up` (what exists) and `down`."""
     return ProjectResources(
         networks=tuple(sorted(n["Name"] for n in _labelled(client, "networks", project_name))),

@@ -22,12 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import docker
-import docker.errors
-
-from compound.engine import engine_errors
+from compound.engine import Client, containers, engine_errors, images
+from compound.engine.request import ContainerRequest, plain_config
 from compound.errors import CompoundError, EngineError
-from compound.runtimes.images import local_image_id
 from compound.volumes import tarstream
 from compound.volumes.archive import CHUNK, ArchiveWriter, Meter, read_archive
 from compound.volumes.localdir import STAGING_PREFIX, TRASH_PREFIX
@@ -40,30 +37,29 @@ MOUNT = "/v"
 
 @contextlib.contextmanager
 def helper(
-    client: docker.DockerClient, volume: str, *, read_only: bool, command: list[str] | None = None
+    client: Client, volume: str, *, read_only: bool, command: list[str] | None = None
 ) -> Iterator[str]:
     """A container of HELPER_IMAGE with ``volume`` at /v; removed on exit."""
-    with engine_errors(f"create a helper container for volume {volume!r}"):
-        if local_image_id(client, HELPER_IMAGE) is None:
-            raise EngineError(
-                f"reaching volume {volume!r} through the engine needs the image {HELPER_IMAGE}",
-                hint="build it: `make images`",
-            )
-        host = client.api.create_host_config(
-            binds=[f"{volume}:{MOUNT}:{'ro' if read_only else 'rw'}"], network_mode="none"
+    if images.image_id(client, HELPER_IMAGE) is None:
+        raise EngineError(
+            f"reaching volume {volume!r} through the engine needs the image {HELPER_IMAGE}",
+            hint="build it: `make images`",
         )
-        cid = client.api.create_container(
-            HELPER_IMAGE,
-            command=command or ["true"],
-            host_config=host,
-            labels={HELPER_LABEL: "volume"},
-            network_disabled=True,
-        )["Id"]
+    config = plain_config(
+        HELPER_IMAGE,
+        command or ["true"],
+        binds=[f"{volume}:{MOUNT}:{'ro' if read_only else 'rw'}"],
+        network_mode="none",
+        labels={HELPER_LABEL: "volume"},
+    )
+    cid = containers.create(
+        client, ContainerRequest(config=config), kind=f"a helper container for volume {volume!r}"
+    )
     try:
-        yield str(cid)
+        yield cid
     finally:
-        with contextlib.suppress(docker.errors.DockerException):
-            client.api.remove_container(cid, force=True)
+        with contextlib.suppress(CompoundError):
+            containers.remove(client, cid, volumes=False)
 
 
 class _IterReader(io.RawIOBase):
@@ -88,17 +84,15 @@ class _IterReader(io.RawIOBase):
         return n
 
 
-def backup_engine(
-    client: docker.DockerClient, volume: str, writer: ArchiveWriter, meter: Meter
-) -> None:
+def backup_engine(client: Client, volume: str, writer: ArchiveWriter, meter: Meter) -> None:
     """The volume's tree as the engine archives it, re-rooted at ``data``."""
     meter.total(None)
     with (
         helper(client, volume, read_only=True) as cid,
         engine_errors(f"read volume {volume!r} through the engine"),
     ):
-        chunks, _ = client.api.get_archive(cid, MOUNT, chunk_size=CHUNK)
-        stream = io.BufferedReader(_IterReader(iter(chunks)), CHUNK)
+        chunks = containers.get_archive(client, cid, MOUNT, CHUNK)
+        stream = io.BufferedReader(_IterReader(chunks), CHUNK)
         with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
             for info in tar:
                 rel = _relative(info.name)
@@ -157,9 +151,7 @@ class _TarSink:
         self._write(tarstream.end(self.offset))
 
 
-def restore_engine(
-    client: docker.DockerClient, volume: str, archive: Path, meter: Meter
-) -> Manifest:
+def restore_engine(client: Client, volume: str, archive: Path, meter: Meter) -> Manifest:
     """Verify the whole archive first (nothing is touched before), stream it
     into a staging directory inside the volume, and only then swap it in by
     renames: a full volume, a hostile archive or an interrupted upload leave
@@ -214,20 +206,20 @@ move_all {new} /v || undo
 rm -rf {old} {new}"""
 
 
-def _sh(client: docker.DockerClient, volume: str, script: str, what: str) -> None:
+def _sh(client: Client, volume: str, script: str, what: str) -> None:
     with helper(client, volume, read_only=False, command=["sh", "-c", script]) as cid:
-        with engine_errors(f"{what} in volume {volume!r}"):
-            client.api.start(cid)
-            code = client.api.wait(cid, timeout=600).get("StatusCode")
+        containers.start(client, cid, what=f"{what} in volume {volume!r}")
+        code = containers.wait(client, cid, timeout=600)
         if code != 0:
-            logs = client.api.logs(cid).decode(errors="replace").strip()
+            out = containers.output(client, cid)
+            logs = (out.stdout + out.stderr).decode(errors="replace").strip()
             raise CompoundError(
                 f"{what} in volume {volume!r} failed (exit {code}): {logs}",
                 hint="the volume's previous contents were kept",
             )
 
 
-def _put(client: docker.DockerClient, cid: str, archive: Path, path: str) -> None:
+def _put(client: Client, cid: str, archive: Path, path: str) -> None:
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -246,8 +238,9 @@ def _put(client: docker.DockerClient, cid: str, archive: Path, path: str) -> Non
     thread.start()
     with os.fdopen(read_fd, "rb") as f:
         try:
-            with engine_errors("write the backup into the volume"):
-                client.api.put_archive(cid, path, chunks(f))
+            containers.put_archive(
+                client, cid, path, chunks(f), what="write the backup into the volume"
+            )
         finally:
             f.close()  # a failed upload must not leave the producer blocked on the pipe
             thread.join()

@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from compound import __version__
-from compound.engine import engine_errors
-from compound.engine.resources import ensure_volume, inspect_volume
+from compound.engine.resources import (
+    ensure_volume,
+    inspect_volume,
+    project_volumes,
+    remove_volume,
+)
 from compound.errors import CompoundError, UsageError
 from compound.reconcile.session import Session
-from compound.runtimes.base import LABEL_PROJECT, Instance
+from compound.runtimes.base import Instance
 from compound.spec.model import Volume
 from compound.volumes.archive import ArchiveWriter, Meter, NullMeter
 from compound.volumes.enginedir import backup_engine, restore_engine
@@ -83,12 +87,9 @@ def _size(attrs: dict[str, Any]) -> int | None:
 def volume_rows(session: Session, *, size: bool = False) -> list[dict[str, Any]]:
     """Declared volumes first (existing or not), then the project's leftovers."""
     client = session.client
-    with engine_errors(f"list the volumes of project {session.project.name!r}"):
-        labelled = client.api.volumes(
-            filters={"label": [f"{LABEL_PROJECT}={session.project.name}"]}
-        )
+    labelled = project_volumes(client, session.project.name)
     names = [v.name for v in session.project.volumes.values()]
-    names += sorted(v["Name"] for v in labelled.get("Volumes") or () if v["Name"] not in names)
+    names += [name for name in labelled if name not in names]
     return [volume_info(session, resolve(session, n), size=size) for n in names]
 
 
@@ -272,8 +273,7 @@ def restore(
             manifest = restore_engine(session.client, ref.name, archive, meter)
     except BaseException:
         if created:
-            with engine_errors(f"remove volume {ref.name!r}"):
-                session.client.api.remove_volume(ref.name)
+            remove_volume(session.client, ref.name)
         raise
     result.seconds = time.monotonic() - t0
     result.created = created

@@ -16,9 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import docker
-
-from compound.engine import engine_errors
+from compound.engine import Client, containers
 from compound.errors import CompoundError, NoSuchInstanceError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
@@ -26,7 +24,7 @@ from compound.runtimes.instances import inspect_instance
 
 
 def instances_using(
-    client: docker.DockerClient,
+    client: Client,
     volume: str,
     *,
     running_only: bool = False,
@@ -34,8 +32,12 @@ def instances_using(
 ) -> list[Instance]:
     """Every container (of any project, or none) that mounts ``volume``
     (read-write, with ``writers_only``: a reader needs no pause)."""
-    with engine_errors(f"list the containers using volume {volume!r}"):
-        rows = client.api.containers(all=not running_only, filters={"volume": volume})
+    rows = containers.list_containers(
+        client,
+        include_stopped=not running_only,
+        filters={"volume": volume},
+        what=f"list the containers using volume {volume!r}",
+    )
     found = []
     for row in rows:
         with contextlib.suppress(NoSuchInstanceError):
