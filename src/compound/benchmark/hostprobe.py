@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
+from compound.engine import Client, containers, images
 
 MIB = 1024 * 1024
 
@@ -67,9 +66,9 @@ CAPS = tuple(
 )
 
 
-def pids_of(client: docker.DockerClient, container_id: str) -> list[int]:
+def pids_of(client: Client, container_id: str) -> list[int]:
     """Host PIDs of every process in the container."""
-    top = client.api.top(container_id)
+    top = containers.top(client, container_id)
     titles = [t.upper() for t in top.get("Titles") or []]
     if "PID" not in titles:
         return []
@@ -91,7 +90,7 @@ def smaps_rollup(pid: int) -> dict[str, int]:
     return out
 
 
-def memory_of(client: docker.DockerClient, container_ids: Iterable[str]) -> dict[str, float]:
+def memory_of(client: Client, container_ids: Iterable[str]) -> dict[str, float]:
     """Summed RSS and PSS (MiB) of every process of these containers."""
     rss = pss = 0
     procs = 0
@@ -107,13 +106,16 @@ def memory_of(client: docker.DockerClient, container_ids: Iterable[str]) -> dict
     return {"rss_mib": round(rss / MIB, 2), "pss_mib": round(pss / MIB, 2), "processes": procs}
 
 
-def image_size_mib(client: docker.DockerClient, ref: str) -> float:
-    return round(int(client.api.inspect_image(ref)["Size"]) / MIB, 2)  # type: ignore[no-untyped-call]
+def image_size_mib(client: Client, ref: str) -> float:
+    info = images.inspect(client, ref)
+    if info is None:
+        raise RuntimeError(f"image {ref} is gone")
+    return round(int(info["Size"]) / MIB, 2)
 
 
-def writable_layer_mib(client: docker.DockerClient, container_id: str) -> float:
+def writable_layer_mib(client: Client, container_id: str) -> float:
     # the list endpoint computes SizeRw on request; inspect (in docker-py) cannot
-    rows = client.api.containers(all=True, size=True, filters={"id": container_id})
+    rows = containers.list_containers(client, size=True, filters={"id": container_id})
     if not rows:
         raise RuntimeError(f"container {container_id[:12]} is gone")
     return round(int(rows[0].get("SizeRw") or 0) / MIB, 2)
@@ -153,10 +155,12 @@ def effective_caps(pid: int) -> set[str] | None:
     return None
 
 
-def confinement(client: docker.DockerClient, container_id: str) -> dict[str, Any]:
+def confinement(client: Client, container_id: str) -> dict[str, Any]:
     """How the engine confines this container, as its inspect and its first
     process's capabilities say."""
-    info = client.api.inspect_container(container_id)
+    info = containers.inspect(client, container_id)
+    if info is None:
+        raise RuntimeError(f"container {container_id[:12]} is gone")
     hc = info.get("HostConfig") or {}
     pid = int((info.get("State") or {}).get("Pid") or 0)
     caps = effective_caps(pid) if pid else None

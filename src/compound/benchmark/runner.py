@@ -35,16 +35,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import docker
-import docker.errors
-
 from compound.benchmark import hostprobe, loadgen, workload
 from compound.benchmark.errors import BenchError
 from compound.benchmark.figures import CONTAINER, Figure, Report, is_vm, vm_variant
 from compound.benchmark.options import PROBE_IMAGE, BenchOptions
 from compound.benchmark.stats import NOISY_SPREAD, noisy_load
 from compound.benchmark.workload import HTTP_PORT, MARKER, Target
-from compound.errors import CompoundError
+from compound.engine import Client, containers, engine_version, images, resources
+from compound.engine.request import plain_config
+from compound.errors import CompoundError, EngineError
 from compound.hostfacts import host_facts
 from compound.planner.diff import UpOptions
 from compound.reconcile.session import Session
@@ -69,7 +68,7 @@ class Progress(Protocol):
 
 
 class Bench:
-    def __init__(self, opts: BenchOptions, client: docker.DockerClient, progress: Progress) -> None:
+    def __init__(self, opts: BenchOptions, client: Client, progress: Progress) -> None:
         self.opts = opts
         self.client = client
         self.progress = progress
@@ -123,22 +122,22 @@ class Bench:
 
         # the low-level lists carry labels without inspecting each object, so
         # objects other programs remove meanwhile cannot break the sweep
-        api = self.client.api
-        with contextlib.suppress(docker.errors.APIError):
-            for c in api.containers(all=True):
+        client = self.client
+        with contextlib.suppress(CompoundError):
+            for c in containers.list_containers(client):
                 if mine(c.get("Labels")):
-                    with contextlib.suppress(docker.errors.APIError):
-                        api.remove_container(c["Id"], force=True, v=True)
-        with contextlib.suppress(docker.errors.APIError):
-            for n in api.networks():
+                    with contextlib.suppress(CompoundError):
+                        containers.remove(client, c["Id"])
+        with contextlib.suppress(CompoundError):
+            for n in resources.all_networks(client):
                 if mine(n.get("Labels")):
-                    with contextlib.suppress(docker.errors.APIError):
-                        api.remove_network(n["Id"])
-        with contextlib.suppress(docker.errors.APIError):
-            for v in api.volumes().get("Volumes") or []:
+                    with contextlib.suppress(CompoundError):
+                        resources.remove_network(client, n["Id"])
+        with contextlib.suppress(CompoundError):
+            for v in resources.all_volumes(client):
                 if mine(v.get("Labels")):
-                    with contextlib.suppress(docker.errors.APIError):
-                        api.remove_volume(v["Name"], force=True)
+                    with contextlib.suppress(CompoundError):
+                        resources.remove_volume(client, v["Name"], force=True)
 
     def up(self, session: Session, opts: UpOptions) -> None:
         """`compound up` of a bench project; a Ctrl-C during it (which the
@@ -208,13 +207,12 @@ class Bench:
 
     def preflight(self) -> None:
         image = self.opts.image
-        try:
-            info = self.client.api.inspect_image(image)  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound as exc:
+        info = images.inspect(self.client, image)
+        if info is None:
             raise BenchError(
                 f"image {image!r} is not on this host",
                 hint="build or load it first (no registry is asked), or pass --image",
-            ) from exc
+            )
         arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
         if info.get("Architecture") and info["Architecture"] != arch:
             raise BenchError(
@@ -222,25 +220,28 @@ class Bench:
                 " it cannot run both ways here",
                 hint="pick an image of this host's architecture",
             )
+        config = plain_config(
+            image,
+            ["-c", workload.TOOLS_SCRIPT],
+            entrypoint=["/bin/sh"],
+            network_mode="none",
+            labels={LABEL_PROJECT: f"{self.prefix}-preflight"},
+        )
         try:
-            out = self.client.containers.run(
-                image,
-                ["-c", workload.TOOLS_SCRIPT],
-                entrypoint=["/bin/sh"],
-                network_mode="none",
-                remove=True,
-                labels={LABEL_PROJECT: f"{self.prefix}-preflight"},
-            )
-        except docker.errors.ContainerError as exc:
+            ran = containers.run(self.client, config, what="the bench's preflight container")
+        except EngineError as exc:
             raise BenchError(
-                f"image {image!r} cannot run the bench's workloads: /bin/sh -c failed ({exc})",
-                hint="the bench needs a POSIX shell in the image",
-            ) from exc
-        except docker.errors.APIError as exc:
-            raise BenchError(
-                f"image {image!r} cannot run as a container: {exc.explanation or exc}",
+                f"image {image!r} cannot run as a container: {exc.message}",
                 hint="the bench needs a POSIX shell (/bin/sh) in the image",
             ) from exc
+        if ran.exit_code != 0:
+            err = ran.stderr.decode(errors="replace").strip()
+            raise BenchError(
+                f"image {image!r} cannot run the bench's workloads: /bin/sh -c failed"
+                f" (exit {ran.exit_code}: {err})",
+                hint="the bench needs a POSIX shell in the image",
+            )
+        out = ran.stdout
         self.tools = set(bytes(out).decode().split())
 
     def refuse_unless_vm(self, session: Session, service: str) -> None:
@@ -440,18 +441,16 @@ class Bench:
         return isolation
 
     def client_image(self) -> str | None:
-        try:
-            self.client.api.inspect_image(PROBE_IMAGE)  # type: ignore[no-untyped-call]
+        if images.inspect(self.client, PROBE_IMAGE) is not None:
             return PROBE_IMAGE
-        except docker.errors.ImageNotFound:
-            reason = (
-                f"compound's probe image {PROBE_IMAGE} (it runs the load generator) is not"
-                " on this host: `make images` builds it"
-            )
-            for fid in self.figures:
-                if fid.startswith("network.c2t."):
-                    self.skip(fid, reason)
-            return None
+        reason = (
+            f"compound's probe image {PROBE_IMAGE} (it runs the load generator) is not"
+            " on this host: `make images` builds it"
+        )
+        for fid in self.figures:
+            if fid.startswith("network.c2t."):
+                self.skip(fid, reason)
+        return None
 
     def network_round(self, session: Session, t: Target, have_client: bool) -> None:
         """HTTP latency and throughput to the target, from the client
@@ -540,7 +539,7 @@ class Bench:
                     "kernel": kernel,
                     "confinement": hostprobe.confinement(self.client, inst.id),
                 }
-            except (RuntimeError, CompoundError, docker.errors.APIError) as exc:
+            except (RuntimeError, CompoundError) as exc:
                 self.errors.append(f"isolation facts of {t.variant}: {exc}")
         ct = (facts.get("container") or {}).get("confinement") or {}
         vm = (facts.get("vm") or {}).get("confinement") or {}
@@ -624,7 +623,7 @@ class Bench:
         # the cache the VM driver uses (compound's default): the disk is already built
         disk = ensure_base_disk(self.client, self.opts.image)
         base = hostprobe.allocated_mib(disk.path)
-        launcher_ref = self.client.api.inspect_container(inst.id)["Config"]["Image"]
+        launcher_ref = (containers.inspect(self.client, inst.id) or {})["Config"]["Image"]
         launcher = hostprobe.image_size_mib(self.client, launcher_ref)
         f.details.setdefault(
             t.variant,
@@ -700,8 +699,8 @@ class Bench:
     def host_info(self, accels: Sequence[str], accel_reason: str) -> dict[str, Any]:
         facts = host_facts()
         try:
-            docker_version = str(self.client.version().get("Version"))
-        except docker.errors.APIError:
+            docker_version: str | None = engine_version(self.client).version
+        except CompoundError:
             docker_version = None
         try:
             from compound.runtimes.vm.qemu import qemu_version
@@ -805,7 +804,7 @@ def parse_ts(ts: str) -> float:
 
 def run_bench(
     opts: BenchOptions,
-    client: docker.DockerClient,
+    client: Client,
     progress: Progress,
     load_user_project: Callable[[], Project] | None = None,
 ) -> Report:

@@ -194,7 +194,7 @@ def run(client: Client, config: Mapping[str, Any], *, what: str, timeout: float 
     is removed whatever happens (``docker run --rm``)."""
     cid = create(client, ContainerRequest(config=dict(config)), kind=what)
     try:
-        start(client, cid, what=what)
+        start(client, cid, what=f"start {what}")
         code = wait(client, cid, timeout)
         out = output(client, cid)
         return Ran(code, out.stdout, out.stderr)

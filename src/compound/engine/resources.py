@@ -277,16 +277,40 @@ def _check_volume(project_name: str, volume: Volume, existing: Mapping[str, Any]
     )
 
 
-def remove_volume(client: Client, name: str) -> bool:
+def remove_volume(client: Client, name: str, *, force: bool = False) -> bool:
     """Remove one volume; False if it was already gone."""
     try:
         with engine_errors(f"remove volume {name!r}"):
-            client.api.remove_volume(name)
+            client.api.remove_volume(name, force=force)
     except EngineError as exc:
         if isinstance(exc.__cause__, docker.errors.NotFound):
             return False
         raise
     return True
+
+
+def remove_network(client: Client, network_id: str) -> bool:
+    """Remove one network; False if it was already gone."""
+    try:
+        with engine_errors(f"remove network {network_id[:12]}"):
+            client.api.remove_network(network_id)
+    except EngineError as exc:
+        if isinstance(exc.__cause__, docker.errors.NotFound):
+            return False
+        raise
+    return True
+
+
+def all_networks(client: Client) -> list[dict[str, Any]]:
+    """Every network of the engine (list rows: Id, Name, Labels...)."""
+    with engine_errors("list networks"):
+        return list(client.api.networks())
+
+
+def all_volumes(client: Client) -> list[dict[str, Any]]:
+    """Every volume of the engine (list rows: Name, Labels...)."""
+    with engine_errors("list volumes"):
+        return list(client.api.volumes().get("Volumes") or [])
 
 
 def project_volumes(client: Client, project_name: str) -> tuple[str, ...]:
