@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-import docker
-
 from compound import lb
-from compound.engine import resources
+from compound.engine import Client, resources
+from compound.engine import images as engine_images
 from compound.errors import EngineError
 from compound.lb.frontend import BalancedFrontend
 from compound.reconcile.rolling import Frontend
@@ -17,7 +16,7 @@ from compound.spec.model import Network, Project, Service, Volume
 
 
 class DockerProjectEngine:
-    def __init__(self, client: docker.DockerClient, project_name: str) -> None:
+    def __init__(self, client: Client, project_name: str) -> None:
         self.client = client
         self.project_name = project_name
 
@@ -39,8 +38,8 @@ class DockerProjectEngine:
 
     def exposed_ports(self, image_id: str) -> frozenset[str]:
         try:
-            config = self.client.images.get(image_id).attrs["Config"]
-        except docker.errors.DockerException:
+            config = engine_images.config(self.client, image_id)
+        except EngineError:
             return frozenset()
         return frozenset(config.get("ExposedPorts") or {})
 

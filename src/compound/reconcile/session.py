@@ -14,8 +14,7 @@ import platform
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import docker
-
+from compound.engine import Client
 from compound.errors import NotSupportedError, UsageError
 from compound.hostfacts import host_facts
 from compound.placement import capacity_warnings, host_from_facts
@@ -45,7 +44,7 @@ class Session:
     def __init__(
         self,
         project: Project,
-        client: docker.DockerClient,
+        client: Client,
         store: Store | None = None,
         drivers: Mapping[str, Driver] | None = None,
         engine: ProjectEngine | None = None,

@@ -6,11 +6,9 @@ import platform
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import docker
-
 from compound import __version__
 from compound.advisor import Advice, HostFacts
-from compound.engine import engine_version
+from compound.engine import Client, engine_version
 from compound.errors import CompoundError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Driver, Instance
@@ -84,7 +82,7 @@ def advice_json(advice: Sequence[Advice], facts: HostFacts | None) -> dict[str, 
     }
 
 
-def version_info(client: Callable[[], docker.DockerClient]) -> dict[str, Any]:
+def version_info(client: Callable[[], Client]) -> dict[str, Any]:
     """`compound version --json`; works without an engine (it says why)."""
     info: dict[str, Any] = {"compound": __version__, "python": platform.python_version()}
     try:
