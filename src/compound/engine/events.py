@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from compound.engine.client import Client, engine_errors
+import urllib3.exceptions
+
+from compound.engine.client import Client, engine_errors, translate
 
 
-def events(client: Client, *, labels: Sequence[str]) -> Any:
-    """The decoded events of objects carrying all ``labels`` ("key" or
-    "key=value"): iterate it (dicts), ``close()`` it to stop following."""
+class EventStream:
+    """Decoded events, followed until :meth:`close`; an engine that goes
+    away mid-stream raises an EngineError, not the SDK's own error."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        what = "follow the engine's events"
+        try:
+            with engine_errors(what):
+                yield from self._stream
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            # a stream cut mid-read surfaces from below the SDK
+            raise translate(exc, what) from exc
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def events(client: Client, *, labels: Sequence[str]) -> EventStream:
+    """The events of objects carrying all ``labels`` ("key" or "key=value")."""
     with engine_errors("follow the engine's events"):
-        return client.events(decode=True, filters={"label": list(labels)})
+        return EventStream(client.events(decode=True, filters={"label": list(labels)}))

@@ -22,7 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import docker
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +35,8 @@ from starlette.exceptions import HTTPException
 
 from compound import __version__
 from compound.advisor import advise
+from compound.engine import Client
+from compound.engine.events import events
 from compound.errors import CompoundError
 from compound.hostfacts import host_facts
 from compound.placement import host_from_facts, place
@@ -64,7 +65,7 @@ class ServerState:
     projects: ProjectSet
     tokens: Tokens
     store: Store
-    client: docker.DockerClient
+    client: Client
     audit: AuditStore
     jobs: JobManager
     bus: EventBus
@@ -664,7 +665,7 @@ def watch_engine(state: ServerState) -> None:
     names = set(state.projects.names())
     while True:
         try:
-            stream = state.client.events(decode=True, filters={"label": [LABEL_PROJECT]})
+            stream = events(state.client, labels=[LABEL_PROJECT])
             for ev in stream:
                 attrs = ev.get("Actor", {}).get("Attributes", {})
                 project = attrs.get(LABEL_PROJECT)
@@ -680,5 +681,5 @@ def watch_engine(state: ServerState) -> None:
                         "name": attrs.get("name"),
                     },
                 )
-        except Exception:  # the engine restarted: follow it again
+        except CompoundError:  # the engine restarted: follow it again
             time.sleep(2)

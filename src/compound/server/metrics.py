@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from compound.engine import containers
 from compound.errors import CompoundError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
@@ -97,9 +98,12 @@ class ProjectCollector(Collector):
 
 def _pid(session: Session, inst: Instance) -> int | None:
     try:
-        state = session.client.api.inspect_container(inst.id).get("State") or {}
-    except Exception:  # gone between the listing and now: no network figures
+        info = containers.inspect(session.client, inst.id)
+    except CompoundError:  # the engine did not answer: no network figures this time
         return None
+    if info is None:  # gone between the listing and now
+        return None
+    state = info.get("State") or {}
     pid = state.get("Pid")
     return int(pid) if pid else None
 
