@@ -11,9 +11,9 @@ import typer
 
 if TYPE_CHECKING:
     # imported where used: `compound --version` and `--help` load none of these
-    import docker
     from rich.console import Console
 
+    from compound.engine import Client
     from compound.reconcile.session import Session
     from compound.spec import LoadResult
     from compound.state.lock import ProjectLock
@@ -77,7 +77,7 @@ class AppContext:
         return self._loaded[key]
 
     @cached_property
-    def client(self) -> docker.DockerClient:
+    def client(self) -> Client:
         from compound.engine import connect
 
         return connect()

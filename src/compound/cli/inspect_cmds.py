@@ -157,22 +157,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def images(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
         """List the images used by the project's instances."""
-        import docker.errors
         from rich.table import Table
 
         from compound.cli.render import print_json
+        from compound.engine import images as engine_images
 
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         rows: list[dict[str, Any]] = []
         for inst in session.instances(names):
-            try:
-                img = session.client.images.get(inst.image_id or inst.image)
-                size = int(img.attrs.get("Size", 0))
-                tags = img.tags
-            except docker.errors.NotFound:  # image removed after the container was made
-                size, tags = 0, []
+            # None: the image was removed after the container was made
+            img = engine_images.inspect(session.client, inst.image_id or inst.image) or {}
+            size = int(img.get("Size", 0))
+            tags = [t for t in img.get("RepoTags") or [] if t != "<none>:<none>"]
             rows.append(
                 {
                     "instance": inst.name,
@@ -201,13 +199,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def events(ctx: typer.Context, services: Services = None, json_out: JsonOpt = False) -> None:
         """Stream the engine's events for the project's instances."""
+        from compound.engine.events import events as engine_events
         from compound.runtimes.base import LABEL_PROJECT, LABEL_SERVICE
 
         app_ctx = app_context(ctx)
         session = app_ctx.session(services or [], quiet=True)
         names = set(session.check_services(services or []))
-        filters = {"label": [f"{LABEL_PROJECT}={session.project.name}"]}
-        stream = session.client.events(decode=True, filters=filters)
+        stream = engine_events(session.client, labels=[f"{LABEL_PROJECT}={session.project.name}"])
         try:
             for ev in stream:
                 attrs = ev.get("Actor", {}).get("Attributes", {})
