@@ -1,6 +1,7 @@
-"""The layer contract (pyproject.toml [tool.importlinter]) holds, and the
-check really fails on an upward import: lint-imports run on a copy of the
-package with one added."""
+"""The import contracts (pyproject.toml [tool.importlinter]) hold, and the
+check really fails on a violation of each: lint-imports run on a copy of
+the package with one added (an upward import, a private module from another
+package, the Docker SDK outside the engine layer and the runtimes)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _copy(tmp_path: Path) -> Path:
 def test_the_layers_hold(tmp_path: Path) -> None:
     result = _lint(_copy(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_an_upward_import_breaks_the_layer_contract(tmp_path: Path) -> None:
@@ -60,3 +61,18 @@ def test_a_private_module_imported_from_another_package_breaks_its_contract(
     result = _lint(tree)
     assert result.returncode != 0
     assert "compound.cli is not allowed to import compound.runtimes.vm._util" in result.stdout
+
+
+def test_the_docker_sdk_imported_outside_the_engine_layer_breaks_its_contract(
+    tmp_path: Path,
+) -> None:
+    tree = _copy(tmp_path)
+    balancer = tree / "compound" / "lb" / "balancer.py"
+    balancer.write_text(balancer.read_text() + "\nimport docker.errors as _sdk  # noqa\n")
+    result = _lint(tree)
+    assert result.returncode != 0
+    assert "compound.lb is not allowed to import docker" in result.stdout
+    assert "compound.lb.balancer -> docker" in result.stdout
+    # only that import: the engine layer and the drivers may import the SDK
+    assert "Contracts: 2 kept, 1 broken." in result.stdout
+    assert result.stdout.count(" -> docker") == 1
