@@ -1,5 +1,11 @@
-"""The engine's byte streams: multiplexed frames, whole lines, our terminal
+"""The engine's byte streams: whole lines of a log stream, our terminal
 pumped to an attached instance.
+
+The engine multiplexes stdout and stderr into frames (8-byte header: stream,
+0, 0, 0, size). On a hijacked socket (exec, attach) the SDK's own frame
+reader (``docker.utils.socket``) reads them. A logs response is an HTTP body
+(chunked), which the SDK reads only as one merged stream: :func:`frames`
+reads it keeping stdout and stderr apart.
 """
 
 from __future__ import annotations
@@ -13,11 +19,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-import docker
 import docker.errors
-import docker.utils.build
+from docker.utils.socket import STDERR, STDOUT, SocketError, next_frame_header, read_exactly
 
-_STREAMS = {0: "stdin", 1: "stdout", 2: "stderr"}
+_STREAMS = {0: "stdin", STDOUT: "stdout", STDERR: "stderr"}
 
 
 def _read_exact(raw: Any, n: int) -> bytes:
@@ -31,7 +36,9 @@ def _read_exact(raw: Any, n: int) -> bytes:
 
 
 def frames(raw: Any) -> Iterator[tuple[str, bytes]]:
-    """The engine's multiplexed stream: 8-byte header (stream, 0, 0, 0, size)."""
+    """The frames of a logs response body (a file: urllib3 undoes the HTTP
+    chunking). Not the SDK's socket reader: it polls the socket before each
+    read, and would wait forever for bytes urllib3 has already buffered."""
     while True:
         header = _read_exact(raw, 8)
         if len(header) < 8:
@@ -84,7 +91,6 @@ class Pump:
         self.sock = getattr(sock, "_sock", sock)  # SocketIO → the socket itself
         self.wrapper = sock
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
-        self.buffer = b""
 
     def run(self) -> None:
         in_fd = self.stdin.fileno()
@@ -114,12 +120,10 @@ class Pump:
             for key, _ in sel.select():
                 if key.data == "engine":
                     try:
-                        data = self.sock.recv(65536)
+                        if not self._output():
+                            return
                     except ConnectionResetError:
                         return
-                    if not data:
-                        return
-                    self._output(data)
                 elif not self._forward(in_fd):
                     sel.unregister(in_fd)
 
@@ -145,18 +149,24 @@ class Pump:
             while self._forward(in_fd):
                 pass
 
-    def _output(self, data: bytes) -> None:
-        if self.tty:
+    def _output(self) -> bool:
+        """Copy what the process wrote (the engine has something for us);
+        False at its end. Without a tty, one whole frame, by the SDK's frame
+        reader: the engine writes a frame at once, so reading it whole keeps
+        stdin waiting no longer than a frame takes to arrive."""
+        if self.tty:  # a tty merges both streams and has no framing
+            data = self.sock.recv(65536)
             write_flush(self.stdout, data)
-            return
-        self.buffer += data
-        while len(self.buffer) >= 8:
-            size = int.from_bytes(self.buffer[4:8], "big")
-            if len(self.buffer) < 8 + size:
-                break
-            stream, payload = self.buffer[0], self.buffer[8 : 8 + size]
-            self.buffer = self.buffer[8 + size :]
-            write_flush(self.stderr if stream == 2 else self.stdout, payload)
+            return bool(data)
+        stream, size = next_frame_header(self.sock)
+        if size < 0:
+            return False
+        try:
+            payload = read_exactly(self.sock, size) if size else b""
+        except SocketError:  # the connection ended inside a frame
+            return False
+        write_flush(self.stderr if stream == STDERR else self.stdout, payload)
+        return True
 
     @staticmethod
     def _raw_mode(fd: int) -> Callable[[], None]:
