@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # the check machinery imports the engine; drivers load it on 
 ProgressFn = Callable[[str, str], None]
 
 
-def _no_progress(service: str, message: str) -> None:
+def no_progress(service: str, message: str) -> None:
     return None
 
 
@@ -180,7 +180,7 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def prepare(
-        self, project: Project, service: Service, progress: ProgressFn = _no_progress
+        self, project: Project, service: Service, progress: ProgressFn = no_progress
     ) -> str:
         """Make sure what the service runs from exists (image pulled or built,
         base disk exported). Returns the image id. Idempotent."""
@@ -374,4 +374,5 @@ __all__ = [
     "Processes",
     "ProgressFn",
     "RootChanges",
+    "no_progress",
 ]

@@ -49,7 +49,7 @@ from compound.runtimes.base import (
     Processes,
     ProgressFn,
     RootChanges,
-    _no_progress,
+    no_progress,
 )
 from compound.runtimes.container_config import (
     CreateArgs,
@@ -57,7 +57,7 @@ from compound.runtimes.container_config import (
     image_ref,
 )
 from compound.runtimes.hostcheck import CheckDef
-from compound.runtimes.images import _not_pullable, build_image, local_image_id, pull_image
+from compound.runtimes.images import build_image, local_image_id, not_pullable, pull_image
 from compound.runtimes.instances import (
     inspect_instance,
     list_instances,
@@ -119,7 +119,7 @@ class ContainerDriver(Driver):
     # -- prepare ------------------------------------------------------------------
 
     def prepare(
-        self, project: Project, service: Service, progress: ProgressFn = _no_progress
+        self, project: Project, service: Service, progress: ProgressFn = no_progress
     ) -> str:
         image_id = self._prepare(project, service, progress)
         # create() follows at once: remember the answer instead of asking again
@@ -211,7 +211,7 @@ class ContainerDriver(Driver):
         image_id = image_id or tagged or None
         if image_id is None:
             raise (
-                _not_pullable(ref)
+                not_pullable(ref)
                 if service.build is None
                 else ImageNotFoundError(
                     f"image {ref!r} of service {service.name!r} has not been built",

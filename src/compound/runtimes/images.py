@@ -10,13 +10,14 @@ import threading
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import docker
 import docker.errors
 import docker.utils.build
 import requests.exceptions
 
+from compound.engine import images as engine_images
 from compound.engine.client import engine_errors, translate
 from compound.engine.errors import IMAGE_HINT
 from compound.errors import (
@@ -26,7 +27,7 @@ from compound.errors import (
 )
 from compound.runtimes.base import (
     ProgressFn,
-    _no_progress,
+    no_progress,
 )
 from compound.runtimes.container_config import (
     image_ref,
@@ -44,21 +45,13 @@ PULL_IDLE_TIMEOUT = 120.0
 
 
 def local_image_id(client: docker.DockerClient, ref: str) -> str | None:
-    with engine_errors(f"inspect image {ref!r}"):
-        try:
-            return str(cast(Any, client.api).inspect_image(ref)["Id"])
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as exc:
-            if exc.status_code == 400:  # invalid reference format
-                raise EngineError(f"{ref!r} is not a valid image reference") from exc
-            raise
+    return engine_images.image_id(client, ref)
 
 
 def pull_image(
     client: docker.DockerClient,
     ref: str,
-    progress: ProgressFn = _no_progress,
+    progress: ProgressFn = no_progress,
     service: str = "",
     first_event_timeout: float = PULL_FIRST_EVENT_TIMEOUT,
 ) -> str:
@@ -83,15 +76,15 @@ def pull_image(
         try:
             event = events.get(timeout=timeout)
         except queue.Empty:
-            raise _not_pullable(ref) from TimeoutError(f"no answer within {timeout:g}s")
+            raise not_pullable(ref) from TimeoutError(f"no answer within {timeout:g}s")
         if event is done:
             break
         if isinstance(event, requests.exceptions.ConnectionError):
             raise translate(event, f"pull {ref}") from event
         if isinstance(event, BaseException):
-            raise _not_pullable(ref) from event
+            raise not_pullable(ref) from event
         if event.get("error"):
-            raise _not_pullable(ref) from EngineError(str(event["error"]))
+            raise not_pullable(ref) from EngineError(str(event["error"]))
         timeout = PULL_IDLE_TIMEOUT
         status = str(event.get("status", ""))
         if status and "progress" not in event and status != last:
@@ -99,11 +92,11 @@ def pull_image(
             progress(service, f"pull {ref}: {status} {event.get('id', '')}".rstrip())
     image_id = local_image_id(client, ref)
     if image_id is None:
-        raise _not_pullable(ref)
+        raise not_pullable(ref)
     return image_id
 
 
-def _not_pullable(ref: str) -> ImageNotFoundError:
+def not_pullable(ref: str) -> ImageNotFoundError:
     return ImageNotFoundError(
         f"image {ref!r} is not available locally and could not be pulled (registry unreachable?)",
         hint=IMAGE_HINT,
@@ -114,7 +107,7 @@ def build_image(
     client: docker.DockerClient,
     project: Project,
     service: Service,
-    progress: ProgressFn = _no_progress,
+    progress: ProgressFn = no_progress,
 ) -> str:
     """Build the service's image (legacy builder; the engine API has no
     BuildKit session), tagged ``image`` or ``{project}-{service}``; its id."""

@@ -11,3 +11,7 @@ errors.py    errors as JSON in the CLI's shape, with their HTTP status
 metrics.py   the Prometheus collector; cgroups.py reads an instance's cgroup
 static/      the dashboard: hand-written HTML, CSS and JS, no build step
 """
+
+# the server is started by `compound serve` (cli/serve_cmd.py, through run.py);
+# nothing is imported from the package itself
+__all__: list[str] = []

@@ -164,7 +164,7 @@ def _is_local_context(path: str) -> bool:
     return not ("://" in path or path.startswith("service:") or path.startswith(_REMOTE_PREFIXES))
 
 
-def _absolute(node: Node, base_dir: str, *, local_only: bool = False) -> Node:
+def absolute_path(node: Node, base_dir: str, *, local_only: bool = False) -> Node:
     value = node.value
     if not isinstance(value, str) or not value or value.startswith(("/", "~")):
         return node
@@ -193,7 +193,7 @@ def _rebase_volume(item: Node, base_dir: str) -> Node:
     if isinstance(value, dict) and (t := item.get("type")) is not None and t.value == "bind":
         source = item.get("source")
         if source is not None:
-            return item.with_value({**value, "source": _absolute(source, base_dir)})
+            return item.with_value({**value, "source": absolute_path(source, base_dir)})
     return item
 
 
@@ -205,14 +205,14 @@ def rebase_paths(service: Node, base_dir: str) -> Node:
     build = out.get("build")
     if build is not None:
         if isinstance(build.value, str):
-            out["build"] = _absolute(build, base_dir, local_only=True)
+            out["build"] = absolute_path(build, base_dir, local_only=True)
         elif isinstance(build.value, dict):
             b = dict(build.value)
             if "context" in b:
-                b["context"] = _absolute(b["context"], base_dir, local_only=True)
+                b["context"] = absolute_path(b["context"], base_dir, local_only=True)
             if "additional_contexts" in b:
                 b["additional_contexts"] = _map_items(
-                    b["additional_contexts"], lambda n: _absolute(n, base_dir, local_only=True)
+                    b["additional_contexts"], lambda n: absolute_path(n, base_dir, local_only=True)
                 )
             out["build"] = build.with_value(b)
     for key in ("env_file", "label_file"):
@@ -220,18 +220,18 @@ def rebase_paths(service: Node, base_dir: str) -> Node:
         if node is None:
             continue
         if isinstance(node.value, str):
-            out[key] = _absolute(node, base_dir)
+            out[key] = absolute_path(node, base_dir)
         elif isinstance(node.value, list):
             items = []
             for item in node.value:
                 if isinstance(item.value, dict) and "path" in item.value:
                     items.append(
                         item.with_value(
-                            {**item.value, "path": _absolute(item.value["path"], base_dir)}
+                            {**item.value, "path": absolute_path(item.value["path"], base_dir)}
                         )
                     )
                 else:
-                    items.append(_absolute(item, base_dir))
+                    items.append(absolute_path(item, base_dir))
             out[key] = node.with_value(items)
     volumes = out.get("volumes")
     if volumes is not None and isinstance(volumes.value, list):

@@ -27,7 +27,7 @@ from typing import Any
 from compound.errors import SpecError, SpecErrors
 
 from .dotenv import read_dotenv
-from .extends import _absolute, rebase_paths
+from .extends import absolute_path, rebase_paths
 from .interpolate import Interpolator, interpolate_tree
 from .merge import merge_documents
 from .nodes import Mark, Node, location_of
@@ -181,7 +181,7 @@ def _rebased(app: Node, project_dir: str) -> Node:
         for name, node in section.value.items():
             source = node.get("file")
             if source is not None:
-                node = node.with_value({**node.value, "file": _absolute(source, project_dir)})
+                node = node.with_value({**node.value, "file": absolute_path(source, project_dir)})
             items[name] = node
         out[kind] = section.with_value(items)
     return app.with_value({k: v for k, v in out.items() if k in RESOURCES})

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker
-import docker.errors
 
 from compound.engine import connect, containers
-from compound.errors import CompoundError, NotSupportedError, ServiceError, VMError
+from compound.engine.resources import remove_volume
+from compound.errors import CompoundError, EngineError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
     LABEL_RUNTIME,
@@ -45,7 +45,7 @@ from compound.runtimes.base import (
     Processes,
     ProgressFn,
     RootChanges,
-    _no_progress,
+    no_progress,
 )
 from compound.runtimes.container import ContainerDriver
 from compound.runtimes.container_config import CreateArgs, image_ref
@@ -211,7 +211,7 @@ class VMDriver(Driver):
         return self._boot[choice]
 
     def prepare(
-        self, project: Project, service: Service, progress: ProgressFn = _no_progress
+        self, project: Project, service: Service, progress: ProgressFn = no_progress
     ) -> str:
         if service.x_compound.vm.disk:
             return self._prepare_disk(project, service, progress)
@@ -798,8 +798,8 @@ class VMDriver(Driver):
         self._containers.remove(instance, volumes)
         persist = instance.labels.get(legacy.LABEL_VM_PERSIST)
         if persist and volumes:
-            with contextlib.suppress(docker.errors.DockerException):
-                self.client.volumes.get(persist).remove()
+            with contextlib.suppress(EngineError):  # in use, or gone already: kept
+                remove_volume(self.client, persist)
         run_dir = instance.labels.get(LABEL_VM_RUN_DIR)
         if run_dir:
             remove_run_dir(Path(run_dir))

@@ -183,7 +183,7 @@ def wait_ready(
         if not running():
             raise fail("the launcher exited before the guest booted")
         if not qmp_ok:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(VMError):  # qmp() says every failure so
                 qmp_ok = (qmp(run_dir / "qmp.sock", "query-status", timeout=2) or {}).get(
                     "status"
                 ) == "running"
@@ -194,7 +194,7 @@ def wait_ready(
                 with GuestAgent(run_dir / "qga.sock", timeout=3) as ga:
                     ga.call("guest-ping", {})
                 return
-            except Exception:  # not up yet, whatever the reason
+            except (VMError, OSError):  # not up yet (OSError: the socket broke mid-call)
                 pass
         if time.monotonic() - started > timeout:
             what = "its guest agent did not answer" if qmp_ok else "QEMU did not start"
@@ -208,12 +208,15 @@ def power_down(run_dir: Path, agent: bool) -> bool:
     neither), so a guest with the agent is also asked to shut down."""
     try:
         qmp(run_dir / "qmp.sock", "system_powerdown", timeout=5)
-    except Exception:  # QEMU already gone or not up
+    except VMError:  # QEMU already gone or not up
         return False
     if agent:
         # guest-shutdown runs `shutdown -P +0`, which on systemd needs logind
         # and D-Bus; `poweroff` reaches init directly (systemd or SysV)
-        with contextlib.suppress(Exception), GuestAgent(run_dir / "qga.sock", timeout=3) as ga:
+        with (
+            contextlib.suppress(VMError, OSError),
+            GuestAgent(run_dir / "qga.sock", timeout=3) as ga,
+        ):
             try:
                 ga.call("guest-shutdown", {"mode": "powerdown"})
             except VMError:
