@@ -193,9 +193,7 @@ def register(app: typer.Typer) -> None:
                 session,
                 selected,
                 "Stopped",
-                lambda s, i: s.driver_for(i).stop(
-                    i, timeout if timeout is not None else _grace(s, i)
-                ),
+                lambda s, i: _stop(s, i, timeout),
             )
 
     @app.command()
@@ -257,7 +255,7 @@ def register(app: typer.Typer) -> None:
             session,
             services,
             "Started",
-            lambda s, i: s.driver_for(i).start(i),
+            _start,
             only=lambda i: not i.running,
         )
 
@@ -271,7 +269,7 @@ def register(app: typer.Typer) -> None:
             session,
             services,
             "Stopped",
-            lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None else _grace(s, i)),
+            lambda s, i: _stop(s, i, timeout),
             only=lambda i: i.running,
             reverse=True,
         )
@@ -283,9 +281,8 @@ def register(app: typer.Typer) -> None:
         session = app_ctx.session(services or [])
 
         def bounce(s: Session, i: Instance) -> None:
-            d = s.driver_for(i)
-            d.stop(i, timeout if timeout is not None else _grace(s, i))
-            d.start(i)
+            _stop(s, i, timeout)
+            _start(s, i)
 
         _act(app_ctx, session, services, "Restarted", bounce)
 
@@ -326,7 +323,7 @@ def register(app: typer.Typer) -> None:
                 session,
                 services,
                 "Stopped",
-                lambda s, i: s.driver_for(i).stop(i, _grace(s, i)),
+                lambda s, i: _stop(s, i, None),
                 only=lambda i: i.running,
             )
         targets = [i for i in _instances(session, services) if not i.running]
@@ -404,6 +401,24 @@ def _prepare_all(
 def _instances(session: Session, services: list[str] | None) -> list[Instance]:
     names = session.check_services(services or [])
     return session.instances(names)
+
+
+def _start(session: Session, inst: Instance) -> None:
+    """Start as Compose does: the service's post_start hooks after."""
+    from compound.reconcile import hooks
+
+    session.driver_for(inst).start(inst)
+    svc = session.project.services.get(inst.service)
+    if svc is not None:
+        hooks.run_hooks(session.driver_for(inst), inst, svc, "post_start")
+
+
+def _stop(session: Session, inst: Instance, timeout: float | None) -> None:
+    """Stop as Compose does: the service's pre_stop hooks first."""
+    from compound.reconcile import hooks
+
+    grace = timeout if timeout is not None else _grace(session, inst)
+    hooks.stop(session.driver_for(inst), inst, session.project.services.get(inst.service), grace)
 
 
 def _grace(session: Session, inst: Instance) -> float | None:

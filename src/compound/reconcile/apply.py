@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
 from compound.planner.update import UpdatePolicy, backend_service, update_policy
+from compound.reconcile import hooks
 from compound.reconcile.health import check_command, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.rolling import Desired, Frontend, RollingUpdate
@@ -155,6 +156,7 @@ class Applier:
                 )
             self._wait_for_dependencies(sp)
             self._check_cancel()
+            self._pre_start(sp, driver)
             frontend = self.frontend_for(sp)
             for step in sp.steps:
                 self._check_cancel()
@@ -189,6 +191,23 @@ class Applier:
             self._record(name, ok=False, failed=f"{type(exc).__name__}: {exc}")
         finally:
             state.finished.set()
+
+    def _pre_start(self, sp: ServicePlan, driver: Driver) -> None:
+        """pre_start hooks, once before the service's new instances start."""
+        svc = self.project.services[sp.service]
+        if not svc.pre_start:
+            return
+        if not any(s.action in ("create", "recreate", "start") for s in sp.steps):
+            return
+        with self._slots.slot(self._priority.get(sp.service, (0, 0))):
+            hooks.run_pre_start(
+                driver,
+                self.project,
+                svc,
+                self._image_ids.get(sp.service),
+                self.progress,
+                timeout=self.dependency_timeout,
+            )
 
     def _image_settled(self, sp: ServicePlan) -> bool:
         """The plan found the image locally and nothing asks to pull or build it."""
@@ -235,19 +254,21 @@ class Applier:
         if step.action == "remove":
             assert old is not None
             self.progress.update(name, "Removing", old.name)
-            self._driver_of(old, driver).stop(old, svc.stop_grace_period)
+            hooks.stop(self._driver_of(old, driver), old, svc, svc.stop_grace_period)
             self._driver_of(old, driver).remove(old, volumes=True)
             return None
         if step.action == "start":
             assert old is not None
             self.progress.update(name, "Starting", old.name)
             driver.start(old)
+            hooks.run_hooks(driver, old, svc, "post_start", self.progress)
             return driver.inspect(old.id)
         if step.action == "restart":
             assert old is not None
             self.progress.update(name, "Restarting", old.name)
-            driver.stop(old, svc.stop_grace_period)
+            hooks.stop(driver, old, svc, svc.stop_grace_period)
             driver.start(old)
+            hooks.run_hooks(driver, old, svc, "post_start", self.progress)
             return driver.inspect(old.id)
         assert step.action == "create", step.action  # recreate: _roll
         self.progress.update(name, "Creating", f"#{step.number}")
@@ -260,6 +281,7 @@ class Applier:
         )
         self.progress.update(name, "Starting", inst.name)
         driver.start(inst)
+        hooks.run_hooks(driver, inst, svc, "post_start", self.progress)
         # conditions re-inspect by id; sparing the engine a call per start matters at scale
         return dataclasses.replace(inst, status="running")
 

@@ -328,7 +328,8 @@ class _ServiceNormalizer:
                 self.at("restart"),
                 f"a job ({deploy.mode}) runs to completion: restart: {self.raw['restart']} "
                 "would start it again after it completed",
-                'use deploy.restart_policy (condition: on-failure, max_attempts: N) or restart: "no"',
+                "use deploy.restart_policy (condition: on-failure, max_attempts: N)"
+                ' or restart: "no"',
             )
         policy = deploy.restart_policy
         if policy is not None and policy.condition != "none" and policy.max_attempts is None:
