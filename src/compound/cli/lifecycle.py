@@ -442,6 +442,7 @@ def _act(
     if reverse:
         targets.reverse()
     errors: list[str] = []
+    hints: list[str] = []
     with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
 
         def one(inst: Instance) -> None:
@@ -452,8 +453,10 @@ def _act(
             except CompoundError as exc:
                 progress.fail(inst.name, exc.message)
                 errors.append(f"{inst.name}: {exc.message}")
+                if exc.hint:
+                    hints.append(exc.hint)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, targets))
     if errors:
-        raise CompoundError("; ".join(errors))
+        raise CompoundError("; ".join(errors), hint=hints[0] if hints else None)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Literal
 
-from compound.errors import CompoundError, ServiceError
+from compound.errors import CompoundError, NotSupportedError, ServiceError
 from compound.reconcile.progress import NullProgress, Progress
 from compound.runtimes.base import Driver, Instance
 from compound.spec.model import Deploy, Healthcheck, Project, Service, ServiceHook
@@ -31,6 +32,7 @@ from compound.spec.model import Deploy, Healthcheck, Project, Service, ServiceHo
 HookKind = Literal["post_start", "pre_stop", "pre_start"]
 TAIL_LINES = 8  # of a failed hook's output, in the error
 HOOK_TIMEOUT = 600.0  # seconds; a hook is a command, not a service
+EXEC_READY_WAIT = 60.0  # seconds a running instance may take to accept an exec
 PRE_START_NUMBER = 1
 
 
@@ -41,7 +43,7 @@ class HookFailed(ServiceError):
 def _tail(out: bytes, err: bytes) -> str:
     text = (out + b"\n" + err).decode(errors="replace").strip()
     lines = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[-TAIL_LINES:])
+    return "\n".join("    " + line for line in lines[-TAIL_LINES:])
 
 
 def _env(hook: ServiceHook) -> dict[str, str]:
@@ -60,22 +62,7 @@ def run_hooks(
     progress = progress or NullProgress()
     for index, hook in enumerate(hooks):
         progress.update(service.name, "Hook", f"{kind}[{index}] in {inst.name}")
-        try:
-            code, out, err = driver.exec_capture(
-                inst,
-                hook.command,
-                user=hook.user,
-                workdir=hook.working_dir,
-                env=_env(hook),
-                timeout=HOOK_TIMEOUT,
-                privileged=hook.privileged,
-            )
-        except CompoundError as exc:
-            raise HookFailed(
-                service.name,
-                f"{kind}[{index}] hook could not run in {inst.name}: {exc.message}",
-                hint=exc.hint or _hint(kind),
-            ) from exc
+        code, out, err = _exec(driver, inst, service, kind, index, hook)
         if code != 0:
             tail = _tail(out, err)
             raise HookFailed(
@@ -84,6 +71,43 @@ def run_hooks(
                 f" in {inst.name}" + (f"; its output ends:\n{tail}" if tail else ""),
                 hint=_hint(kind),
             )
+
+
+def _exec(
+    driver: Driver,
+    inst: Instance,
+    service: Service,
+    kind: HookKind,
+    index: int,
+    hook: ServiceHook,
+) -> tuple[int, bytes, bytes]:
+    """The hook's exec; retried while the instance runs but cannot take it
+    yet (a VM's guest agent starts just after the entrypoint)."""
+    deadline = time.monotonic() + EXEC_READY_WAIT
+    while True:
+        try:
+            return driver.exec_capture(
+                inst,
+                hook.command,
+                user=hook.user,
+                workdir=hook.working_dir,
+                env=_env(hook),
+                timeout=HOOK_TIMEOUT,
+                privileged=hook.privileged,
+            )
+        except NotSupportedError as exc:
+            failure: CompoundError = exc
+        except CompoundError as exc:
+            failure = exc
+            with contextlib.suppress(CompoundError):
+                if time.monotonic() < deadline and driver.inspect(inst.id).running:
+                    time.sleep(1.0)
+                    continue
+        raise HookFailed(
+            service.name,
+            f"{kind}[{index}] hook could not run in {inst.name}: {failure.message}",
+            hint=failure.hint or _hint(kind),
+        ) from failure
 
 
 def _hint(kind: HookKind) -> str:
@@ -171,7 +195,7 @@ def run_pre_start(
             code = driver.wait(inst, timeout)
             if code != 0:
                 lines = [ln.text for ln in driver.logs(inst, tail=TAIL_LINES)]
-                tail = "\n".join(line for line in lines if line.strip())
+                tail = "\n".join("    " + line for line in lines if line.strip())
                 raise HookFailed(
                     service.name,
                     f"pre_start[{index}] hook exited with code {code}"

@@ -62,7 +62,7 @@ def _wait_exit(driver: Driver, inst: Instance, cancelled: Callable[[], bool]) ->
 def _output_tail(driver: Driver, inst: Instance) -> str:
     with contextlib.suppress(Exception):  # the outcome matters more than its output
         lines = [ln.text for ln in driver.logs(inst, tail=TAIL_LINES)]
-        return "\n".join(line for line in lines if line.strip())
+        return "\n".join("    " + line for line in lines if line.strip())
     return ""
 
 
