@@ -76,7 +76,8 @@ def test_hooks_jobs_and_a_provider_feeding_a_container(app: App) -> None:
               database: {{condition: service_started}}
               migrate: {{condition: service_completed_successfully}}
             post_start:
-              - command: [sh, -c, "echo $$GREETING $$(id -u) $$(pwd) > /data/post_start; chmod 777 /data"]
+              - command:
+                  [sh, -c, "echo $$GREETING $$(id -u) $$(pwd) > /data/post_start; chmod 777 /data"]
                 user: root
                 working_dir: /tmp
                 environment: {{GREETING: hello}}
