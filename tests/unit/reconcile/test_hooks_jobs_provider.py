@@ -247,3 +247,33 @@ def test_hooks_change_the_hash_only_where_they_are_set() -> None:
     hooked = service("web", post_start=(ServiceHook(command=("x",)),))
     assert plain.config_hash() != hooked.config_hash()
     assert service("web", post_start=()).config_hash() == plain.config_hash()
+
+
+@pytest.mark.parametrize("order", ["start-first", "stop-first"])
+def test_a_rolling_update_runs_post_start_before_the_gate_and_honours_pre_stop(
+    order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compound.reconcile import rolling
+    from compound.spec.model import UpdateConfig
+
+    monkeypatch.setattr(rolling, "SETTLE", 0.0)
+    hooked = {
+        "post_start": (ServiceHook(command=("register",)),),
+        "pre_stop": (ServiceHook(command=("flush",)),),
+    }
+    deploy = Deploy(replicas=1, update_config=UpdateConfig(order=order))  # type: ignore[arg-type]
+    p = project(service("web", deploy=deploy, **hooked))
+    old = instance("web", 1, hash_="old", id="old1")
+    d = HookDriver()
+    d.adopt(old)
+    assert _apply(p, d, [old]).ok
+    verbs = [(v, w.split(":")[-1]) for v, w in d.calls if v in ("exec", "start", "stop")]
+    # the successor's post_start right after its start; the predecessor's pre_stop before its stop
+    assert verbs[verbs.index(("exec", "register")) - 1][0] == "start"
+    assert verbs[verbs.index(("exec", "flush")) + 1] == ("stop", "demo-web-1")
+    # a failing pre_stop: the predecessor is not stopped and keeps its number
+    d = HookDriver({"flush": 1})
+    d.adopt(old)
+    result = _apply(p, d, [old])
+    assert "pre_stop[0]" in result.failed["web"]
+    assert d.inspect("old1").running  # never stopped: it keeps serving
