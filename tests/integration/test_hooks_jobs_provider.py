@@ -75,6 +75,9 @@ def test_hooks_jobs_and_a_provider_feeding_a_container(app: App) -> None:
             depends_on:
               database: {{condition: service_started}}
               migrate: {{condition: service_completed_successfully}}
+            pre_start:                  # once, in a one-off with the service's volumes
+              - command: [sh, -c, "echo initialised-by-$$(id -u) > /data/pre_start"]
+                user: root
             post_start:
               - command:
                   [sh, -c, "echo $$GREETING $$(id -u) $$(pwd) > /data/post_start; chmod 777 /data"]
@@ -102,6 +105,11 @@ def test_hooks_jobs_and_a_provider_feeding_a_container(app: App) -> None:
     assert "DATABASE_URL=mysql://db.example:3306/shop" in env
     assert "SHOP_DB_TOKEN=s3cr3t" in env
     assert "DATABASE_URL" not in app.ok("exec", "-T", "reader", "env")  # not a dependent
+
+    # pre_start ran before the instance, in a one-off that is gone
+    assert app.ok("exec", "-T", "reader", "cat", "/data/pre_start").strip() == "initialised-by-0"
+    names = [c.name for c in app.client.containers.list(all=True)]
+    assert not [n for n in names if n.startswith(f"{app.name}-app-pre_start")], names
 
     # post_start: in the instance, with the hook's user, working_dir, environment, privileges
     assert app.ok("exec", "-T", "reader", "cat", "/data/post_start").split() == [

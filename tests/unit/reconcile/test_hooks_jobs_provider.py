@@ -261,7 +261,7 @@ def test_a_rolling_update_runs_post_start_before_the_gate_and_honours_pre_stop(
         "post_start": (ServiceHook(command=("register",)),),
         "pre_stop": (ServiceHook(command=("flush",)),),
     }
-    deploy = Deploy(replicas=1, update_config=UpdateConfig(order=order))  # type: ignore[arg-type]
+    deploy = Deploy(replicas=1, update_config=UpdateConfig(order=order))
     p = project(service("web", deploy=deploy, **hooked))
     old = instance("web", 1, hash_="old", id="old1")
     d = HookDriver()
