@@ -166,8 +166,15 @@ def selected_services(project: Project, opts: UpOptions) -> list[str]:
 
 
 def selected_providers(project: Project, opts: UpOptions) -> list[str]:
-    """The provider services `up` runs the binaries of, in start order."""
-    return [n for n in _selected(project, opts) if project.services[n].provider is not None]
+    """The provider services `up` runs the binaries of, in start order: the
+    selected ones, and (even with --no-deps) those a selected service
+    depends on, whose variables are part of its configuration."""
+    selected = _selected(project, opts)
+    wanted = set(selected)
+    for name in selected:
+        wanted |= {d for d in dependencies(project.services[name]) if d in project.services}
+    order = [n for level in start_levels(project, wanted) for n in level]
+    return [n for n in order if project.services[n].provider is not None]
 
 
 def make_plan(

@@ -277,3 +277,13 @@ def test_a_rolling_update_runs_post_start_before_the_gate_and_honours_pre_stop(
     result = _apply(p, d, [old])
     assert "pre_stop[0]" in result.failed["web"]
     assert d.inspect("old1").running  # never stopped: it keeps serving
+
+
+def test_up_no_deps_still_runs_the_providers_a_service_depends_on() -> None:
+    from compound.planner.diff import selected_providers
+
+    db = service("db", image=None, provider=Provider(type="acme"))
+    p = project(db, service("app", depends=["db"]), service("web"))
+    assert selected_providers(p, UpOptions(services=("app",), no_deps=True)) == ["db"]
+    assert selected_providers(p, UpOptions(services=("web",))) == []
+    assert selected_providers(p, UpOptions()) == ["db"]
