@@ -194,6 +194,12 @@ def test_vm_beside_containers(vm_app: App) -> None:
             depends_on:
               writer: {{condition: service_completed_successfully}}
             x-compound: {{runtime: vm, vm: {{net: user, share: 9p}}}}  # the old data plane
+            post_start:                 # lifecycle hooks run in the guest, as in a container
+              - command: [sh, -c, "echo hooked-$$WHO-$$(id -u) $$(pwd) > /shared/post_start"]
+                working_dir: /www
+                environment: {{WHO: vm}}
+            pre_stop:
+              - command: [sh, -c, "echo flushed-before-stop > /shared/pre_stop"]
           client:                       # a container that reaches the VM by name
             image: {PYTHON}
             command: ["python3", "-c", "import time; time.sleep(3600)"]
@@ -287,6 +293,14 @@ def test_vm_beside_containers(vm_app: App) -> None:
     table = app.ok("ps")
     assert "vm" in table and kernel.split()[0] in table
 
+    # (h) the VM's post_start hook ran in the guest (its env and working_dir), and
+    # its pre_stop runs before the guest stops
+    code, out = app.run("exec", "-T", "client", "cat", "/shared/post_start")
+    assert code == 0 and out.split() == ["hooked-vm-0", "/www"], out
+    app.ok("stop", "web")
+    code, out = app.run("exec", "-T", "client", "cat", "/shared/pre_stop")
+    assert code == 0 and out.strip() == "flushed-before-stop", out
+
     # (g)
     _assert_down_leaves_nothing(app, qemu_before)
 
@@ -297,10 +311,11 @@ def test_vm_entrypoint_exit_code(vm_app: App) -> None:
     qemu_before = _qemu_pids()
     app.write(f"""
         services:
-          job:
+          job:                          # a run-to-completion job whose guest fails
             image: {BUSYBOX}
             command: ["sh", "-c", "echo job-says-bye; exit 3"]
             x-compound: {{runtime: vm}}
+            deploy: {{mode: replicated-job}}
           after:
             image: {BUSYBOX}
             command: ["sleep", "3600"]
@@ -311,11 +326,13 @@ def test_vm_entrypoint_exit_code(vm_app: App) -> None:
     assert code == 1, out
     assert "not started" in out and "after" in out, out
     assert "Traceback" not in out
+    # up waited for the job and says how it ended
+    assert "job instance" in out and "failed: exit code 3" in out, out
 
-    # (d) the guest's exit code is the instance's exit code
+    # (d) the guest's exit code is the instance's exit code; ps shows the job failed
     def job_exited() -> dict[str, Any] | None:
         row = _rows(app, "-a").get("job")
-        return row if row and row["status"] == "exited" else None
+        return row if row and row["status"] == "failed" else None
 
     row = _until("job exited", job_exited, 60)
     assert row["exit_code"] == 3, row

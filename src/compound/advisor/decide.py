@@ -238,4 +238,5 @@ def advise(
         )
     hints = project_hints(project, locate)
     evidence = project_evidence(project, hints, host_facts, image_facts)
-    return [decide(evidence[name], rules) for name in names]
+    # a provider service runs nowhere compound decides: its binary delivers it
+    return [decide(evidence[n], rules) for n in names if project.services[n].provider is None]

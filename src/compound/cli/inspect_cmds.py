@@ -25,7 +25,7 @@ def _status_text(row: dict[str, Any]) -> str:
     status = str(row["status"])
     if row["health"]:
         status += f" ({row['health']})"
-    if row["status"] == "exited":
+    if row["status"] in ("exited", "failed"):
         status += f" ({row['exit_code']})"
     return status
 

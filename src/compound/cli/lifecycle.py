@@ -193,9 +193,7 @@ def register(app: typer.Typer) -> None:
                 session,
                 selected,
                 "Stopped",
-                lambda s, i: s.driver_for(i).stop(
-                    i, timeout if timeout is not None else _grace(s, i)
-                ),
+                lambda s, i: _stop(s, i, timeout),
             )
 
     @app.command()
@@ -257,7 +255,7 @@ def register(app: typer.Typer) -> None:
             session,
             services,
             "Started",
-            lambda s, i: s.driver_for(i).start(i),
+            _start,
             only=lambda i: not i.running,
         )
 
@@ -271,7 +269,7 @@ def register(app: typer.Typer) -> None:
             session,
             services,
             "Stopped",
-            lambda s, i: s.driver_for(i).stop(i, timeout if timeout is not None else _grace(s, i)),
+            lambda s, i: _stop(s, i, timeout),
             only=lambda i: i.running,
             reverse=True,
         )
@@ -283,9 +281,8 @@ def register(app: typer.Typer) -> None:
         session = app_ctx.session(services or [])
 
         def bounce(s: Session, i: Instance) -> None:
-            d = s.driver_for(i)
-            d.stop(i, timeout if timeout is not None else _grace(s, i))
-            d.start(i)
+            _stop(s, i, timeout)
+            _start(s, i)
 
         _act(app_ctx, session, services, "Restarted", bounce)
 
@@ -326,7 +323,7 @@ def register(app: typer.Typer) -> None:
                 session,
                 services,
                 "Stopped",
-                lambda s, i: s.driver_for(i).stop(i, _grace(s, i)),
+                lambda s, i: _stop(s, i, None),
                 only=lambda i: i.running,
             )
         targets = [i for i in _instances(session, services) if not i.running]
@@ -406,6 +403,24 @@ def _instances(session: Session, services: list[str] | None) -> list[Instance]:
     return session.instances(names)
 
 
+def _start(session: Session, inst: Instance) -> None:
+    """Start as Compose does: the service's post_start hooks after."""
+    from compound.reconcile import hooks
+
+    session.driver_for(inst).start(inst)
+    svc = session.project.services.get(inst.service)
+    if svc is not None:
+        hooks.run_hooks(session.driver_for(inst), inst, svc, "post_start")
+
+
+def _stop(session: Session, inst: Instance, timeout: float | None) -> None:
+    """Stop as Compose does: the service's pre_stop hooks first."""
+    from compound.reconcile import hooks
+
+    grace = timeout if timeout is not None else _grace(session, inst)
+    hooks.stop(session.driver_for(inst), inst, session.project.services.get(inst.service), grace)
+
+
 def _grace(session: Session, inst: Instance) -> float | None:
     svc = session.project.services.get(inst.service)
     return svc.stop_grace_period if svc else None
@@ -427,6 +442,7 @@ def _act(
     if reverse:
         targets.reverse()
     errors: list[str] = []
+    hints: list[str] = []
     with LiveProgress(app_ctx.err, verb, app_ctx.opts.progress) as progress:
 
         def one(inst: Instance) -> None:
@@ -437,8 +453,10 @@ def _act(
             except CompoundError as exc:
                 progress.fail(inst.name, exc.message)
                 errors.append(f"{inst.name}: {exc.message}")
+                if exc.hint:
+                    hints.append(exc.hint)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(one, targets))
     if errors:
-        raise CompoundError("; ".join(errors))
+        raise CompoundError("; ".join(errors), hint=hints[0] if hints else None)

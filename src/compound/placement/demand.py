@@ -145,6 +145,8 @@ def service_demands(
     out: list[ServiceDemand] = []
     errors: list[SpecError] = []
     for name, svc in project.services.items():
+        if svc.provider is not None:
+            continue  # its binary delivers it elsewhere: nothing runs on a host here
         adv = by_name.get(name) or advise(project, host_facts, [name], locate=where)[0]
         ev = adv.evidence
         placement = svc.deploy.placement

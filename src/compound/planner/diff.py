@@ -149,7 +149,7 @@ class UpOptions:
     drifted: Mapping[str, str] = field(default_factory=dict)  # instance id -> why (drift.py)
 
 
-def selected_services(project: Project, opts: UpOptions) -> list[str]:
+def _selected(project: Project, opts: UpOptions) -> list[str]:
     if not opts.services:
         names: Iterable[str] = project.services
     elif opts.no_deps:
@@ -157,6 +157,24 @@ def selected_services(project: Project, opts: UpOptions) -> list[str]:
     else:
         names = with_dependencies(project, opts.services)
     return [n for level in start_levels(project, set(names)) for n in level]
+
+
+def selected_services(project: Project, opts: UpOptions) -> list[str]:
+    """The services `up` plans instances for, in start order (a provider
+    service has none: its binary delivers it, see selected_providers)."""
+    return [n for n in _selected(project, opts) if project.services[n].provider is None]
+
+
+def selected_providers(project: Project, opts: UpOptions) -> list[str]:
+    """The provider services `up` runs the binaries of, in start order: the
+    selected ones, and (even with --no-deps) those a selected service
+    depends on, whose variables are part of its configuration."""
+    selected = _selected(project, opts)
+    wanted = set(selected)
+    for name in selected:
+        wanted |= {d for d in dependencies(project.services[name]) if d in project.services}
+    order = [n for level in start_levels(project, wanted) for n in level]
+    return [n for n in order if project.services[n].provider is not None]
 
 
 def make_plan(
@@ -211,7 +229,7 @@ def make_plan(
                 load_balanced=load_balanced(svc, replicas),
                 update=(
                     update_policy(svc, replicas).describe(load_balanced(svc, replicas))
-                    if any(s.action == "recreate" for s in steps)
+                    if any(s.action == "recreate" for s in steps) and not svc.job
                     else None
                 ),
                 decision=decision,
@@ -337,9 +355,16 @@ def _service_steps(
         elif inst.id in opts.drifted and not opts.no_recreate:
             why = "drifted: " + opts.drifted[inst.id]
             steps.append(Step("recreate", svc.name, number, why, inst))
+        elif svc.job and not inst.running and inst.status != "created":
+            if inst.exit_code == 0:
+                # a job that completed is converged: an unchanged job is not run again
+                steps.append(Step("keep", svc.name, number, "completed", inst))
+            else:
+                why = f"failed (exit {inst.exit_code}): run again"
+                steps.append(Step("start", svc.name, number, why, inst))
         elif not inst.running:
             steps.append(Step("start", svc.name, number, f"is {inst.status}", inst))
-        elif restart_for:
+        elif restart_for and not svc.job:
             why = "dependency recreated: " + ", ".join(restart_for)
             steps.append(Step("restart", svc.name, number, why, inst))
         else:

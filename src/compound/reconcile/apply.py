@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from compound.errors import CompoundError, ServiceError
 from compound.planner.diff import Plan, ServicePlan, Step
 from compound.planner.update import UpdatePolicy, backend_service, update_policy
+from compound.reconcile import hooks, jobs
 from compound.reconcile.health import check_command, wait_healthy_with
 from compound.reconcile.progress import NullProgress, Progress
 from compound.reconcile.rolling import Desired, Frontend, RollingUpdate
@@ -155,6 +156,12 @@ class Applier:
                 )
             self._wait_for_dependencies(sp)
             self._check_cancel()
+            self._pre_start(sp, driver)
+            if self.project.services[name].job:
+                state.instances = self._run_job(sp, driver)
+                self.progress.update(name, "Completed", jobs.describe(state.instances), done=True)
+                self._record(name, ok=True)
+                return
             frontend = self.frontend_for(sp)
             for step in sp.steps:
                 self._check_cancel()
@@ -189,6 +196,88 @@ class Applier:
             self._record(name, ok=False, failed=f"{type(exc).__name__}: {exc}")
         finally:
             state.finished.set()
+
+    def _run_job(self, sp: ServicePlan, driver: Driver) -> list[Instance]:
+        """A job's steps, then every instance to run until it completes
+        (jobs.py); JobFailed names the first that failed for good."""
+        name = sp.service
+        svc = self.project.services[name]
+        priority = self._priority.get(name, (0, 0))
+        finished: list[Instance] = []
+        to_run: list[tuple[Instance, bool]] = []  # (instance, start it)
+        for step in sp.steps:
+            self._check_cancel()
+            old = step.instance
+            if step.action == "keep" and old is not None and old.running:
+                to_run.append((old, False))  # still running from an earlier up: wait for it
+            elif step.action == "keep" and old is not None:
+                finished.append(old)  # completed: not run again
+            elif step.action == "start" and old is not None:
+                to_run.append((old, True))
+            elif step.action in ("remove", "recreate") and old is not None:
+                with self._slots.slot(priority):
+                    self.progress.update(name, "Removing", old.name)
+                    hooks.stop(self._driver_of(old, driver), old, svc, svc.stop_grace_period)
+                    self._driver_of(old, driver).remove(old, volumes=True)
+            if step.action in ("create", "recreate"):
+                with self._slots.slot(priority):
+                    self.progress.update(name, "Creating", f"#{step.number}")
+                    inst = driver.create(
+                        self.project,
+                        jobs.job_instance_service(backend_service(svc, sp.replicas)),
+                        step.number,
+                        sp.config_hash,
+                        image_id=self._image_ids.get(name),
+                    )
+                to_run.append((inst, True))
+
+        def complete(item: tuple[Instance, bool]) -> Instance:
+            inst, start = item
+            return jobs.run_to_completion(
+                driver,
+                svc,
+                inst,
+                start=start,
+                progress=self.progress,
+                cancelled=self._cancel.is_set,
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, len(to_run)), thread_name_prefix="job") as pool:
+            futures = [pool.submit(complete, item) for item in to_run]
+            errors: list[CompoundError] = []
+            for fut in futures:
+                try:
+                    finished.append(fut.result())
+                except CompoundError as exc:
+                    errors.append(exc)
+        self._check_cancel()
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise jobs.JobFailed(
+                name,
+                f"{len(errors)} of {len(to_run)} job instances failed: "
+                + "; ".join(e.message.removeprefix(f"service {name!r}: ") for e in errors),
+                hint=errors[0].hint,
+            )
+        return sorted(finished, key=lambda i: i.number)
+
+    def _pre_start(self, sp: ServicePlan, driver: Driver) -> None:
+        """pre_start hooks, once before the service's new instances start."""
+        svc = self.project.services[sp.service]
+        if not svc.pre_start:
+            return
+        if not any(s.action in ("create", "recreate", "start") for s in sp.steps):
+            return
+        with self._slots.slot(self._priority.get(sp.service, (0, 0))):
+            hooks.run_pre_start(
+                driver,
+                self.project,
+                svc,
+                self._image_ids.get(sp.service),
+                self.progress,
+                timeout=self.dependency_timeout,
+            )
 
     def _image_settled(self, sp: ServicePlan) -> bool:
         """The plan found the image locally and nothing asks to pull or build it."""
@@ -235,19 +324,21 @@ class Applier:
         if step.action == "remove":
             assert old is not None
             self.progress.update(name, "Removing", old.name)
-            self._driver_of(old, driver).stop(old, svc.stop_grace_period)
+            hooks.stop(self._driver_of(old, driver), old, svc, svc.stop_grace_period)
             self._driver_of(old, driver).remove(old, volumes=True)
             return None
         if step.action == "start":
             assert old is not None
             self.progress.update(name, "Starting", old.name)
             driver.start(old)
+            hooks.run_hooks(driver, old, svc, "post_start", self.progress)
             return driver.inspect(old.id)
         if step.action == "restart":
             assert old is not None
             self.progress.update(name, "Restarting", old.name)
-            driver.stop(old, svc.stop_grace_period)
+            hooks.stop(driver, old, svc, svc.stop_grace_period)
             driver.start(old)
+            hooks.run_hooks(driver, old, svc, "post_start", self.progress)
             return driver.inspect(old.id)
         assert step.action == "create", step.action  # recreate: _roll
         self.progress.update(name, "Creating", f"#{step.number}")
@@ -260,6 +351,7 @@ class Applier:
         )
         self.progress.update(name, "Starting", inst.name)
         driver.start(inst)
+        hooks.run_hooks(driver, inst, svc, "post_start", self.progress)
         # conditions re-inspect by id; sparing the engine a call per start matters at scale
         return dataclasses.replace(inst, status="running")
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from compound.errors import CompoundError
 from compound.planner.graph import dependencies
+from compound.reconcile import hooks
 from compound.reconcile.progress import Progress
 from compound.reconcile.project_engine import ProjectEngine
 from compound.reconcile.slots import default_limit
@@ -57,7 +58,7 @@ def down(
         grace = timeout if timeout is not None else (svc.stop_grace_period if svc else None)
         progress.update(inst.name, "Stopping")
         driver = driver_for(inst)
-        driver.stop(inst, grace)
+        hooks.stop(driver, inst, svc, grace)  # a failing pre_stop aborts it, as in Compose
         driver.remove(inst, volumes=volumes)
         progress.update(inst.name, "Removed", done=True)
         with lock:

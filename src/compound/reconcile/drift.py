@@ -179,6 +179,9 @@ def read_file_drift(
     targets = [i for i in instances if i.service in project.services]
 
     def read(inst: Instance) -> InstanceDrift:
+        if project.services[inst.service].job and not inst.running:
+            # what a finished job wrote is its work, not drift: it is converged
+            return InstanceDrift.of(inst)
         driver = driver_for(inst)
         if not driver.capabilities.changes:
             return InstanceDrift.of(inst, unknown=f"the {inst.runtime} runtime cannot tell")

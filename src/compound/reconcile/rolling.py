@@ -27,6 +27,7 @@ from typing import Protocol
 
 from compound.errors import CompoundError
 from compound.planner.update import UpdatePolicy
+from compound.reconcile import hooks
 from compound.reconcile.health import check_command, wait_healthy_with
 from compound.reconcile.progress import Progress
 from compound.runtimes.base import Driver, Instance
@@ -187,6 +188,14 @@ class RollingUpdate:
             return old, error
         if self.frontend is not None:
             self.frontend.add(new)
+        try:
+            self._pre_stop(old)
+        except CompoundError as exc:
+            # the predecessor refused to stop: it keeps serving, the successor goes
+            if self.frontend is not None:
+                self.frontend.remove(new)
+            self._retire(new, drain=False)
+            return old, f"{old.name}: {exc.message}"
         self._retire(old, drain=True)
         if new.name != final:
             with self.slot():
@@ -195,6 +204,10 @@ class RollingUpdate:
         return new, None
 
     def _stop_first(self, old: Instance) -> tuple[Instance | None, str | None]:
+        try:
+            self._pre_stop(old)
+        except CompoundError as exc:
+            return old, f"{old.name}: {exc.message}"  # not stopped: it keeps the number
         self._retire(old, drain=True)
         new = self._create(old.number, self._final_name(old.number))
         error = self._gate(new)
@@ -213,13 +226,22 @@ class RollingUpdate:
             with self.slot():
                 self.progress.update(self.name, "Starting", name)
                 self.driver.start(inst)
+            # post_start runs before the successor is gated and counted healthy
+            hooks.run_hooks(self.driver, inst, d.service, "post_start", self.progress)
         except CompoundError:
-            # a successor that never got going (a VM whose guest did not boot)
-            # must not linger beside the instance that keeps serving
+            # a successor that never got going (a VM whose guest did not boot,
+            # a failed post_start) must not linger beside the instance that keeps serving
+            with contextlib.suppress(CompoundError):
+                self.driver.stop(inst, 0)
             with contextlib.suppress(CompoundError):
                 self.driver.remove(inst, volumes=False)
             raise
         return dataclasses.replace(inst, status="running")
+
+    def _pre_stop(self, inst: Instance) -> None:
+        """The predecessor's pre_stop hooks: the file's, as Compose runs them."""
+        svc = self.project.services.get(inst.service)
+        hooks.pre_stop(self.driver_of(inst), inst, svc)
 
     def _retire(self, inst: Instance, *, drain: bool) -> None:
         driver = self.driver_of(inst)
@@ -230,7 +252,7 @@ class RollingUpdate:
             self.frontend.remove(inst)
         with self.slot():
             self.progress.update(self.name, "Stopping", inst.name)
-            driver.stop(inst, self.grace)
+            driver.stop(inst, self.grace)  # pre_stop already ran (_pre_stop)
             driver.remove(inst, volumes=False)
 
     # --- the health gate ---------------------------------------------------------------

@@ -10,6 +10,7 @@ is pure.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -18,7 +19,14 @@ from compound.engine import Client
 from compound.errors import NotSupportedError, UsageError
 from compound.hostfacts import host_facts
 from compound.placement import capacity_warnings, host_from_facts
-from compound.planner.diff import Plan, ServicePlan, UpOptions, make_plan, selected_services
+from compound.planner.diff import (
+    Plan,
+    ServicePlan,
+    UpOptions,
+    make_plan,
+    selected_providers,
+    selected_services,
+)
 from compound.planner.runtime import RuntimeDecision, decide_runtimes
 from compound.reconcile import down as down_verb
 from compound.reconcile import rollback as rollback_verb
@@ -146,10 +154,22 @@ class Session:
     ) -> UpOutcome:
         progress = progress or NullProgress()
         self.store.mark_abandoned(self.project.name)
+        providers = selected_providers(self.project, opts)
+        if providers and not dry_run:
+            # their variables are part of the dependents' configuration: before the plan
+            from compound.reconcile import provider
+
+            self.project = provider.up_all(self.project, providers, progress)
         plan = self.plan_up(opts)
         # images are resolved after prepare (pull/build); a second plan pass
         # would only matter for tags that moved during this very up.
         if dry_run:
+            if providers:
+                note = (
+                    f"provider service(s) {', '.join(providers)}: `up` runs their provider"
+                    " binaries first; the variables they set may change their dependents"
+                )
+                plan = dataclasses.replace(plan, notes=(*plan.notes, note))
             return UpOutcome(plan=plan, result=None, revision=None)
         for warning in self.capacity_warnings():
             progress.note(warning)
@@ -258,7 +278,8 @@ class Session:
         timeout: float | None = None,
         progress: Progress | None = None,
     ) -> dict[str, list[str]]:
-        return down_verb.down(
+        progress = progress or NullProgress()
+        removed = down_verb.down(
             self.project,
             self.engine,
             self.driver_for,
@@ -266,8 +287,14 @@ class Session:
             volumes=volumes,
             remove_orphans=remove_orphans,
             timeout=timeout,
-            progress=progress or NullProgress(),
+            progress=progress,
         )
+        if any(s.provider is not None for s in self.project.services.values()):
+            from compound.reconcile import provider
+
+            # after their dependents are gone, as Compose's reverse order
+            removed["providers"] = provider.down_all(self.project, progress)
+        return removed
 
 
 # Environment names whose values history never shows (a word of the name).

@@ -41,7 +41,7 @@ def instance_row(
         **({"os": d["os"], "firmware": d.get("firmware")} if d.get("os") else {}),
         # a VM's container runs the launcher image; the service's image is what boots
         "image": driver.shown_image(inst, project) if driver and project else inst.image,
-        "status": inst.status,
+        "status": _status(inst, project),
         "health": inst.health,
         "exit_code": inst.exit_code,
         "started_at": inst.started_at,
@@ -50,14 +50,27 @@ def instance_row(
     }
 
 
+def _status(inst: Instance, project: Project | None) -> str:
+    """The engine's status; a job's exited instance is completed or failed."""
+    svc = project.services.get(inst.service) if project is not None else None
+    if svc is not None and svc.job and inst.status == "exited":
+        return "completed" if inst.exit_code == 0 else "failed"
+    return inst.status
+
+
 def ps_rows(session: Session, services: Sequence[str] = (), *, all_: bool = True) -> list[Any]:
     """`compound ps --json`: each runtime adds what only it knows (a VM's
     kernel, boot time); health is the engine's, or a probe where the engine
     runs no healthcheck."""
     names = session.check_services(services)
-    instances = [
-        session.driver_for(i).describe(i) for i in session.instances(names, include_stopped=all_)
+    jobs = {n for n, s in session.project.services.items() if s.job}
+    # a job's exited instances are its outcome: shown without --all
+    listed = [
+        i
+        for i in session.instances(names, include_stopped=all_ or bool(jobs))
+        if all_ or i.running or i.service in jobs
     ]
+    instances = [session.driver_for(i).describe(i) for i in listed]
     rows = []
     for inst in instances:
         row = instance_row(inst, session.project, session.driver_for(inst))

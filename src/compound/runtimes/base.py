@@ -265,9 +265,12 @@ class Driver(abc.ABC):
         workdir: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 600.0,
+        privileged: bool = False,
     ) -> tuple[int, bytes, bytes]:
-        """Run a command without our stdio (a healthcheck, a probe);
-        (exit code, stdout, stderr). ``capabilities.exec`` says whether it can."""
+        """Run a command without our stdio (a healthcheck, a probe, a lifecycle
+        hook; ``privileged``: with every capability, as `docker exec
+        --privileged`); (exit code, stdout, stderr). ``capabilities.exec``
+        says whether it can."""
         raise NotSupportedError(f"the {self.name} runtime cannot run commands in {instance.name}")
 
     def start_attached(self, instance: Instance, *, tty: bool) -> int:

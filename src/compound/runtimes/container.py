@@ -480,11 +480,14 @@ class ContainerDriver(Driver):
         workdir: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 600.0,
+        privileged: bool = False,
     ) -> tuple[int, bytes, bytes]:
         """Run a command without our stdio; (exit code, stdout, stderr).
         ``timeout`` is not enforced: the engine's exec API has none, and the
         engine runs healthchecks itself (native_healthcheck)."""
-        exec_id = self._exec_create(instance, command, user, workdir, env, False, False)
+        exec_id = self._exec_create(
+            instance, command, user, workdir, env, False, False, privileged=privileged
+        )
         with engine_errors(f"exec in {instance.name}"):
             out, err = self.client.api.exec_start(exec_id, demux=True)
         code = self._exec_exit_code(exec_id)
@@ -510,6 +513,8 @@ class ContainerDriver(Driver):
         env: dict[str, str] | None,
         tty: bool,
         interactive: bool,
+        *,
+        privileged: bool = False,
     ) -> str:
         try:
             result = self.client.api.exec_create(
@@ -522,6 +527,7 @@ class ContainerDriver(Driver):
                 environment=env,
                 workdir=workdir,
                 user=user or "",
+                privileged=privileged,
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise service_error(instance.service, f"exec in {instance.name}", exc) from exc

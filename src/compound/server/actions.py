@@ -12,6 +12,7 @@ from typing import Any
 
 from compound.errors import CompoundError
 from compound.planner.diff import UpOptions
+from compound.reconcile import hooks
 from compound.reconcile.progress import Progress
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
@@ -80,9 +81,10 @@ def service_verb(
         progress.update(inst.name, "Working")
         try:
             if verb in ("stop", "restart"):
-                driver.stop(inst, grace)
+                hooks.stop(driver, inst, svc, grace)  # pre_stop first, as Compose
             if verb in ("start", "restart"):
                 driver.start(inst)
+                hooks.run_hooks(driver, inst, svc, "post_start")
             progress.update(
                 inst.name, {"start": "Started", "stop": "Stopped"}.get(verb, "Restarted"), done=True
             )

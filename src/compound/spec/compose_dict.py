@@ -21,9 +21,11 @@ from .model import (
     Network,
     PortSpec,
     Project,
+    Provider,
     Resources,
     RestartPolicy,
     Service,
+    ServiceHook,
     ServiceNetwork,
     UpdateConfig,
     Volume,
@@ -76,6 +78,8 @@ def _put(out: dict[str, Any], key: str, value: Any) -> None:
 
 def _service(s: Service) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if s.provider is not None:
+        out["provider"] = _provider(s.provider)
     _put(out, "image", s.image)
     if s.build is not None:
         out["build"] = _build(s.build)
@@ -148,11 +152,28 @@ def _service(s: Service) -> dict[str, Any]:
     if not s.attach:
         out["attach"] = False
     _put(out, "use_api_socket", s.use_api_socket)
+    for key in ("pre_start", "post_start", "pre_stop"):
+        _put(out, key, [_hook(h) for h in getattr(s, key)])
     _put_engine(out, s)
     xc = _x_compound(s.x_compound)
     _put(out, "x-compound", xc)
     for key, value in sorted(s.extensions.items()):
         out[key] = value
+    return out
+
+
+def _hook(h: ServiceHook) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    _put(out, "command", h.command)
+    for key in ("image", "user", "privileged", "working_dir", "per_replica"):
+        _put(out, key, getattr(h, key))
+    _put(out, "environment", dict(h.environment))
+    return out
+
+
+def _provider(p: Provider) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": p.type}
+    _put(out, "options", {k: v[0] if len(v) == 1 else list(v) for k, v in p.options.items()})
     return out
 
 

@@ -137,3 +137,19 @@ def strict_map(value: Any, path: Path) -> dict[str, str]:
     """A ``list_or_dict`` where entries without a value become empty strings."""
     result = key_values(value, path, missing=lambda _k: "")
     return {k: v or "" for k, v in result.items()}
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0", "")
+
+
+def boolean(value: Any, path: Path) -> bool:
+    """A boolean the schema also allows as a string ("true", after interpolation)."""
+    if isinstance(value, bool):
+        return value
+    text = scalar_text(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    invalid(path, f"{value!r} is not a boolean", "write true or false")

@@ -164,7 +164,8 @@ class Placement(Frozen):
 
 
 class Deploy(Frozen):
-    mode: Literal["replicated", "global"] = "replicated"
+    # the *-job modes run to completion (Swarm jobs): replicas = completions
+    mode: Literal["replicated", "global", "replicated-job", "global-job"] = "replicated"
     replicas: int | None = None
     resources: DeployResources = Field(default_factory=DeployResources)
     update_config: UpdateConfig | None = None
@@ -173,6 +174,27 @@ class Deploy(Frozen):
     placement: Placement = Field(default_factory=Placement)
     labels: dict[str, str] = Field(default_factory=dict)
     endpoint_mode: str | None = None
+
+
+class ServiceHook(Frozen):
+    """One lifecycle hook (post_start, pre_stop, pre_start): a command run in
+    the instance (post_start, pre_stop) or in a one-off instance of the
+    service before its instances start (pre_start)."""
+
+    command: tuple[str, ...] = ()  # empty: the image's default (pre_start only)
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: dict[str, str | None] = Field(default_factory=dict)
+    image: str | None = None  # pre_start only: another image for the one-off
+    per_replica: bool = False  # pre_start only: once per replica (refused: not yet)
+
+
+class Provider(Frozen):
+    """A service delivered by an external binary (Compose's provider protocol)."""
+
+    type: str  # an executable on PATH, or the docker CLI plugin docker-<type>
+    options: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # --key=value each
 
 
 class Ulimit(Frozen):
@@ -332,12 +354,26 @@ class Service(Frozen):
     engine: EngineOptions = Field(default_factory=EngineOptions)
     attach: bool = True  # `up` follows this service's logs (what runs is the same either way)
     use_api_socket: bool = False  # the engine's socket mounted at /var/run/docker.sock
+    post_start: tuple[ServiceHook, ...] = ()
+    pre_stop: tuple[ServiceHook, ...] = ()
+    pre_start: tuple[ServiceHook, ...] = ()
+    provider: Provider | None = None  # no instances: an external binary delivers it
     x_compound: XCompound = Field(default_factory=XCompound)
     extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
 
     @property
+    def job(self) -> bool:
+        """Its instances run to completion (deploy.mode *-job)."""
+        return self.deploy.mode.endswith("-job")
+
+    @property
     def replicas(self) -> int:
-        """Instances wanted: deploy.replicas, else scale, else 1."""
+        """Instances wanted: deploy.replicas, else scale, else 1 (a global
+        service or job: one, on a single host)."""
+        if self.provider is not None:
+            return 0
+        if self.deploy.mode == "global-job":
+            return 1
         if self.deploy.replicas is not None:
             return self.deploy.replicas
         if self.scale is not None:
@@ -381,6 +417,9 @@ class Service(Frozen):
         data["x_compound"].pop("lb", None)
         if not data.get("use_api_socket"):
             data.pop("use_api_socket", None)  # unset: the hash of compound 0.1
+        for key in ("post_start", "pre_stop", "pre_start", "provider"):
+            if not data.get(key):
+                data.pop(key, None)  # unset: the hash of a service without hooks stays
         if not self.engine.set_keys():
             data.pop("engine")  # the hashes of services without these keys stay as they were
         if data["build"] is not None:

@@ -38,9 +38,11 @@ from .model import (
     Logging,
     Placement,
     PortSpec,
+    Provider,
     Resources,
     RestartPolicy,
     Service,
+    ServiceHook,
     ServiceNetwork,
     Ulimit,
     UpdateConfig,
@@ -61,9 +63,6 @@ from .shortsyntax import (
 IGNORED_KEYS = (
     "credential_spec",
     "develop",
-    "post_start",
-    "pre_start",
-    "pre_stop",
     "pull_refresh_after",
 )
 _IGNORED_WHY = {
@@ -201,6 +200,10 @@ class _ServiceNormalizer:
             "x-compound": self.x_compound,
             "container_name": self.container_name,
             "pull_policy": self.pull_policy,
+            "post_start": lambda v, p: self.hooks(v, p, pre_start=False),
+            "pre_stop": lambda v, p: self.hooks(v, p, pre_start=False),
+            "pre_start": lambda v, p: self.hooks(v, p, pre_start=True),
+            "provider": self.provider,
         }
         for key, conv in converters.items():
             value = raw.get(key)
@@ -259,16 +262,6 @@ class _ServiceNormalizer:
                 self.ctx.warn(
                     self.at(key), _IGNORED_WHY.get(key, "not supported by compound yet; ignored")
                 )
-        if "provider" in self.raw:
-            ptype = (self.raw["provider"] or {}).get("type", "?")
-            self.ctx.problems.add(
-                self.at("provider"),
-                f"service {self.name!r} is delivered by a provider ({ptype!r}), which "
-                "compound does not run: Compose hands such a service to an external "
-                f"binary (`{ptype} compose up`) instead of creating a container",
-                "run this service with docker compose, or replace it with an image "
-                "that provides the same thing",
-            )
         if "models" in self.raw:
             self.ctx.problems.add(
                 self.at("models"),
@@ -282,6 +275,9 @@ class _ServiceNormalizer:
         """Rules across fields; each reports on its own so all are seen at once."""
         for check in (
             self.check_image,
+            self.check_provider,
+            self.check_job,
+            self.check_vm_hooks,
             self.check_replicas,
             self.check_resources,
             self.check_network_mode,
@@ -290,7 +286,7 @@ class _ServiceNormalizer:
 
     def check_image(self, _fields: dict[str, Any]) -> None:
         if "provider" in self.raw:
-            return  # refused on its own (report_unused): it needs no image
+            return  # an external binary delivers it: no image, no instances
         vm = ((self.raw.get("x-compound") or {}).get("vm")) or {}
         if vm.get("disk") and (self.raw.get("image") or self.raw.get("build") is not None):
             invalid(
@@ -304,6 +300,61 @@ class _ServiceNormalizer:
                 f"service {self.name!r} has neither an image nor a build context",
                 "add image: NAME, or build: DIRECTORY",
             )
+
+    def check_provider(self, _fields: dict[str, Any]) -> None:
+        if "provider" not in self.raw:
+            return
+        # what would run is the provider's business: keys that shape an
+        # instance have nothing to act on (Compose ignores them; say so)
+        for key in ("image", "build"):
+            if self.raw.get(key) is not None:
+                self.ctx.warn(
+                    self.at(key),
+                    "this service is delivered by its provider (no instance is created); ignored",
+                )
+
+    def check_job(self, fields: dict[str, Any]) -> None:
+        deploy: Deploy | None = fields.get("deploy")
+        if deploy is None or not deploy.mode.endswith("-job"):
+            return
+        if deploy.mode == "global-job" and deploy.replicas not in (None, 1):
+            invalid(
+                self.at("deploy", "replicas"),
+                "a global-job runs once per host; replicas cannot be set",
+                "remove replicas, or use mode: replicated-job",
+            )
+        if self.raw.get("restart") not in (None, "no"):
+            invalid(
+                self.at("restart"),
+                f"a job ({deploy.mode}) runs to completion: restart: {self.raw['restart']} "
+                "would start it again after it completed",
+                "use deploy.restart_policy (condition: on-failure, max_attempts: N)"
+                ' or restart: "no"',
+            )
+        policy = deploy.restart_policy
+        if policy is not None and policy.condition != "none" and policy.max_attempts is None:
+            invalid(
+                self.at("deploy", "restart_policy"),
+                f"a job ({deploy.mode}) with restart condition {policy.condition!r} needs "
+                "max_attempts: `up` waits for the job, and unlimited retries of a failing "
+                "one would never end",
+                "add max_attempts: N (retries after the first run), or condition: none",
+            )
+
+    def check_vm_hooks(self, fields: dict[str, Any]) -> None:
+        xc = fields.get("x_compound")
+        if not isinstance(xc, XCompound) or xc.runtime != "vm":
+            return
+        for key in ("post_start", "pre_stop", "pre_start"):
+            for i, hook in enumerate(fields.get(key) or ()):
+                if hook.privileged:
+                    self.ctx.problems.add(
+                        self.at(key, i, "privileged"),
+                        "a privileged hook is not supported in a VM (x-compound.runtime: vm): "
+                        "the guest runs hooks with the service's own capabilities",
+                        "remove privileged:, or give the service the capabilities it needs "
+                        "(cap_add) or run it as a container",
+                    )
 
     def check_replicas(self, fields: dict[str, Any]) -> None:
         deploy: Deploy | None = fields.get("deploy")
@@ -774,6 +825,54 @@ class _ServiceNormalizer:
             out.setdefault(target, Dependency(restart=True))
         return out
 
+    def hooks(self, value: Any, path: Path, *, pre_start: bool) -> tuple[ServiceHook, ...]:
+        out: list[ServiceHook] = []
+        for i, spec in enumerate(value):
+            where = (*path, i)
+            fields: dict[str, Any] = {}
+            command = spec.get("command")
+            if command is not None:
+                fields["command"] = self.command(command, (*where, "command"))
+            if not fields.get("command") and not pre_start:
+                invalid(
+                    (*where, "command"),
+                    "a hook needs a command",
+                    "e.g. command: [sh, -c, 'echo started']",
+                )
+            for key in ("user", "working_dir", "image"):
+                if spec.get(key) is not None:
+                    fields[key] = convert.scalar_text(spec[key])
+            for key in ("privileged", "per_replica"):
+                if spec.get(key) is not None:
+                    fields[key] = convert.boolean(spec[key], (*where, key))
+            if spec.get("environment") is not None:
+                fields["environment"] = convert.key_values(
+                    spec["environment"], (*where, "environment"), missing=self.ctx.lookup
+                )
+            if fields.get("per_replica"):
+                invalid(
+                    (*where, "per_replica"),
+                    "per_replica pre_start hooks are not supported (Compose does not run "
+                    "them either yet)",
+                    "remove per_replica: the hook runs once before the service's instances",
+                )
+            out.append(ServiceHook(**fields))
+        return tuple(out)
+
+    def provider(self, value: Any, path: Path) -> Provider:
+        ptype = convert.scalar_text(value.get("type") or "")
+        if not ptype or "/" in ptype or ptype == "compose":
+            invalid(
+                (*path, "type"),
+                f"provider type {ptype!r} is not a command name",
+                "name an executable on PATH, or a docker CLI plugin (docker-<type>)",
+            )
+        options: dict[str, tuple[str, ...]] = {}
+        for key, opt in (value.get("options") or {}).items():
+            values = opt if isinstance(opt, list) else [opt]
+            options[str(key)] = tuple(convert.scalar_text(v) for v in values)
+        return Provider(type=ptype, options=options)
+
     def healthcheck(self, value: Any, path: Path) -> Healthcheck:
         test = value.get("test")
         test_tuple: tuple[str, ...] | None = None
@@ -818,19 +917,11 @@ class _ServiceNormalizer:
         fields: dict[str, Any] = {}
         mode = value.get("mode")
         if mode is not None:
-            if mode in ("replicated-job", "global-job"):
-                invalid(
-                    (*path, "mode"),
-                    f"deploy mode {mode!r} (tasks that run to completion, as Swarm jobs) is "
-                    "not supported by compound yet",
-                    "for a one-off task use `compound run SERVICE`, or mode: replicated "
-                    'with restart: "no" and depends_on condition service_completed_successfully',
-                )
-            if mode not in ("replicated", "global"):
+            if mode not in ("replicated", "global", "replicated-job", "global-job"):
                 invalid(
                     (*path, "mode"),
                     f"deploy mode {mode!r} is not supported by compound",
-                    "use replicated or global",
+                    "use replicated, global, replicated-job or global-job",
                 )
             fields["mode"] = mode
         if value.get("replicas") is not None:

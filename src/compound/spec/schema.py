@@ -11,8 +11,9 @@ top level
 service
     ``annotations``, ``attach``, ``cgroup``, ``develop``, ``gpus``,
     ``label_file``, ``uts``, ``use_api_socket``, ``pull_refresh_after``,
-    ``post_start``/``pre_start``/``pre_stop``, ``provider``, ``models``
-    (the last two are rejected later as not supported); ``pull_policy`` any
+    ``post_start``/``pre_start``/``pre_stop`` (the current spec's hook
+    objects), ``provider``, ``models`` (the last is rejected later as not
+    supported); ``pull_policy`` any
     string (the loader checks the current spec's values, time-based ones
     too); ``devices`` long form; ``env_file`` long form
     (``path``/``required``/``format``); ``secrets``/``configs`` ``mode`` as a
@@ -65,6 +66,22 @@ def _strict(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
+def _hook(*, required: bool) -> dict[str, Any]:
+    """A lifecycle hook as the current spec defines it (service_hook; pre_start's
+    command is optional and it may name an image and per_replica)."""
+    props: dict[str, Any] = {
+        "command": {"oneOf": [{"type": "null"}, _STRING, {"type": "array", "items": _STRING}]},
+        "user": _STRING,
+        "privileged": {"type": ["boolean", "string"]},
+        "working_dir": _STRING,
+        "environment": _LIST_OR_DICT,
+    }
+    if required:
+        return _strict(props, required=["command"])
+    props.update({"image": _STRING, "per_replica": {"type": ["boolean", "string"]}})
+    return _strict(props)
+
+
 def modernise(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of the 2021 schema with the later additions listed in the module doc."""
     s = copy.deepcopy(schema)
@@ -108,10 +125,29 @@ def modernise(schema: dict[str, Any]) -> dict[str, Any]:
             "uts": _STRING,
             "use_api_socket": _BOOL,
             "pull_refresh_after": _STRING,
-            "post_start": {"type": "array", "items": _OBJECT},
-            "pre_start": {"type": "array", "items": _OBJECT},
-            "pre_stop": {"type": "array", "items": _OBJECT},
-            "provider": _OBJECT,
+            "post_start": {"type": "array", "items": _hook(required=True)},
+            "pre_start": {"type": "array", "items": _hook(required=False)},
+            "pre_stop": {"type": "array", "items": _hook(required=True)},
+            "provider": _strict(
+                {
+                    "type": _STRING,
+                    "options": {
+                        "type": "object",
+                        "patternProperties": {
+                            "^.+$": {
+                                "oneOf": [
+                                    {"type": ["string", "number", "boolean"]},
+                                    {
+                                        "type": "array",
+                                        "items": {"type": ["string", "number", "boolean"]},
+                                    },
+                                ]
+                            }
+                        },
+                    },
+                },
+                required=["type"],
+            ),
             "models": {"oneOf": [{"$ref": "#/definitions/list_of_strings"}, _OBJECT]},
             "x-compound": XCOMPOUND_SCHEMA,
             "extra_hosts": {"$ref": "#/definitions/extra_hosts"},

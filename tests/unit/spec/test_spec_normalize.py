@@ -561,7 +561,7 @@ def test_links_imply_dependency(load: Loader) -> None:
             "services.web.configs[0].mode",
             "not an octal file mode",
         ),
-        ("deploy: {mode: global-job}", "services.web.deploy.mode", "not supported"),
+        ("deploy: {mode: batch}", "services.web.deploy.mode", "not supported"),
         (
             "cpus: 1\n    deploy: {resources: {limits: {cpus: 2}}}",
             "services.web.cpus",
@@ -573,7 +573,7 @@ def test_links_imply_dependency(load: Loader) -> None:
             "cannot be used together",
         ),
         ("tmpfs: /data\n    volumes: ['./d:/data']", "services.web.volumes[0]", "already mounted"),
-        ("provider: {type: model}", "services.web.provider", "which compound does not run"),
+        ("provider: {type: compose}", "services.web.provider.type", "not a command name"),
         ("x-compound: {vm: {memory: 0}}", "services.web.x-compound.vm.memory", "more than 0"),
         (
             "x-compound: {vm: {accel: hvf}}",

@@ -990,9 +990,18 @@ class VMDriver(Driver):
         workdir: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 600.0,
+        privileged: bool = False,
     ) -> tuple[int, bytes, bytes]:
         """Run a command in the guest as the service would (chrooted into its
         root, its env, user and working dir by default); (code, out, err)."""
+        if privileged:
+            # compound-exec applies the service's capability set to every
+            # process it starts; widening it would need a new guest contract
+            raise NotSupportedError(
+                f"{instance.name}: a privileged command is not supported in a VM: the guest "
+                "runs it with the service's own capabilities",
+                hint="drop privileged:, or add the capabilities it needs to the service (cap_add)",
+            )
         if legacy.is_legacy(dict(instance.labels)):
             return legacy.exec_in_guest(
                 self._run_dir(instance),
