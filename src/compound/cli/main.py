@@ -44,6 +44,7 @@ def _command_modules() -> tuple[str, ...]:
         "host_cmd: host",
         "swarm_cmd: swarm",
         "legacy_cmd: lift export",
+        "watch_cmd: watch",
     )
 
 

@@ -65,6 +65,7 @@ class Capabilities:
     # every port of the instance is reachable from its networks (see
     # Driver.open_network for a runtime where it depends on the service)
     open_network: bool = True
+    copy_in: bool = False  # files can be copied into a running instance (`compound watch`)
 
 
 @dataclass(frozen=True)
@@ -265,10 +266,21 @@ class Driver(abc.ABC):
         workdir: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 600.0,
+        privileged: bool = False,
     ) -> tuple[int, bytes, bytes]:
         """Run a command without our stdio (a healthcheck, a probe);
-        (exit code, stdout, stderr). ``capabilities.exec`` says whether it can."""
+        (exit code, stdout, stderr). ``capabilities.exec`` says whether it can;
+        ``privileged``: with every capability, as `docker exec --privileged`."""
         raise NotSupportedError(f"the {self.name} runtime cannot run commands in {instance.name}")
+
+    def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
+        """Unpack ``archive`` (an uncompressed tar) into directory ``dest`` of
+        the running instance, replacing what is there (``capabilities.copy_in``)."""
+        raise NotSupportedError(
+            f"the {self.name} runtime cannot copy files into {instance.name}: it has no "
+            "path from the host into the instance's filesystem",
+            hint="use a bind mount for this path instead of develop.watch sync",
+        )
 
     def start_attached(self, instance: Instance, *, tty: bool) -> int:
         """Start a created instance wired to our terminal (`compound run` at a

@@ -92,6 +92,7 @@ class ContainerDriver(Driver):
         changes=True,
         terminal=True,
         top=True,
+        copy_in=True,
     )
 
     def __init__(
@@ -512,11 +513,14 @@ class ContainerDriver(Driver):
         workdir: str | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 600.0,
+        privileged: bool = False,
     ) -> tuple[int, bytes, bytes]:
         """Run a command without our stdio; (exit code, stdout, stderr).
         ``timeout`` is not enforced: the engine's exec API has none, and the
         engine runs healthchecks itself (native_healthcheck)."""
-        exec_id = self._exec_create(instance, command, user, workdir, env, False, False)
+        exec_id = self._exec_create(
+            instance, command, user, workdir, env, False, False, privileged=privileged
+        )
         with engine_errors(f"exec in {instance.name}"):
             out, err = self.client.api.exec_start(exec_id, demux=True)
         code = self._exec_exit_code(exec_id)
@@ -542,6 +546,8 @@ class ContainerDriver(Driver):
         env: dict[str, str] | None,
         tty: bool,
         interactive: bool,
+        *,
+        privileged: bool = False,
     ) -> str:
         try:
             result = self.client.api.exec_create(
@@ -554,10 +560,18 @@ class ContainerDriver(Driver):
                 environment=env,
                 workdir=workdir,
                 user=user or "",
+                privileged=privileged,
             )
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise service_error(instance.service, f"exec in {instance.name}", exc) from exc
         return str(result["Id"])
+
+    def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
+        # the engine's archive API: no tar or shell needed in the image
+        with engine_errors(f"copy files into {instance.name}:{dest}"):
+            ok = self.client.api.put_archive(instance.id, dest, archive)
+        if not ok:
+            raise ServiceError(instance.service, f"the engine refused files for {instance.name}")
 
     def _exec_exit_code(self, exec_id: str) -> int:
         # The stream can end a moment before the engine records the exit.
