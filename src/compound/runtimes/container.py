@@ -60,6 +60,7 @@ from compound.runtimes.container_config import (
     image_ref,
 )
 from compound.runtimes.hostcheck import CheckDef
+from compound.runtimes.imagemounts import with_image_volumes
 from compound.runtimes.images import _not_pullable, build_image, local_image_id, pull_image
 from compound.runtimes.instances import (
     inspect_instance,
@@ -207,6 +208,7 @@ class ContainerDriver(Driver):
         image_id: str | None = None,
         name: str | None = None,
     ) -> Instance:
+        project, service = with_image_volumes(self.client, project, service)
         ref = image_ref(project, service)
         pinned = image_id
         tagged = self._prepared.get(ref)

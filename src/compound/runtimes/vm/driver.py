@@ -52,6 +52,7 @@ from compound.runtimes.base import (
 from compound.runtimes.container import ContainerDriver
 from compound.runtimes.container_config import CreateArgs, build_create_args, image_ref
 from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
+from compound.runtimes.imagemounts import with_image_volumes
 from compound.spec.model import Project, Service, VolumeMount
 
 from . import legacy
@@ -286,6 +287,7 @@ class VMDriver(Driver):
         image_id: str | None = None,
         name: str | None = None,
     ) -> Instance:
+        project, service = with_image_volumes(self.client, project, service)
         if service.x_compound.vm.disk:
             return self._create_disk(
                 project, service, number, config_hash, oneoff=oneoff, name=name
