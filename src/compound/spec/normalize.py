@@ -24,7 +24,7 @@ from . import convert
 from .context import Context, Invalid, invalid
 from .develop import develop
 from .dotenv import parse_dotenv
-from .files import read_text_bounded
+from .files import exists, is_file, read_text_bounded
 from .hints import check_hints
 from .model import (
     PULL_POLICY,
@@ -422,7 +422,7 @@ class _ServiceNormalizer:
             spec = {"path": entry} if isinstance(entry, str) else entry
             file = self.ctx.host_path(spec["path"])
             required = spec.get("required", True)
-            if not os.path.exists(file):
+            if not exists(file):
                 if required:
                     invalid(
                         path,
@@ -735,7 +735,7 @@ class _ServiceNormalizer:
         for i, entry in enumerate(entries):
             path = self.at("label_file", i) if not isinstance(value, str) else self.at("label_file")
             file = self.ctx.host_path(str(entry))
-            if not os.path.exists(file):
+            if not exists(file):
                 invalid(path, f"label file not found: {file}", "create it, or remove the entry")
             text = read_text_bounded(file, "label file")
             out.update({k: v for k, v in parse_dotenv(text, lambda _k: None, file=file).items()})
@@ -1067,7 +1067,7 @@ class _ServiceNormalizer:
                     "a VM disk boots only as a VM",
                     "set x-compound.runtime: vm on this service",
                 )
-            if not os.path.isfile(vm_fields["disk"]):
+            if not is_file(vm_fields["disk"]):
                 invalid(
                     (*path, "vm", "disk"),
                     f"VM disk {vm_fields['disk']} does not exist or is not a file",
