@@ -189,6 +189,8 @@ class Watcher:
                 self._apply_one(name, batch)
             except CompoundError as exc:
                 self._emit({"event": "error", "service": name, "message": exc.message})
+            except OSError as exc:  # an instance that went away mid-batch (its agent socket)
+                self._emit({"event": "error", "service": name, "message": str(exc)})
 
     def _apply_one(self, name: str, batch: Batch) -> None:
         if batch.rebuild:
