@@ -1,4 +1,5 @@
-"""`compound config` answered from a cache while nothing it read has changed.
+"""`compound config` (and `--help`) answered from a cache while nothing it
+read has changed.
 
 Most of `config`'s time is Python importing what a load needs (YAML, the
 pydantic model, typer), not the load itself. So a successful `config` that
@@ -10,6 +11,10 @@ Compose files, includes, extends, env and label files, the default files
 that were absent) with a digest of each. The next identical `config` checks
 those digests and prints the stored output without importing any of it; a
 changed, new or vanished file is a miss and runs the load.
+
+The top-level `--help` is kept the same way (its text depends only on
+compound's code, the environment and the terminal's width, all in the key;
+listing the commands otherwise imports every command module).
 
 Only this module and the standard library are imported before the answer.
 """
@@ -67,17 +72,29 @@ def command_of(argv: Sequence[str]) -> str | None:
 
 
 def key_for(argv: Sequence[str]) -> str | None:
-    """The cache key of this invocation, or None when it is not a cacheable
-    `config` (another command, a file from stdin, `--help`)."""
-    if command_of(argv) != "config" or "-" in argv or "--help" in argv or "-h" in argv:
+    """The cache key of this invocation, or None when it is not cacheable:
+    `config` (not of stdin, not its --help) and the top-level `--help`."""
+    top_help = list(argv) in (["--help"], ["-h"])
+    if not top_help and (
+        command_of(argv) != "config" or "-" in argv or "--help" in argv or "-h" in argv
+    ):
         return None
     if os.environ.get("COMPOUND_NO_CONFIG_CACHE"):
         return None
+    # help is wrapped to the terminal's width
+    width = _terminal_width() if top_help else 0
     blob = json.dumps(
-        [__version__, _code_stamp(), list(argv), os.getcwd(), sorted(os.environ.items())],
+        [__version__, _code_stamp(), list(argv), os.getcwd(), sorted(os.environ.items()), width],
         separators=(",", ":"),
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 def _code_stamp() -> list[float]:

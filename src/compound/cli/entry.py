@@ -17,8 +17,12 @@ def run() -> None:
     # pydantic looks for plugins in every installed distribution's metadata before
     # its first model (~30 ms a start); compound uses none
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    argv = sys.argv[1:]
+    if argv == ["--version"]:  # nothing to import for this answer
+        sys.stdout.write(version_string() + "\n")
+        sys.exit(0)
     try:
-        code = _config_from_cache(sys.argv[1:])
+        code = _from_cache(argv) if _cacheable(argv) else None
         if code is None:
             from compound.cli.main import main
 
@@ -29,10 +33,21 @@ def run() -> None:
     sys.exit(code)
 
 
-def _config_from_cache(argv: list[str]) -> int | None:
-    """`compound config`: the stored answer when nothing it read changed
-    (cli/config_cache.py); otherwise run it, keeping the answer. None: not
-    a `config` (the caller runs the command)."""
+def version_string() -> str:
+    from compound import __version__
+
+    return f"compound version {__version__}"
+
+
+def _cacheable(argv: list[str]) -> bool:
+    # a cheap first look, before importing even the cache's standard modules
+    return "config" in argv or argv in (["--help"], ["-h"])
+
+
+def _from_cache(argv: list[str]) -> int | None:
+    """`compound config` and `compound --help`: the stored answer when nothing
+    it depends on changed (cli/config_cache.py); otherwise run the command,
+    keeping its answer. None: not cacheable (the caller runs the command)."""
     from compound.cli import config_cache
 
     key = config_cache.key_for(argv)
@@ -51,6 +66,6 @@ def _config_from_cache(argv: list[str]) -> int | None:
             code = main(argv)
     finally:
         sys.stdout, sys.stderr = saved
-    if code == 0 and not err.kept.getvalue() and reads:
+    if code == 0 and not err.kept.getvalue() and (reads or argv in (["--help"], ["-h"])):
         config_cache.store(key, reads, out.kept.getvalue())
     return code
