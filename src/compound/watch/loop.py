@@ -143,8 +143,12 @@ class Watcher:
 
     def run(self, *, ready: Callable[[], None] | None = None) -> None:
         """Initial syncs, then batches until ``stop_event`` is set (or Ctrl-C)."""
+        import logging
+
         import watchfiles
 
+        # its own Ctrl-C notice would come between ours
+        logging.getLogger("watchfiles").setLevel(logging.ERROR)
         self.initial_sync()
         self._emit({"event": "watching", "paths": self.paths, "services": sorted(self.rules)})
         changes = watchfiles.watch(
