@@ -10,9 +10,14 @@ processes hits all alike; the figures are whole-process wall times (spawn to
 exit) of the installed entry points, medians and minima over the rounds.
 
   compound --version | --help | config (one-service file) | ps (same file)
+  compound config, uncached           COMPOUND_NO_CONFIG_CACHE=1: the whole load each time
   docker-compose config (same file)   the peer, in the same rounds
 
-It also records `python -X importtime` of `compound --version` and of
+`compound config` answers a repeated question from its cache
+(cli/config_cache.py: nothing it read has changed), so its row is the
+cached answer and the uncached row is the first `config` after an edit.
+
+It also records `python -X importtime` of `compound ps` and of an uncached
 `compound config`: the heaviest imports left, so a regression names its cause.
 
 Results: bench/results/cli_start-<date>T<time>_<host>.{json,md}. Target:
@@ -64,9 +69,10 @@ def _time_once(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
 
 
 def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]]:
-    """The slowest imports (cumulative) of one run of ``cmd``'s module."""
+    """The slowest imports (cumulative) of one run of ``cmd``'s module (never
+    from config's cache: this is what a load costs)."""
     python = ROOT / ".venv" / "bin" / "python"
-    code = "import sys; from compound.cli.main import run; sys.argv[0] = 'compound'; run()"
+    code = "import sys; from compound.cli.entry import run; sys.argv[0] = 'compound'; run()"
     r = subprocess.run(
         [
             str(python if python.exists() else sys.executable),
@@ -80,6 +86,7 @@ def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "COMPOUND_NO_CONFIG_CACHE": "1"},
     )
     rows = []
     for line in r.stderr.splitlines():
@@ -120,6 +127,14 @@ def main() -> int:
         "compound --version": [*compound, "--version"],
         "compound --help": [*compound, "--help"],
         "compound config": [*compound, "-p", "compose-clistart", "config"],
+        "compound config, uncached": [
+            "env",
+            "COMPOUND_NO_CONFIG_CACHE=1",
+            *compound,
+            "-p",
+            "compose-clistart",
+            "config",
+        ],
         "compound ps": [*compound, "-p", "compose-clistart", "ps"],
     }
     if args.baseline:
@@ -162,8 +177,8 @@ def main() -> int:
         "rounds": args.rounds,
         "target_s": TARGET_S,
         "results": results,
-        "importtime_version": _importtime(cases["compound --version"], work),
-        "importtime_config": _importtime(cases["compound config"], work),
+        "importtime_ps": _importtime(cases["compound ps"], work),
+        "importtime_config": _importtime(cases["compound config, uncached"][2:], work),
         "docker_compose": peer,
     }
     report["loadavg_after"] = os.getloadavg()
@@ -197,7 +212,7 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| `{name}` | {r['median_s']:.3f} s | {r['min_s']:.3f} s | {r['max_s']:.3f} s "
             f"| {r['cpu_median_s']:.3f} s | {r['exit_codes']} | {met} |"
         )
-    for key, title in (("importtime_version", "--version"), ("importtime_config", "config")):
+    for key, title in (("importtime_ps", "ps"), ("importtime_config", "config (uncached)")):
         lines += ["", f"Slowest top-level imports of `compound {title}` (cumulative):", ""]
         lines += [f"- {r['module']}: {r['cumulative_us'] / 1000:.1f} ms" for r in report[key]]
     return "\n".join(lines) + "\n"

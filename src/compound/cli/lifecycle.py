@@ -95,6 +95,9 @@ def register(app: typer.Typer) -> None:
         swarm: Annotated[
             bool, typer.Option("--swarm", help="Deploy to the Swarm (`compound swarm init`).")
         ] = False,
+        watch: Annotated[
+            bool, typer.Option("--watch", help="Then apply develop.watch rules as files change.")
+        ] = False,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
         from compound.cli.logs_view import follow_logs
@@ -166,6 +169,9 @@ def register(app: typer.Typer) -> None:
             )
         for note in outcome.plan.notes:
             app_ctx.err.print(f"note: {note}", markup=False)
+        if watch and (detach or json_out):
+            _watch_after_up(app_ctx, session, outcome.plan, detach=True)
+            return
         if detach or wait or json_out:
             return
         # following logs changes nothing: another terminal's `down` must not wait for it
@@ -175,6 +181,9 @@ def register(app: typer.Typer) -> None:
         shown = [n for n in selected if session.project.services[n].attach]
         app_ctx.err.print("Attaching to logs; press Ctrl-C to stop the services.", markup=False)
         try:
+            if watch:
+                _watch_after_up(app_ctx, session, outcome.plan, detach=False)
+                raise KeyboardInterrupt  # the watch ends only by Ctrl-C: stop, as without it
             if shown:
                 follow_logs(
                     app_ctx,
@@ -363,6 +372,26 @@ def register(app: typer.Typer) -> None:
         session = app_ctx.session(services or [])
         names = session.check_services(services or sorted(session.project.services))
         _build(app_ctx, session, [n for n in names if session.project.services[n].build])
+
+
+def _watch_after_up(app_ctx: AppContext, session: Session, plan: Plan, *, detach: bool) -> None:
+    """`up --watch`: watch the started services with rules, following their logs
+    beside it unless detached; returns when Ctrl-C ends the watch."""
+    from compound.cli.watch_cmd import run_watch
+
+    selected = [sp.service for sp in plan.services]
+    watched = [n for n in selected if session.project.services[n].develop]
+    if not detach:
+        from compound.cli.logs_view import follow_logs
+
+        shown = [n for n in selected if session.project.services[n].attach]
+        threading.Thread(
+            target=follow_logs,
+            args=(app_ctx, session, shown),
+            kwargs={"follow": True, "tail": None, "timestamps": False},
+            daemon=True,
+        ).start()
+    run_watch(app_ctx, session, watched, json_out=False)
 
 
 def _build(app_ctx: AppContext, session: Session, names: list[str]) -> None:

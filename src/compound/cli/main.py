@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.core import TyperGroup
 
-from compound import __version__
 from compound.cli.context import AppContext, GlobalOptions
 from compound.errors import CompoundError
 
@@ -44,6 +43,7 @@ def _command_modules() -> tuple[str, ...]:
         "host_cmd: host",
         "swarm_cmd: swarm",
         "legacy_cmd: lift export",
+        "watch_cmd: watch",
     )
 
 
@@ -226,7 +226,9 @@ def run() -> None:
 
 
 def version_string() -> str:
-    return f"compound version {__version__}"
+    from compound.cli.entry import version_string as text
+
+    return text()
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class Capabilities:
     # every port of the instance is reachable from its networks (see
     # Driver.open_network for a runtime where it depends on the service)
     open_network: bool = True
+    copy_in: bool = False  # files can be copied into a running instance (`compound watch`)
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,15 @@ class Driver(abc.ABC):
         --privileged`); (exit code, stdout, stderr). ``capabilities.exec``
         says whether it can."""
         raise NotSupportedError(f"the {self.name} runtime cannot run commands in {instance.name}")
+
+    def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
+        """Unpack ``archive`` (an uncompressed tar) into directory ``dest`` of
+        the running instance, replacing what is there (``capabilities.copy_in``)."""
+        raise NotSupportedError(
+            f"the {self.name} runtime cannot copy files into {instance.name}: it has no "
+            "path from the host into the instance's filesystem",
+            hint="use a bind mount for this path instead of develop.watch sync",
+        )
 
     def start_attached(self, instance: Instance, *, tty: bool) -> int:
         """Start a created instance wired to our terminal (`compound run` at a

@@ -57,6 +57,7 @@ from compound.runtimes.container_config import (
     image_ref,
 )
 from compound.runtimes.hostcheck import CheckDef
+from compound.runtimes.imagemounts import with_image_volumes
 from compound.runtimes.images import build_image, local_image_id, not_pullable, pull_image
 from compound.runtimes.instances import (
     inspect_instance,
@@ -89,6 +90,7 @@ class ContainerDriver(Driver):
         changes=True,
         terminal=True,
         top=True,
+        copy_in=True,
     )
 
     def __init__(
@@ -203,6 +205,7 @@ class ContainerDriver(Driver):
         image_id: str | None = None,
         name: str | None = None,
     ) -> Instance:
+        project, service = with_image_volumes(self.client, project, service)
         ref = image_ref(project, service)
         pinned = image_id
         tagged = self._prepared.get(ref)
@@ -532,6 +535,13 @@ class ContainerDriver(Driver):
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise service_error(instance.service, f"exec in {instance.name}", exc) from exc
         return str(result["Id"])
+
+    def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
+        # the engine's archive API: no tar or shell needed in the image
+        with engine_errors(f"copy files into {instance.name}:{dest}"):
+            ok = self.client.api.put_archive(instance.id, dest, archive)
+        if not ok:
+            raise ServiceError(instance.service, f"the engine refused files for {instance.name}")
 
     def _exec_exit_code(self, exec_id: str) -> int:
         # The stream can end a moment before the engine records the exit.

@@ -15,6 +15,7 @@ from typing import Any
 from .model import (
     BuildSpec,
     Deploy,
+    Develop,
     FileObject,
     FileReference,
     Healthcheck,
@@ -154,6 +155,8 @@ def _service(s: Service) -> dict[str, Any]:
     _put(out, "use_api_socket", s.use_api_socket)
     for key in ("pre_start", "post_start", "pre_stop"):
         _put(out, key, [_hook(h) for h in getattr(s, key)])
+    if s.develop is not None:
+        out["develop"] = _develop(s.develop)
     _put_engine(out, s)
     xc = _x_compound(s.x_compound)
     _put(out, "x-compound", xc)
@@ -175,6 +178,23 @@ def _provider(p: Provider) -> dict[str, Any]:
     out: dict[str, Any] = {"type": p.type}
     _put(out, "options", {k: v[0] if len(v) == 1 else list(v) for k, v in p.options.items()})
     return out
+
+
+def _develop(d: Develop) -> dict[str, Any]:
+    rules = []
+    for r in d.watch:
+        rule: dict[str, Any] = {"path": r.path, "action": r.action}
+        _put(rule, "target", r.target)
+        _put(rule, "ignore", r.ignore)
+        _put(rule, "include", r.include)
+        _put(rule, "initial_sync", r.initial_sync)
+        if r.exec is not None:
+            ex: dict[str, Any] = {"command": list(r.exec.command)}
+            for key in ("user", "privileged", "working_dir", "environment"):
+                _put(ex, key, getattr(r.exec, key))
+            rule["exec"] = ex
+        rules.append(rule)
+    return {"watch": rules}
 
 
 def _put_engine(out: dict[str, Any], s: Service) -> None:
@@ -250,7 +270,7 @@ def _mount(v: VolumeMount) -> dict[str, Any]:
     volume: dict[str, Any] = {}
     _put(volume, "nocopy", v.nocopy)
     _put(volume, "subpath", v.subpath)
-    _put(out, "volume", volume)
+    _put(out, "image" if v.type == "image" else "volume", volume)
     tmpfs: dict[str, Any] = {}
     if v.tmpfs_size is not None:
         tmpfs["size"] = _bytes(v.tmpfs_size)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from compound.errors import UsageError
 
+from .files import is_file
+
 DEFAULT_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 OVERRIDE_FILE_NAMES = (
     "compose.override.yml",
@@ -62,4 +64,4 @@ def discover(start: str, warn: Callable[[str], None]) -> list[str]:
 
 
 def _existing(directory: str, names: Sequence[str]) -> list[str]:
-    return [os.path.join(directory, n) for n in names if os.path.isfile(os.path.join(directory, n))]
+    return [os.path.join(directory, n) for n in names if is_file(os.path.join(directory, n))]

@@ -5,8 +5,11 @@ with bounds: a regular file only (a device or FIFO named by `extends:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from compound.errors import Location, SpecError
 
@@ -15,9 +18,42 @@ from compound.errors import Location, SpecError
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
+# Every path a load read or looked for, while someone records them: `config`'s
+# output cache (cli/config_cache.py) is valid while none of them changed.
+_reads: ContextVar[set[str] | None] = ContextVar("compound_spec_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[set[str]]:
+    seen: set[str] = set()
+    token = _reads.set(seen)
+    try:
+        yield seen
+    finally:
+        _reads.reset(token)
+
+
+def _note(path: str) -> None:
+    seen = _reads.get()
+    if seen is not None:
+        seen.add(os.path.abspath(path))
+
+
+def is_file(path: str) -> bool:
+    """``os.path.isfile``, recorded: the answer shapes the project too."""
+    _note(path)
+    return os.path.isfile(path)
+
+
+def exists(path: str) -> bool:
+    _note(path)
+    return os.path.exists(path)
+
+
 def read_bounded(path: str, what: str, location: Location | None = None) -> bytes:
     """The bytes of ``path``, or a SpecError that says why not (located at
     ``location``, default the file itself)."""
+    _note(path)
     where = location or Location(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer

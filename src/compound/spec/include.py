@@ -28,6 +28,7 @@ from compound.errors import SpecError, SpecErrors
 
 from .dotenv import read_dotenv
 from .extends import absolute_path, rebase_paths
+from .files import is_file
 from .interpolate import Interpolator, interpolate_tree
 from .merge import merge_documents
 from .nodes import Mark, Node, location_of
@@ -78,7 +79,7 @@ class Includes:
                         location=location_of(entry.mark, ("include", i)),
                         hint="remove one of the includes",
                     )
-                if not os.path.isfile(path):
+                if not is_file(path):
                     raise SpecError(
                         f"included file not found: {path}",
                         location=location_of(entry.mark, ("include", i)),
@@ -109,7 +110,7 @@ class Includes:
     ) -> Node:
         env = dict(self.environ)
         for env_file in env_files or [os.path.join(project_dir, ".env")]:
-            if os.path.isfile(env_file):
+            if is_file(env_file):
                 for key, value in read_dotenv(env_file, self.environ.get, warn=self.warn).items():
                     env.setdefault(key, value)  # the process environment wins
             elif env_files:

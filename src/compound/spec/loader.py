@@ -33,6 +33,7 @@ from .context import Context
 from .discovery import STDIN, absolute, discover, files_from_env
 from .dotenv import read_dotenv
 from .extends import ExtendsResolver
+from .files import is_file
 from .include import Includes
 from .interpolate import Interpolator, TemplateError, interpolate_tree
 from .merge import merge_documents
@@ -112,7 +113,7 @@ class _Load:
             or discover(project_dir or self.cwd, self.warn)
         )
         for f in files:
-            if f != STDIN and not os.path.isfile(f):
+            if f != STDIN and not is_file(f):
                 raise UsageError(f"compose file not found: {f}", hint="check the -f argument")
         working_dir = project_dir or (os.path.dirname(files[0]) if files[0] != STDIN else self.cwd)
         if working_dir != first_dir and not env_files:
@@ -123,14 +124,14 @@ class _Load:
         if env_files:
             paths = env_files
             for p in paths:
-                if not os.path.isfile(p):
+                if not is_file(p):
                     raise UsageError(
                         f"env file not found: {p}", hint="check the --env-file argument"
                     )
         else:
             disabled = self.env.get("COMPOSE_DISABLE_ENV_FILE", "").lower() in ("1", "true")
             default = os.path.join(directory, ".env")
-            paths = [] if disabled or not os.path.isfile(default) else [default]
+            paths = [] if disabled or not is_file(default) else [default]
         for p in paths:
             for key, value in read_dotenv(p, self.environ.get, warn=self.warn).items():
                 self.env.setdefault(key, value)  # the process environment wins

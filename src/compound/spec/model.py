@@ -93,8 +93,9 @@ class ServiceNetwork(Frozen):
 
 
 class VolumeMount(Frozen):
-    type: Literal["volume", "bind", "tmpfs", "npipe", "cluster"]
-    source: str | None = None  # volume key (project-level), absolute host path, or None
+    type: Literal["volume", "bind", "tmpfs", "npipe", "cluster", "image"]
+    # volume key (project-level), absolute host path, image reference (type image), or None
+    source: str | None = None
     target: str
     read_only: bool = False
     consistency: str | None = None
@@ -255,6 +256,35 @@ class XCompound(Frozen):
     hints: dict[str, Any] = Field(default_factory=dict)  # validated by the advisor
 
 
+WatchAction = Literal["sync", "rebuild", "restart", "sync+restart", "sync+exec"]
+
+
+class WatchExec(Frozen):
+    """``develop.watch[].exec``: what ``sync+exec`` runs in each instance after a sync."""
+
+    command: tuple[str, ...]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: dict[str, str] = Field(default_factory=dict)
+
+
+class WatchRule(Frozen):
+    """One ``develop.watch`` rule (Compose's develop specification)."""
+
+    path: str  # absolute host path, file or directory
+    action: WatchAction
+    target: str | None = None  # absolute path in the instance (sync actions)
+    ignore: tuple[str, ...] = ()  # gitignore-style, relative to ``path``
+    include: tuple[str, ...] = ()  # gitignore-style allow-list, relative to ``path``
+    initial_sync: bool = False
+    exec: WatchExec | None = None
+
+
+class Develop(Frozen):
+    watch: tuple[WatchRule, ...] = ()
+
+
 class EngineOptions(Frozen):
     """Keys the Docker Engine applies to a container as written (Compose's
     meaning, values normalised: sizes in bytes, durations in microseconds
@@ -358,6 +388,7 @@ class Service(Frozen):
     pre_stop: tuple[ServiceHook, ...] = ()
     pre_start: tuple[ServiceHook, ...] = ()
     provider: Provider | None = None  # no instances: an external binary delivers it
+    develop: Develop | None = None  # `compound watch`'s rules; not what an instance runs
     x_compound: XCompound = Field(default_factory=XCompound)
     extensions: dict[str, Any] = Field(default_factory=dict)  # other x-* keys, verbatim
 
@@ -409,7 +440,7 @@ class Service(Frozen):
         """Hash of everything that, when changed, means the instances must be
         recreated. Replica count is excluded: scaling is not a recreate; so are
         the load balancer's options, which change the balancer, not the instances."""
-        data = self.model_dump(mode="json", exclude={"scale", "profiles", "attach"})
+        data = self.model_dump(mode="json", exclude={"scale", "profiles", "attach", "develop"})
         # how instances are replaced or balanced is not what they run: editing
         # the update policy must not itself trigger an update
         for key in ("replicas", "update_config", "rollback_config"):

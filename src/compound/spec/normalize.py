@@ -22,8 +22,9 @@ from compound.errors import SpecError
 
 from . import convert
 from .context import Context, Invalid, invalid
+from .develop import develop
 from .dotenv import parse_dotenv
-from .files import read_text_bounded
+from .files import exists, is_file, read_text_bounded
 from .hints import check_hints
 from .model import (
     PULL_POLICY,
@@ -62,7 +63,6 @@ from .shortsyntax import (
 # keys the model has no room for: accepted, reported, ignored
 IGNORED_KEYS = (
     "credential_spec",
-    "develop",
     "pull_refresh_after",
 )
 _IGNORED_WHY = {
@@ -196,6 +196,7 @@ class _ServiceNormalizer:
             "secrets": lambda v, p: self.file_refs(v, p, "/run/secrets"),
             "configs": lambda v, p: self.file_refs(v, p, ""),
             "logging": self.logging,
+            "develop": lambda v, p: develop(v, p, self.ctx),
             "devices": self.devices,
             "x-compound": self.x_compound,
             "container_name": self.container_name,
@@ -472,7 +473,7 @@ class _ServiceNormalizer:
             spec = {"path": entry} if isinstance(entry, str) else entry
             file = self.ctx.host_path(spec["path"])
             required = spec.get("required", True)
-            if not os.path.exists(file):
+            if not exists(file):
                 if required:
                     invalid(
                         path,
@@ -620,14 +621,7 @@ class _ServiceNormalizer:
     def long_volume(self, item: dict[str, Any], path: Path) -> VolumeMount:
         kind = item.get("type")
         if kind == "image":
-            invalid(
-                (*path, "type"),
-                "volume type 'image' is not supported by compound: it mounts an image's files "
-                "read-only, which the engine does from Docker Engine 28.0 (API 1.48) on",
-                "copy the image's files into a named volume once (docker create + docker cp) "
-                "and mount that volume read_only, or run this file with docker compose on "
-                "Docker Engine 28+",
-            )
+            return self.image_volume(item, path)
         target = item.get("target")
         if not target:
             invalid(path, "volume needs a target (the path in the container)")
@@ -663,6 +657,33 @@ class _ServiceNormalizer:
         if tmpfs.get("mode") is not None:
             fields["tmpfs_mode"] = convert.file_mode(tmpfs["mode"], (*path, "tmpfs", "mode"))
         return VolumeMount(**fields)
+
+    def image_volume(self, item: dict[str, Any], path: Path) -> VolumeMount:
+        """An image's files, read-only (`volumes[].type: image`). Docker 20.10 has
+        no image mounts, so `up` extracts the image into a cached, labelled
+        volume per image id (engine/imagevolume.py) and mounts that read-only."""
+        if not item.get("source"):
+            invalid(path, "an image volume needs a source (the image to mount)")
+        if not item.get("target"):
+            invalid(path, "volume needs a target (the path in the container)")
+        subpath = (item.get("image") or {}).get("subpath")
+        if subpath is not None and (not str(subpath).strip("/") or ".." in str(subpath).split("/")):
+            invalid(
+                (*path, "image", "subpath"),
+                f"image subpath {subpath!r} must be a path inside the image, without '..'",
+            )
+        if item.get("read_only") is False:
+            self.ctx.warn(
+                (*path, "read_only"),
+                "an image volume is always read-only; read_only: false ignored",
+            )
+        return VolumeMount(
+            type="image",
+            source=convert.scalar_text(item["source"]),
+            target=_clean_target(item["target"]),
+            read_only=True,
+            subpath=str(subpath).strip("/") if subpath else None,
+        )
 
     def pull_policy(self, value: Any, path: Path) -> str:
         policy = convert.scalar_text(value)
@@ -765,7 +786,7 @@ class _ServiceNormalizer:
         for i, entry in enumerate(entries):
             path = self.at("label_file", i) if not isinstance(value, str) else self.at("label_file")
             file = self.ctx.host_path(str(entry))
-            if not os.path.exists(file):
+            if not exists(file):
                 invalid(path, f"label file not found: {file}", "create it, or remove the entry")
             text = read_text_bounded(file, "label file")
             out.update({k: v for k, v in parse_dotenv(text, lambda _k: None, file=file).items()})
@@ -1137,7 +1158,7 @@ class _ServiceNormalizer:
                     "a VM disk boots only as a VM",
                     "set x-compound.runtime: vm on this service",
                 )
-            if not os.path.isfile(vm_fields["disk"]):
+            if not is_file(vm_fields["disk"]):
                 invalid(
                     (*path, "vm", "disk"),
                     f"VM disk {vm_fields['disk']} does not exist or is not a file",

@@ -50,6 +50,7 @@ from compound.runtimes.base import (
 from compound.runtimes.container import ContainerDriver
 from compound.runtimes.container_config import CreateArgs, image_ref
 from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
+from compound.runtimes.imagemounts import with_image_volumes
 from compound.spec.model import Project, Service, VolumeMount
 
 from . import legacy
@@ -143,6 +144,7 @@ class VMDriver(Driver):
         changes=True,
         terminal=False,  # the guest agent runs commands without a terminal
         top=False,  # the processes are the guest's
+        copy_in=True,  # through the guest agent (image VMs; a disk service says why not)
     )
 
     def __init__(
@@ -283,6 +285,7 @@ class VMDriver(Driver):
         image_id: str | None = None,
         name: str | None = None,
     ) -> Instance:
+        project, service = with_image_volumes(self.client, project, service)
         if service.x_compound.vm.disk:
             return self._create_disk(
                 project, service, number, config_hash, oneoff=oneoff, name=name
@@ -1023,6 +1026,39 @@ class VMDriver(Driver):
         with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
             res = agent.exec("/sbin/compound-exec", args, timeout=timeout)
         return res.exit_code, res.stdout, res.stderr
+
+    def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
+        """Unpack the tar into the service's root in the guest (``/newroot``)
+        with the initramfs's busybox, fed through guest-exec's input: the image
+        needs no tar, and a path on a volume lands in the volume's share."""
+        if legacy.is_legacy(dict(instance.labels)):
+            raise NotSupportedError(
+                f"{instance.name}: copying files into a VM disk service: its guest is its "
+                "own OS, with no compound root to unpack into",
+                hint="share the directory as a bind mount instead of develop.watch sync",
+            )
+        if len(archive) > COPY_IN_MAX:
+            raise VMError(
+                f"{instance.name}: {len(archive)} bytes at once is more than the guest "
+                f"agent takes ({COPY_IN_MAX}); send them in several archives"
+            )
+        root = "/newroot" + ("" if dest == "/" else dest)
+        script = 'mkdir -p "$1" && exec tar -x -C "$1"'
+        with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
+            res = agent.exec(
+                "/bin/busybox", ["sh", "-c", script, "sh", root], timeout=120, input_data=archive
+            )
+        if res.exit_code != 0:
+            raise ServiceError(
+                instance.service,
+                f"copy files into {instance.name}:{dest}: "
+                + (res.stderr.decode(errors="replace").strip() or f"exit {res.exit_code}"),
+            )
+
+
+# guest-exec's input travels base64 in one JSON message; QEMU's parser takes at
+# most 64 MiB a token, so an archive is kept well below that
+COPY_IN_MAX = 16 << 20
 
 
 def _guest_ports(keys: Iterable[str]) -> tuple[tuple[int, str], ...]:
