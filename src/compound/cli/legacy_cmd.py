@@ -59,6 +59,10 @@ def lift_cmd(
     vols = ", ".join(f"{k} -> {v}" for k, v in res.volumes.items())
     p(f"  volumes:  {vols or '-'}", markup=False)
     p(f"  removed:  {', '.join(res.removed)}", markup=False)
+    if res.oneshots:
+        p(f"  run once first (oneshot): {', '.join(res.oneshots)}", markup=False)
+    for line in res.sockets:
+        p(f"  socket-activated: {line}", markup=False)
     if res.not_carried:
         p("  not carried over:", markup=False)
         for n in res.not_carried:
