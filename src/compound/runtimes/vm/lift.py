@@ -318,8 +318,14 @@ def lift(
             schedules=[{**asdict(j), "suggestion": j.suggestion(service)} for j in found.schedules],
         )
         _write_atomic(compose_out, fragment(res, found, restart))
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise LiftError(f"the engine refused the lifted image: {exc}") from exc
+    except BaseException as exc:
+        # a lift that did not finish (an engine error, Ctrl-C, SIGTERM)
+        # leaves no image behind, not even under a temporary tag
+        with contextlib.suppress(Exception):
+            client.images.remove(image_id, force=True)
+        if isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException):
+            raise LiftError(f"the engine refused the lifted image: {exc}") from exc
+        raise
     return res
 
 
@@ -333,10 +339,16 @@ def _import(
         out = client.api.import_image_from_stream(
             proc.stdout, repository=repo, tag=temp_tag, changes=changes
         )
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except BaseException as exc:
+        # an engine error or an interruption (Ctrl-C, SIGTERM): tar must end
+        # before the disk is unmounted, and a half import must not stay
         proc.kill()
         proc.wait()
-        raise LiftError(f"docker import of the lifted root failed: {exc}") from exc
+        with contextlib.suppress(Exception):
+            client.images.remove(f"{repo}:{temp_tag}", force=True)
+        if isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException):
+            raise LiftError(f"docker import of the lifted root failed: {exc}") from exc
+        raise
     rc = proc.wait()
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     text = out if isinstance(out, str) else str(out)
