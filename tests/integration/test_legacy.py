@@ -9,7 +9,11 @@ hash; the first build takes ~5 minutes, then it is a path lookup):
   Python app on it by name; exec and the healthcheck go through its
   qemu-guest-agent; ps shows the OS and firmware; a backup of its overlay
   volume is refused while it runs; stop powers it down; then the overlay is
-  backed up, damaged, restored, and holds what the guest wrote.
+  backed up, damaged, restored, and holds what the guest wrote. Beside it,
+  in the same project (booting at the same time, so little extra wall
+  time), a GPT disk with only an EFI system partition is found to need
+  UEFI and boots through OVMF, whose shell runs the partition's
+  startup.nsh: its line on the service's console is the proof.
 - test_lift_then_container_answers: `compound lift` makes an image and a
   compose fragment; the container answers the same query with the same data
   (seeded into a named volume from the disk's /var/lib/app).
@@ -84,6 +88,31 @@ def lifted(
     engine.images.remove(tag, force=True)
 
 
+@pytest.fixture(scope="module")
+def uefi_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GPT disk with one EFI system partition (FAT, made with mkfs.vfat
+    and mcopy) holding a startup.nsh for OVMF's shell: no OS, built in
+    milliseconds, so not cached."""
+    d = tmp_path_factory.mktemp("uefi")
+    disk, esp = d / "uefi.raw", d / "esp.img"
+    with open(disk, "wb") as f:
+        f.truncate(24 << 20)
+    subprocess.run(
+        ["sfdisk", "-q", str(disk)],
+        input=b"label: gpt\nstart=2048, size=32768, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n",
+        check=True,
+    )
+    with open(esp, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.vfat", "-n", "ESP", str(esp)], check=True, capture_output=True)
+    (d / "startup.nsh").write_bytes(b"echo COMPOUND-UEFI-OK\r\n")
+    subprocess.run(["mcopy", "-i", str(esp), str(d / "startup.nsh"), "::/startup.nsh"], check=True)
+    with open(disk, "r+b") as f:
+        f.seek(1 << 20)
+        f.write(esp.read_bytes())
+    return disk
+
+
 def _until_ok(app: App, *args: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
@@ -96,7 +125,7 @@ def _until_ok(app: App, *args: str, timeout: float) -> str:
 
 
 def test_disk_service_beside_container(
-    legacy_disk: Path, engine: docker.DockerClient, tmp_path: Path
+    legacy_disk: Path, uefi_disk: Path, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     name = f"legacy-{uuid.uuid4().hex[:8]}"
     app = App(name, tmp_path, engine)
@@ -114,6 +143,11 @@ def test_disk_service_beside_container(
           client:
             image: {PYTHON}
             command: ["sleep", "infinity"]
+          uefi:
+            x-compound:
+              runtime: vm
+              vm: {{disk: {uefi_disk}, memory: 256M}}
+            stop_grace_period: 2s
         """
     )
     overlay = f"{name}_erp-disk-overlay"
@@ -124,6 +158,7 @@ def test_disk_service_beside_container(
         assert rows["erp"]["runtime"] == "vm"
         assert rows["erp"]["os"] == "Debian 12"
         assert rows["erp"]["firmware"] == "bios"
+        assert (rows["uefi"]["firmware"], rows["uefi"]["os"]) == ("uefi", "unknown")
         out = app.ok("exec", "client", "python3", "-c", QUERY % "erp")
         assert out.strip().splitlines()[-1] == "hello-legacy"
         # the guest took the service's address by DHCP and resolves the others
@@ -149,6 +184,12 @@ def test_disk_service_beside_container(
         assert code != 0 and "stop it first" in out and not (tmp_path / "running.tar").exists()
         out = app.ok("exec", "client", "python3", "-c", PUT % ("erp", token))
         assert out.strip().splitlines()[-1] == "stored"
+        # OVMF booted the ESP of the UEFI disk (its shell ran startup.nsh)
+        deadline = time.monotonic() + 120
+        while "COMPOUND-UEFI-OK" not in (out := app.ok("logs", "uefi")):
+            assert time.monotonic() < deadline, f"OVMF did not run startup.nsh:\n{out[-1500:]}"
+            time.sleep(2)
+        app.ok("rm", "-s", "-f", "uefi")
         # logs are the serial console
         assert "legacy login" in app.ok("logs", "erp") or "Debian GNU/Linux 12" in app.ok(
             "logs", "erp"
