@@ -207,11 +207,12 @@ def wait_ready(
     agent: bool,
     running: Any,
     fail: Any,
-    timeout: float = LEGACY_BOOT_TIMEOUT,
+    timeout: float | None = None,
 ) -> None:
     """QEMU running (QMP says so), then, for a guest with the agent, the
     agent answering; ``running()`` says whether the launcher still runs,
     ``fail(what)`` makes the error (with the console tail)."""
+    timeout = LEGACY_BOOT_TIMEOUT if timeout is None else timeout
     started = time.monotonic()
     qmp_ok = False
     while True:
