@@ -71,5 +71,5 @@ def check_disk_service_keys(
                 f"remove it; {instead}",
             )
     for key, instead in IGNORED.items():
-        if key in raw and raw[key] not in (None, [], {}):
+        if key in raw and raw[key] not in (None, False, [], {}):
             warn(at(key), f"ignored: {RUNTIME} has no process of its own to apply it to; {instead}")
