@@ -44,10 +44,12 @@ APT_PACKAGES := \
 	openssh-client \
 	gcc bc flex bison libelf-dev libc6-dev \
 	chromium \
-	extlinux syslinux-common fdisk ntfs-3g
+	extlinux syslinux-common fdisk ntfs-3g dosfstools mtools
 # extlinux, syslinux-common (mbr.bin), fdisk (sfdisk): the legacy test disk
 # (images/legacy-disk.sh) and `compound export`; sfdisk also reads partition
-# tables for `compound lift`; ntfs-3g (mkntfs): the Windows-disk lift test.
+# tables for `compound lift`; ntfs-3g (mkntfs): the Windows-disk lift test;
+# dosfstools (mkfs.vfat), mtools (mcopy): the EFI system partition of the
+# UEFI disk the legacy test boots through OVMF.
 
 PYTHON ?= python3
 VENV := .venv

@@ -12,6 +12,10 @@
 #     `app`, data in /var/lib/app/data.json (seeded with greeting=hello-legacy);
 #   - nginx on :80 proxying to it; a cron job writing /var/lib/app/cron-stamp;
 #   - qemu-guest-agent (for exec and healthchecks through compound);
+#   - cloud-init (NoCloud only, as a company's cloud-ready image has it): it
+#     brings eth0 up from the network-config of compound's seed, sets the
+#     hostname and installs the SSH key (/etc/network/interfaces only
+#     sources interfaces.d, where cloud-init writes eth0);
 #   - an fstab with the root UUID and a swap line (for lift to drop).
 #
 # Cached by recipe hash (this script + mirrors + mmdebstrap version) under
@@ -34,7 +38,7 @@ CACHE_DIR=${COMPOUND_LEGACY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compound/lega
 SIZE=2G
 PACKAGES=systemd,systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,extlinux,
 PACKAGES+=ifupdown,isc-dhcp-client,iproute2,netbase,nginx-light,python3,cron,
-PACKAGES+=qemu-guest-agent,procps,ca-certificates
+PACKAGES+=qemu-guest-agent,procps,ca-certificates,cloud-init
 
 log() { printf '[legacy-disk] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -82,12 +86,14 @@ R=$1
 echo legacy > "$R/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 legacy\n' > "$R/etc/hosts"
 cat > "$R/etc/network/interfaces" <<'EOF'
+source /etc/network/interfaces.d/*
+
 auto lo
 iface lo inet loopback
-
-auto eth0
-iface eth0 inet dhcp
 EOF
+mkdir -p "$R/etc/cloud/cloud.cfg.d"
+# NoCloud only (no probing of cloud metadata services), C.UTF-8 (no locale-gen at boot)
+printf 'datasource_list: [NoCloud, None]\nlocale: C.UTF-8\n' > "$R/etc/cloud/cloud.cfg.d/90-legacy.cfg"
 chroot "$R" useradd --system --home-dir /var/lib/app --shell /usr/sbin/nologin app
 mkdir -p "$R/opt/app" "$R/var/lib/app"
 cat > "$R/opt/app/app.py" <<'EOF'
@@ -229,6 +235,6 @@ step "converting to qcow2"
 qemu-img convert -q -c -O qcow2 "$WORK/disk.raw" "$WORK/disk.qcow2"
 mv "$WORK/disk.qcow2" "$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
-find "$CACHE_DIR" -maxdepth 1 -name 'debian12-*.qcow2' ! -name "debian12-$HASH.qcow2" -delete
+# disks of older recipes stay: another checkout may still use them (the cache is shared)
 step "done: $OUT ($(du -h "$OUT" | cut -f1))"
 echo "$OUT"

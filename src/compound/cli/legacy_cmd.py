@@ -13,6 +13,17 @@ from compound.cli.context import app_context
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+def _sigterm_interrupts() -> None:
+    """SIGTERM ends a lift or export as Ctrl-C does: through its cleanup
+    (temporary image, file, mounts), so an ended run leaves nothing."""
+    import signal
+
+    def interrupt(_sig: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def register(app: typer.Typer) -> None:
     app.command("lift")(lift_cmd)
     app.command("export")(export_cmd)
@@ -35,6 +46,7 @@ def lift_cmd(
     """Turn a VM disk into an image plus a Compose service, offline (no boot)."""
     from compound.runtimes.vm.lift import lift
 
+    _sigterm_interrupts()
     app_ctx = app_context(ctx)
     name = tag.rsplit(":", 1)[0].split("/")[-1] or "lifted"
     out = compose_out or Path(f"{name}.compose.yaml")
@@ -59,6 +71,10 @@ def lift_cmd(
     vols = ", ".join(f"{k} -> {v}" for k, v in res.volumes.items())
     p(f"  volumes:  {vols or '-'}", markup=False)
     p(f"  removed:  {', '.join(res.removed)}", markup=False)
+    if res.oneshots:
+        p(f"  run once first (oneshot): {', '.join(res.oneshots)}", markup=False)
+    for line in res.sockets:
+        p(f"  socket-activated: {line}", markup=False)
     if res.not_carried:
         p("  not carried over:", markup=False)
         for n in res.not_carried:
@@ -79,6 +95,7 @@ def export_cmd(
     compound's guest kernel, an init that runs the entrypoint)."""
     from compound.runtimes.vm.export import export
 
+    _sigterm_interrupts()
     app_ctx = app_context(ctx)
 
     def say(msg: str) -> None:

@@ -23,6 +23,7 @@ from compound.errors import SpecError
 from . import convert
 from .context import Context, Invalid, invalid
 from .develop import develop
+from .disk_keys import check_disk_service_keys
 from .dotenv import parse_dotenv
 from .files import exists, is_file, read_text_bounded
 from .hints import check_hints
@@ -233,6 +234,8 @@ class _ServiceNormalizer:
         }
         self.report_unused()
         self.engine_keys_on_a_vm(fields)
+        if isinstance(xc := fields.get("x_compound"), XCompound) and xc.vm.disk:
+            check_disk_service_keys(self.raw, self.at, self.ctx.warn, self.ctx.problems.add)
         self.check_consistency(fields)
         service: Service | None = self.ctx.guarded(self.base, lambda: Service(**fields))
         return service if service is not None else Service(name=self.name)

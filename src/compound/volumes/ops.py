@@ -21,6 +21,7 @@ from compound.engine.resources import (
 from compound.errors import CompoundError, UsageError
 from compound.reconcile.session import Session
 from compound.runtimes.base import Instance
+from compound.runtimes.vm.legacy import LABEL_VM_OVERLAY_OF
 from compound.spec.model import Volume
 from compound.volumes.archive import ArchiveWriter, Meter, NullMeter
 from compound.volumes.enginedir import backup_engine, restore_engine
@@ -166,6 +167,27 @@ def _partial_file(output: Path) -> Path:
     return tmp
 
 
+def refuse_open_disk_overlay(session: Session, name: str, attrs: dict[str, Any]) -> None:
+    """A persistent disk service's overlay is a qcow2 file QEMU holds open:
+    the guest's page cache and QEMU's qcow2 metadata cache are not on it
+    yet, and pausing the launcher (--consistent) stops QEMU without
+    flushing either, so a copy may not even be a valid qcow2. A stopped
+    service (an ACPI power-down: the guest and QEMU flushed everything) is
+    the consistent point: refuse until then, and say so."""
+    service = (attrs.get("Labels") or {}).get(LABEL_VM_OVERLAY_OF)
+    if not service:
+        return
+    running = [i.name for i in instances_using(session.client, name, running_only=True)]
+    if running:
+        raise CompoundError(
+            f"volume {name!r} holds the disk overlay of VM disk service {service!r}, which is"
+            f" running ({', '.join(running)}): a copy taken while QEMU has it open is not"
+            " consistent (the guest's and QEMU's caches are not on it yet)",
+            hint=f"stop it first (`compound stop {service}` powers the guest down cleanly),"
+            " back it up, then `compound start` it",
+        )
+
+
 def backup(
     session: Session,
     name: str,
@@ -185,6 +207,7 @@ def backup(
     if attrs is None:
         raise missing_error(session, ref)
     mountpoint = _choose(attrs, via, write=False)
+    refuse_open_disk_overlay(session, ref.name, attrs)
     services = services_using(session, ref.key)
     users = (
         instances_using(session.client, ref.name, running_only=True, writers_only=True)

@@ -178,3 +178,56 @@ def test_a_healthcheck_on_a_disk_without_the_guest_agent_is_refused_before_boot(
         VMDriver(client=FakeClient()).prepare(project, svc)  # type: ignore[arg-type]
     text = err.value.render()
     assert "has no qemu-guest-agent" in text and "over TCP/HTTP" in text
+
+
+def _gpt(path: Path, size: int, parts: list[tuple[int, int, str]]) -> None:
+    """A raw disk with a GPT: (start MiB, size MiB, type GUID) per partition."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    table = "label: gpt\n" + "".join(
+        f"start={s * 2048}, size={n * 2048}, type={t}\n" for s, n, t in parts
+    )
+    subprocess.run(["sfdisk", "-q", str(path)], input=table.encode(), check=True)
+
+
+ESP = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+
+
+def test_a_gpt_disk_with_an_efi_system_partition_boots_with_ovmf(tmp_path: Path) -> None:
+    from compound.runtimes.vm.legacy import plan, qemu_argv
+
+    disk = tmp_path / "uefi.raw"
+    _gpt(disk, 40 * MiB, [(1, 8, ESP), (10, 16, LINUX)])
+    _ext4_at(disk, 10, 16, _os_tree(tmp_path, "Debian GNU/Linux", "12"))
+    facts = disk_facts(disk)
+    assert (facts.firmware, facts.os) == ("uefi", "Debian 12")
+    argv = " ".join(qemu_argv("p-erp-1", "tcg", 512, 1, plan("p", "erp", str(disk), False, "auto")))
+    assert "-machine q35" in argv
+    assert "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd" in argv
+    # firmware: bios overrides what was detected
+    forced = plan("p", "erp", str(disk), False, "bios")
+    assert forced.facts.firmware == "bios" and forced.facts.os == "Debian 12"
+
+
+def test_a_gpt_disk_without_an_esp_is_bios(tmp_path: Path) -> None:
+    disk = tmp_path / "gpt-bios.raw"
+    _gpt(disk, 24 * MiB, [(2, 16, LINUX)])
+    _ext4_at(disk, 2, 16, _os_tree(tmp_path, "Debian GNU/Linux", "12"))
+    assert disk_facts(disk).firmware == "bios"
+
+
+def test_cloud_init_on_the_disk_is_found_unless_disabled(tmp_path: Path) -> None:
+    tree = _os_tree(tmp_path, "Debian GNU/Linux", "12")
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "usr/bin/cloud-init").write_text("#!/usr/bin/python3\n")
+    disk = tmp_path / "ci.raw"
+    _mbr(disk, 20 * MiB, [(1, 16, "83")])
+    _ext4_at(disk, 1, 16, tree)
+    assert disk_facts(disk).cloud_init is True
+    (tree / "etc/cloud").mkdir()
+    (tree / "etc/cloud/cloud-init.disabled").write_text("")
+    disk2 = tmp_path / "ci-off.raw"
+    _mbr(disk2, 20 * MiB, [(1, 16, "83")])
+    _ext4_at(disk2, 1, 16, tree)
+    assert disk_facts(disk2).cloud_init is False

@@ -99,3 +99,42 @@ def test_a_persistent_disk_service_is_updated_stop_first() -> None:
     )
     policy = update_policy(declared, 1)
     assert not policy.start_first and "one VM at a time" in (policy.note or "")
+
+
+def test_a_disk_that_never_answers_fails_start_with_its_console_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through VMDriver.start, as `up` calls it: the launcher runs, QEMU's
+    QMP never answers (here: no QEMU at all), and the error carries what the
+    guest wrote on its serial console instead of hanging."""
+    import dataclasses
+
+    from compound.runtimes.vm import legacy
+    from compound.runtimes.vm.driver import LABEL_VM_RUN_DIR, VMDriver
+    from tests.unit.fakes import instance
+    from tests.unit.vm.test_vm_start import FakeLauncher
+
+    monkeypatch.setattr(legacy, "LEGACY_BOOT_TIMEOUT", 1.5)
+    lines = [
+        "SeaBIOS (version 1.16.2)",
+        "Booting from Hard Disk...",
+        "Boot failed: not a bootable disk",
+    ]
+    fake = FakeLauncher(tmp_path / "console.log", lines, 0.1, None)
+    drv = VMDriver(client=object(), containers=fake, cache_dir=tmp_path)  # type: ignore[arg-type]
+    inst = dataclasses.replace(
+        instance("erp", runtime="vm", status="created"),
+        labels={
+            LABEL_VM_RUN_DIR: str(tmp_path),
+            legacy.LABEL_VM_DISK: "/srv/erp.qcow2",
+            legacy.LABEL_VM_AGENT: "yes",
+        },
+    )
+    t0 = time.monotonic()
+    with pytest.raises(ServiceError) as err:
+        drv.start(inst)
+    assert time.monotonic() - t0 < 15
+    text = err.value.render()
+    assert "the legacy guest did not boot in 2s (QEMU did not start)" in text
+    assert "console: Boot failed: not a bootable disk" in text
+    assert "compound logs --console erp" in text

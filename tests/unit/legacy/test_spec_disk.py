@@ -76,3 +76,45 @@ def test_bad_values_are_schema_errors(tmp_path: Path, vm: str, needle: str) -> N
         f"services:\n  erp:\n    image: x\n    x-compound:\n      runtime: vm\n      vm: {vm}\n",
     )
     assert needle in text and "compose.yaml:" in text
+
+
+def test_security_keys_on_a_disk_service_are_refused_where_they_are_written(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "erp.qcow2").write_bytes(b"x")
+    text = _error(
+        tmp_path,
+        "services:\n  erp:\n    x-compound:\n      runtime: vm\n      vm: {disk: ./erp.qcow2}\n"
+        "    cap_drop: [ALL]\n    privileged: true\n    security_opt: [no-new-privileges]\n"
+        "    user: app\n",
+    )
+    for line, key in ((6, "cap_drop"), (7, "privileged"), (8, "security_opt"), (9, "user")):
+        assert f"compose.yaml:{line}" in text and f"services.erp.{key}" in text
+        assert f"cannot apply {key!r} inside the guest" in text
+    assert "a VM disk service (x-compound.vm.disk) boots its own OS and init" in text
+    assert "configure it inside the guest" in text  # what applies instead
+
+
+def test_process_keys_on_a_disk_service_are_ignored_with_a_located_warning(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "erp.qcow2").write_bytes(b"x")
+    res = _load(
+        tmp_path,
+        "services:\n  erp:\n    x-compound:\n      runtime: vm\n      vm: {disk: ./erp.qcow2}\n"
+        "    command: [serve]\n    environment: {A: b}\n    stop_signal: SIGINT\n",
+    )
+    warnings = "\n".join(res.warnings)
+    assert "compose.yaml:6" in warnings and "services.erp.command" in warnings
+    assert "compose.yaml:7" in warnings and "set it in the guest's units" in warnings
+    assert "compose.yaml:8" in warnings and "ACPI power-down" in warnings
+    assert warnings.count("has no process of its own to apply it to") == 3
+
+
+def test_the_same_keys_on_an_image_vm_are_not_refused(tmp_path: Path) -> None:
+    res = _load(
+        tmp_path,
+        "services:\n  app:\n    image: x\n    x-compound: {runtime: vm}\n"
+        "    cap_drop: [ALL]\n    user: app\n    command: [serve]\n",
+    )
+    assert not [w for w in res.warnings if "VM disk" in w]

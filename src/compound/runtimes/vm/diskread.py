@@ -328,6 +328,15 @@ class DiskFacts:
     firmware: str  # "bios" | "uefi"
     os: str  # "Debian 12", or "unknown"
     guest_agent: bool  # qemu-guest-agent installed (exec/healthcheck possible)
+    cloud_init: bool = False  # cloud-init installed and not disabled (gets a NoCloud seed)
+
+
+def has_cloud_init(root: Path) -> bool:
+    """cloud-init installed and not switched off (cloud-init.disabled, or
+    ``cloud-init=disabled`` on the kernel command line of its bootloader
+    config is not looked for: the seed is harmless to a guest that ignores it)."""
+    installed = any((root / p).exists() for p in ("usr/bin/cloud-init", "usr/local/bin/cloud-init"))
+    return installed and not (root / "etc/cloud/cloud-init.disabled").exists()
 
 
 def disk_facts(path: Path) -> DiskFacts:
@@ -338,7 +347,8 @@ def disk_facts(path: Path) -> DiskFacts:
         with open_disk(path) as disk:
             assert disk.os is not None and disk.root is not None
             agent = any((disk.root / p).exists() for p in ("usr/sbin/qemu-ga", "usr/bin/qemu-ga"))
-            return DiskFacts(fmt, "uefi" if disk.info.uefi else "bios", disk.os.short, agent)
+            firmware = "uefi" if disk.info.uefi else "bios"
+            return DiskFacts(fmt, firmware, disk.os.short, agent, has_cloud_init(disk.root))
     except DiskError:
         with contextlib.suppress(DiskError), open_disk(path, need_os=False) as disk:
             return DiskFacts(fmt, "uefi" if disk.info.uefi else "bios", "unknown", False)

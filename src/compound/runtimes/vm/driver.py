@@ -32,7 +32,7 @@ from typing import IO, Any
 import docker
 
 from compound.engine import connect, containers
-from compound.engine.resources import remove_volume
+from compound.engine.resources import ensure_volume, remove_volume
 from compound.errors import CompoundError, EngineError, NotSupportedError, ServiceError, VMError
 from compound.runtimes.base import (
     LABEL_IMAGE_ID,
@@ -53,7 +53,7 @@ from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.runtimes.imagemounts import with_image_volumes
 from compound.spec.model import Project, Service, VolumeMount
 
-from . import legacy
+from . import cloudseed, legacy
 from ._util import default_cache_dir
 from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
@@ -411,6 +411,15 @@ class VMDriver(Driver):
         )
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (run_dir / "config.base").write_text("# a legacy disk: configured by DHCP\n")
+        if lp.facts.cloud_init:
+            # the NoCloud seed (cloudseed.py): hostname, SSH key; the
+            # launcher adds network-config once it knows the guest's MAC
+            cloudseed.write_seed(
+                run_dir,
+                project.name,
+                f"compound-{project.name}-{service.name}-{number}",
+                legacy.guest_hostname(service.name, number, service.hostname),
+            )
         conf = {
             "COMPOUND_NET": vm.net,
             "COMPOUND_SLIRP_NETDEV": "user,id=net0",
@@ -425,6 +434,7 @@ class VMDriver(Driver):
         host: dict[str, Any] = {k: v for k, v in host_in.items() if k in _KEEP_HOST}
         host["Binds"] = [f"{lp.disk}:{legacy.IN_DISK}:ro", f"{run_dir}:{IN_RUN}"]
         if lp.persist_volume:
+            ensure_volume(self.client, project, legacy.overlay_volume(project.name, service.name))
             host["Mounts"] = [
                 {"Type": "volume", "Source": lp.persist_volume, "Target": str(legacy.IN_PERSIST)}
             ]
@@ -481,6 +491,7 @@ class VMDriver(Driver):
                 "memory_mib": memory_mib,
                 "os": lp.facts.os,
                 "firmware": lp.facts.firmware,
+                "cloud_init": lp.facts.cloud_init,
             },
         )
 

@@ -250,6 +250,19 @@ legacy_dhcp() {
     : > "$STATE/udhcpd.leases"
     busybox udhcpd -S "$STATE/udhcpd.conf" || return 1
     echo "dhcp $ip" >> "$STATE/effective"
+    SEED_MAC=$mac SEED_IP=$ip
+}
+# A guest with cloud-init gets a NoCloud seed (cloudseed.py): the host wrote
+# meta-data, user-data and network-config.in into $RUN/seed; the NIC to
+# configure (by the MAC it has here) and its address are known only now.
+SEED_MAC= SEED_IP=
+legacy_seed() {
+    seed=$RUN/seed
+    [ -f "$seed/network-config.in" ] || return 0
+    if [ -n "$SEED_MAC" ]; then match="macaddress: \"$SEED_MAC\""; else match='name: "e*"'; fi
+    sed -e "s|@MATCH@|$match|" -e "s|@ADDRESS@|${SEED_IP:-its address}|" \
+        "$seed/network-config.in" > "$seed/network-config" || return 1
+    echo "seed ${SEED_IP:-dhcp}" >> "$STATE/effective"
 }
 slirp() { add -netdev "$COMPOUND_SLIRP_NETDEV" -device "$DEV,netdev=net0"; }
 case "$COMPOUND_NET" in
@@ -269,6 +282,10 @@ case "$COMPOUND_NET" in
         echo "net user" >> "$STATE/effective"
         ;;
 esac
+if [ -n "$COMPOUND_LEGACY" ] && ! legacy_seed; then
+    log "cannot write the guest's cloud-init network-config"
+    exit 125
+fi
 
 # --- volumes -----------------------------------------------------------------------
 # COMPOUND_SHARES: one "tag<TAB>dir<TAB>ro|rw" per line. virtio-fs needs one

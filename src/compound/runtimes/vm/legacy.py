@@ -24,12 +24,15 @@ import contextlib
 import hashlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from compound.errors import NotSupportedError, ServiceError, VMError
+from compound.spec.model import Volume
 
+from .cloudseed import LABEL as SEED_LABEL
+from .cloudseed import SEED_DIR
 from .diskread import DiskFacts, disk_facts
 from .launcher import IN_STATE
 from .qemu import Accel, GuestAgent, qmp
@@ -38,7 +41,10 @@ LABEL_VM_DISK = "io.compound.vm.disk"
 LABEL_VM_OS = "io.compound.vm.os"
 LABEL_VM_FIRMWARE = "io.compound.vm.firmware"
 LABEL_VM_AGENT = "io.compound.vm.guest-agent"
+LABEL_VM_CLOUD_INIT = "io.compound.vm.cloud-init"
 LABEL_VM_PERSIST = "io.compound.vm.persist-volume"
+# on the volume holding a persistent disk service's overlay: the service
+LABEL_VM_OVERLAY_OF = "io.compound.vm.disk-overlay-of"
 
 IN_DISK = PurePosixPath("/compound/disk")
 IN_PERSIST = PurePosixPath("/var/lib/compound/persist")
@@ -77,14 +83,23 @@ def disk_id(path: Path) -> str:
 
 
 def persist_volume_name(project: str, service: str) -> str:
-    return f"{project}_{service}-disk-overlay"
+    return overlay_volume(project, service).name
+
+
+def overlay_volume(project: str, service: str) -> Volume:
+    """The project volume holding a ``persistent: true`` disk service's
+    overlay: labelled as the project's (so ``compound volume ls/backup/
+    restore`` and ``down -v`` see it) and as this service's overlay (so a
+    backup can refuse to copy it while QEMU has it open)."""
+    key = f"{service}-disk-overlay"
+    return Volume(key=key, name=f"{project}_{key}", labels={LABEL_VM_OVERLAY_OF: service})
 
 
 def plan(project: str, service: str, disk: str, persistent: bool, firmware: str) -> LegacyPlan:
     path = Path(disk).resolve()  # the label lift compares against
     facts = facts_for(path)
     if firmware != "auto":
-        facts = DiskFacts(facts.format, firmware, facts.os, facts.guest_agent)
+        facts = replace(facts, firmware=firmware)
     if persistent:
         vol = persist_volume_name(project, service)
         return LegacyPlan(path, facts, IN_PERSIST / "root.qcow2", vol)
@@ -132,6 +147,15 @@ def qemu_argv(name: str, accel: Accel, memory_mib: int, vcpus: int, lp: LegacyPl
         "-device",
         "virtserialport,bus=vser.0,chardev=qga,name=org.qemu.guest_agent.0",
     ]
+    if lp.facts.cloud_init:
+        # the NoCloud seed: the run dir's seed/ as a read-only FAT volume
+        # labelled cidata, made by QEMU itself (cloudseed.py says why)
+        argv += [
+            "-drive",
+            f"if=none,id=seed,driver=vvfat,dir={run}/{SEED_DIR},label={SEED_LABEL},read-only=on",
+            "-device",
+            "virtio-blk-pci,drive=seed",
+        ]
     if lp.facts.firmware == "uefi":
         argv += [
             "-drive",
@@ -157,10 +181,21 @@ def labels(lp: LegacyPlan) -> dict[str, str]:
         LABEL_VM_OS: lp.facts.os,
         LABEL_VM_FIRMWARE: lp.facts.firmware,
         LABEL_VM_AGENT: "yes" if lp.facts.guest_agent else "no",
+        LABEL_VM_CLOUD_INIT: "yes" if lp.facts.cloud_init else "no",
     }
     if lp.persist_volume:
         out[LABEL_VM_PERSIST] = lp.persist_volume
     return out
+
+
+def guest_hostname(service: str, number: int, declared: str | None) -> str:
+    """The hostname cloud-init gives the guest: the service's ``hostname:``,
+    else the service name (``-N`` for replicas after the first), made a
+    valid hostname."""
+    import re
+
+    name = declared or (service if number <= 1 else f"{service}-{number}")
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63] or "vm"
 
 
 def is_legacy(instance_labels: dict[str, str]) -> bool:
@@ -172,11 +207,12 @@ def wait_ready(
     agent: bool,
     running: Any,
     fail: Any,
-    timeout: float = LEGACY_BOOT_TIMEOUT,
+    timeout: float | None = None,
 ) -> None:
     """QEMU running (QMP says so), then, for a guest with the agent, the
     agent answering; ``running()`` says whether the launcher still runs,
     ``fail(what)`` makes the error (with the console tail)."""
+    timeout = LEGACY_BOOT_TIMEOUT if timeout is None else timeout
     started = time.monotonic()
     qmp_ok = False
     while True:

@@ -89,6 +89,9 @@ class LiftResult:
     not_carried: list[str]
     compose_file: str
     seconds: float
+    oneshots: list[str] = field(default_factory=list)  # run first, in order, by the init
+    sockets: list[str] = field(default_factory=list)  # socket-activated, started at once
+    schedules: list[dict[str, Any]] = field(default_factory=list)  # cron lines and timers
     size_bytes: int = 0
     removed: list[str] = field(default_factory=lambda: [e.lstrip("./") for e in EXCLUDES])
 
@@ -111,16 +114,20 @@ def _sh(words: list[str]) -> str:
 
 def init_script(units: list[Unit]) -> str:
     """A small init (sh) that starts every lifted service the way its unit
-    said (user, environment, working dir, pre-start commands), forwards
-    SIGTERM to them, and exits when one of them exits (so the engine's
-    restart policy takes over, as systemd's Restart= would)."""
+    said (user, environment, working dir, pre-start commands): first the
+    oneshot units, one after the other to their end (as systemd orders a
+    oneshot before what comes after it), then the long-running ones in the
+    background. It forwards SIGTERM to them, and exits when one of them
+    exits (so the engine's restart policy takes over, as systemd's
+    Restart= would)."""
     lines = [
         "#!/bin/sh",
         "# compound lift: runs the services the VM started at boot (one per unit)",
         "pids=",
         "trap 'kill -TERM $pids 2>/dev/null; wait; exit 0' TERM INT",
     ]
-    for u in units:
+    ordered = [u for u in units if u.type == "oneshot"] + [u for u in units if u.type != "oneshot"]
+    for u in ordered:
         lines.append(f"# {u.kind} {u.name}")
         for d in u.runtime_dirs:
             lines.append(f"mkdir -p /run/{shlex.quote(d)}")
@@ -138,7 +145,9 @@ def init_script(units: list[Unit]) -> str:
                 f"setpriv --reuid={shlex.quote(u.user)} --regid={shlex.quote(u.group or u.user)}"
                 f" --init-groups {cmd}"
             )
-        if u.type == "forking":
+        if u.type == "oneshot":
+            lines.append(f"({cd}exec {cmd}) || echo 'lift-init: {u.name} failed' >&2")
+        elif u.type == "forking":
             # it daemonises: follow its PID file (or its first child) instead
             lines.append(f"({cd}{cmd}) || echo 'lift-init: {u.name} failed to start' >&2")
             if u.pid_file:
@@ -249,8 +258,11 @@ def lift(
         if not found.units:
             command, needs_init = ["/bin/sh"], False
         not_carried = [
-            f"cron job {j}: run it as its own service or from the host" for j in found.cron
+            f"{j.source} {j.name} ({j.schedule}): no scheduler in a container;"
+            f" {j.suggestion(service)}"
+            for j in found.schedules
         ]
+        not_carried += found.notes
         not_carried += [f"kernel module {m}: load it on the host" for m in found.kernel_modules]
         for u in found.units:
             not_carried += [f"{u.name}: {k} (systemd-only)" for k in u.not_carried]
@@ -301,10 +313,19 @@ def lift(
             compose_file=str(compose_out),
             seconds=round(time.monotonic() - t0, 1),
             size_bytes=int(image.attrs.get("Size") or 0),
+            oneshots=found.oneshots,
+            sockets=found.sockets,
+            schedules=[{**asdict(j), "suggestion": j.suggestion(service)} for j in found.schedules],
         )
         _write_atomic(compose_out, fragment(res, found, restart))
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise LiftError(f"the engine refused the lifted image: {exc}") from exc
+    except BaseException as exc:
+        # a lift that did not finish (an engine error, Ctrl-C, SIGTERM)
+        # leaves no image behind, not even under a temporary tag
+        with contextlib.suppress(Exception):
+            client.images.remove(image_id, force=True)
+        if isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException):
+            raise LiftError(f"the engine refused the lifted image: {exc}") from exc
+        raise
     return res
 
 
@@ -318,10 +339,16 @@ def _import(
         out = client.api.import_image_from_stream(
             proc.stdout, repository=repo, tag=temp_tag, changes=changes
         )
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except BaseException as exc:
+        # an engine error or an interruption (Ctrl-C, SIGTERM): tar must end
+        # before the disk is unmounted, and a half import must not stay
         proc.kill()
         proc.wait()
-        raise LiftError(f"docker import of the lifted root failed: {exc}") from exc
+        with contextlib.suppress(Exception):
+            client.images.remove(f"{repo}:{temp_tag}", force=True)
+        if isinstance(exc, docker.errors.DockerException | requests.exceptions.RequestException):
+            raise LiftError(f"docker import of the lifted root failed: {exc}") from exc
+        raise
     rc = proc.wait()
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     text = out if isinstance(out, str) else str(out)

@@ -1,14 +1,20 @@
 """What ``compound lift`` finds on a VM's root filesystem, read offline:
 enabled services (systemd units and SysV scripts), their commands, users
 and environment, the ports their configuration listens on, data
-directories, and what a container cannot carry (cron, kernel modules,
-systemd-only features). Pure file reading: no mount, no engine, so the
-rules are unit-tested on a directory tree.
+directories, and what a container cannot carry (kernel modules,
+systemd-only features). Also what systemd starts other than at boot:
+- socket-activated services (enabled ``.socket`` units): the service is
+  started with the others and the socket's ports are its ports (it must
+  listen itself; an ``Accept=yes`` inetd-style socket is not carried);
+- ``Type=oneshot`` services: run once, in order, before the others;
+- timers and cron jobs: compound has no scheduler, so each becomes a
+  ``Schedule`` with a suggestion (the host's cron running ``compound exec``).
+Pure file reading: no mount, no engine, so the rules are unit-tested on a
+directory tree.
 """
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import shlex
@@ -101,6 +107,34 @@ class Unit:
     runtime_dirs: list[str] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)  # "Key=value" a container loses
     ports: list[int] = field(default_factory=list)
+    socket: str = ""  # the .socket unit that activated it on the VM
+
+
+@dataclass
+class Schedule:
+    """A job the VM ran on a schedule (a cron line or a systemd timer)."""
+
+    source: str  # "cron" | "timer"
+    name: str  # "/etc/cron.d/app-stamp" | "backup.timer"
+    schedule: str  # "* * * * *" | "OnCalendar=daily"
+    user: str
+    command: list[str]
+
+    def suggestion(self, service: str) -> str:
+        """How to keep running it next to the lifted service: compound has
+        no scheduler of its own, the host's cron (or a systemd timer) runs
+        ``compound exec`` on schedule."""
+        argv = ["compound", "exec", "-T"]
+        if self.user and self.user != "root":
+            argv += ["-u", self.user]
+        argv += [service, *self.command]
+        run = " ".join(shlex.quote(a) for a in argv)
+        if self.source == "cron":
+            return f"host crontab: {self.schedule} {run}"
+        cal = self.schedule.split("=", 1)[1] if self.schedule.startswith("OnCalendar=") else ""
+        if cal:
+            return f"host: systemd-run --on-calendar={shlex.quote(cal)} {run}"
+        return f"host cron or timer ({self.schedule}): {run}"
 
 
 @dataclass
@@ -113,6 +147,9 @@ class Scan:
     cron: list[str] = field(default_factory=list)
     kernel_modules: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    schedules: list[Schedule] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)  # "x.socket -> x.service (ports)"
+    oneshots: list[str] = field(default_factory=list)  # run before the others, in order
 
 
 def _within(root: Path, target: str) -> Path:
@@ -141,14 +178,12 @@ def find_unit(root: Path, name: str) -> Path | None:
     return None
 
 
-def parse_unit(root: Path, name: str, path: Path) -> Unit:
-    cp = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    cp.optionxform = str  # type: ignore[assignment,method-assign]
-    text = path.read_text(errors="replace")
-    # repeated keys (Environment=, ExecStartPre=) are folded by hand below
+def unit_section(path: Path, wanted: str) -> dict[str, list[str]]:
+    """The keys of one section of a unit file, repeated keys kept in order
+    (Environment=, ExecStartPre=, ListenStream=, OnCalendar= may repeat)."""
     multi: dict[str, list[str]] = {}
     section = ""
-    for raw in text.splitlines():
+    for raw in path.read_text(errors="replace").splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -156,8 +191,13 @@ def parse_unit(root: Path, name: str, path: Path) -> Unit:
             section = line[1:-1]
             continue
         k, sep, v = line.partition("=")
-        if sep and section == "Service":
+        if sep and section == wanted:
             multi.setdefault(k.strip(), []).append(v.strip())
+    return multi
+
+
+def parse_unit(root: Path, name: str, path: Path) -> Unit:
+    multi = unit_section(path, "Service")
     unit = Unit(name, "systemd")
     for v in multi.get("ExecStart", []):
         if v:
@@ -186,20 +226,77 @@ def parse_unit(root: Path, name: str, path: Path) -> Unit:
     for k, vs in multi.items():
         if k not in CARRIED_KEYS:
             unit.not_carried += [f"{k}={v}" for v in vs]
-    del cp
     return unit
 
 
-def enabled_units(root: Path) -> list[str]:
-    """Services enabled for boot: the .wants links of the targets a server
-    boots into (multi-user, graphical, default)."""
+BOOT_TARGETS = ("multi-user.target.wants", "graphical.target.wants", "default.target.wants")
+
+
+def enabled_units(root: Path, suffix: str = ".service", targets: tuple[str, ...] = ()) -> list[str]:
+    """Units enabled for boot: the .wants links of the targets a server
+    boots into (multi-user, graphical, default), plus ``targets``."""
     names: list[str] = []
     base = root / "etc/systemd/system"
-    for target in ("multi-user.target.wants", "graphical.target.wants", "default.target.wants"):
+    for target in (*BOOT_TARGETS, *targets):
         d = base / target
         if d.is_dir():
-            names += sorted(p.name for p in d.iterdir() if p.name.endswith(".service"))
+            names += sorted(p.name for p in d.iterdir() if p.name.endswith(suffix))
     return list(dict.fromkeys(names))
+
+
+def _listen_port(value: str) -> int | None:
+    """The TCP/UDP port of a ListenStream=/ListenDatagram= value (a path or
+    a netlink/vsock address is not a port)."""
+    last = value.rsplit(":", 1)[-1].strip("[]")
+    return int(last) if last.isdigit() else None
+
+
+def socket_units(root: Path) -> list[tuple[str, str, list[int], bool]]:
+    """Enabled application sockets: (socket, service it activates, ports, Accept=yes)."""
+    found = []
+    for name in enabled_units(root, ".socket", ("sockets.target.wants",)):
+        stem = name.removesuffix(".socket")
+        if SYSTEM_UNITS.match(stem) or stem.startswith("dm-event"):
+            continue
+        path = find_unit(root, name)
+        if path is None:
+            continue
+        sec = unit_section(path, "Socket")
+        ports = sorted(
+            {
+                p
+                for k in ("ListenStream", "ListenDatagram", "ListenSequentialPacket")
+                for v in sec.get(k, [])
+                if (p := _listen_port(v)) is not None
+            }
+        )
+        accept = (sec.get("Accept") or ["no"])[-1].lower() in ("yes", "true", "1", "on")
+        service = (sec.get("Service") or [f"{stem}@.service" if accept else f"{stem}.service"])[-1]
+        found.append((name, service, ports, accept))
+    return found
+
+
+def timers(root: Path) -> list[Schedule]:
+    """Enabled application timers, with the command of the service each starts."""
+    out = []
+    for name in enabled_units(root, ".timer", ("timers.target.wants",)):
+        stem = name.removesuffix(".timer")
+        if SYSTEM_UNITS.match(stem):
+            continue
+        path = find_unit(root, name)
+        if path is None:
+            continue
+        sec = unit_section(path, "Timer")
+        when = [
+            f"{k}={v}"
+            for k in ("OnCalendar", "OnBootSec", "OnStartupSec", "OnUnitActiveSec", "OnActiveSec")
+            for v in sec.get(k, [])
+        ]
+        target = (sec.get("Unit") or [f"{stem}.service"])[-1]
+        upath = find_unit(root, target)
+        unit = parse_unit(root, target, upath) if upath else Unit(target, "systemd")
+        out.append(Schedule("timer", name, "; ".join(when) or "?", unit.user, unit.exec_start))
+    return out
 
 
 def sysv_scripts(root: Path, systemd_names: set[str]) -> list[str]:
@@ -282,24 +379,47 @@ def data_dirs(root: Path) -> list[str]:
     return out
 
 
-def cron_jobs(root: Path) -> list[str]:
+def _cron_line(line: str, user: str | None) -> tuple[str, str, str] | None:
+    """(schedule, user, command) of a crontab line; ``user`` is the owner of
+    a user crontab (system crontabs name the user in a sixth field)."""
+    s = line.strip()
+    if not s or s.startswith("#") or re.match(r"^\w+\s*=", s):
+        return None
+    words = s.split()
+    n = 1 if words[0].startswith("@") else 5
+    if user is None:
+        if len(words) < n + 2:
+            return None
+        return " ".join(words[:n]), words[n], " ".join(words[n + 1 :])
+    if len(words) < n + 1:
+        return None
+    return " ".join(words[:n]), user, " ".join(words[n:])
+
+
+def cron_jobs(root: Path, schedules: list[Schedule] | None = None) -> list[str]:
+    """Cron lines as text (for the report); each also appended to ``schedules``."""
     jobs = []
+    sources: list[tuple[Path, str, str | None]] = []
     d = root / "etc/cron.d"
     if d.is_dir():
         for f in sorted(d.iterdir()):
             if f.name.startswith(".") or f.name in ("e2scrub_all", "popularity-contest"):
                 continue
-            for line in f.read_text(errors="replace").splitlines():
-                s = line.strip()
-                if s and not s.startswith("#") and not re.match(r"^\w+=", s):
-                    jobs.append(f"/etc/cron.d/{f.name}: {s}")
+            sources.append((f, f"/etc/cron.d/{f.name}", None))
     spool = root / "var/spool/cron/crontabs"
     if spool.is_dir():
-        for f in sorted(spool.iterdir()):
-            for line in f.read_text(errors="replace").splitlines():
-                s = line.strip()
-                if s and not s.startswith("#"):
-                    jobs.append(f"crontab of {f.name}: {s}")
+        sources += [(f, f"crontab of {f.name}", f.name) for f in sorted(spool.iterdir())]
+    for f, label, owner in sources:
+        if not f.is_file():
+            continue
+        for line in f.read_text(errors="replace").splitlines():
+            parsed = _cron_line(line, owner)
+            if parsed is None:
+                continue
+            jobs.append(f"{label}: {line.strip()}")
+            if schedules is not None:
+                when, user, command = parsed
+                schedules.append(Schedule("cron", label, when, user, ["sh", "-c", command]))
     return jobs
 
 
@@ -321,6 +441,18 @@ def kernel_modules(root: Path) -> list[str]:
 def scan(root: Path) -> Scan:
     out = Scan()
     names = enabled_units(root)
+    sockets = socket_units(root)
+    activated: dict[str, tuple[str, list[int]]] = {}
+    for sock, service, ports, accept in sockets:
+        if accept:
+            out.notes.append(
+                f"{sock}: Accept=yes starts {service} per connection (inetd style):"
+                " not carried; run the program as a daemon, or under socat/xinetd"
+            )
+            continue
+        activated[service] = (sock, ports)
+        if service not in names:
+            names.append(service)
     for name in names:
         stem = name.removesuffix(".service")
         if SYSTEM_UNITS.match(stem):
@@ -334,6 +466,15 @@ def scan(root: Path) -> Scan:
             out.skipped_units.append(name)
             continue
         unit.ports = nginx_ports(root) if stem == "nginx" else unit_ports(unit)
+        if name in activated:
+            unit.socket, sock_ports = activated[name]
+            unit.ports = sorted({*unit.ports, *sock_ports})
+            out.sockets.append(
+                f"{unit.socket} -> {name} (ports {', '.join(map(str, sock_ports)) or '-'}):"
+                " started with the container instead of on the first connection"
+            )
+        if unit.type == "oneshot":
+            out.oneshots.append(name)
         out.units.append(unit)
     for script in sysv_scripts(root, set(names)):
         if SYSTEM_UNITS.match(script) or script in ("rc.local", "bootlogs", "rmnologin"):
@@ -344,6 +485,7 @@ def scan(root: Path) -> Scan:
     out.users = users(root) + sorted({u.user for u in out.units if u.user} - set(users(root)))
     out.data_dirs = data_dirs(root)
     out.ports = sorted({p for u in out.units for p in u.ports})
-    out.cron = cron_jobs(root)
+    out.cron = cron_jobs(root, out.schedules)
+    out.schedules += timers(root)
     out.kernel_modules = kernel_modules(root)
     return out
