@@ -16,13 +16,12 @@ import docker
 import docker.errors
 import yaml
 
-from compound.errors import NotSupportedError
 from compound.placement import place
-from compound.placement.node_constraints import vm_services
+from compound.placement.node_constraints import vm_services as vm_service_names
 from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
 
-from . import records, swarm
+from . import records, registry, swarm, vm_services
 from .engine import client
 from .errors import HostError, SwarmError
 from .inventory import host_of
@@ -199,14 +198,6 @@ def deliver_images(
 def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any]:
     inventory = [host_of(r) for r in members]
     packing = place([project], inventory)
-    vms = vm_services(list(packing.demands))
-    if vms:
-        raise NotSupportedError(
-            f"services {', '.join(vms)} run as VMs, and VM services on Swarm are not "
-            "implemented yet (the launcher needs /dev/net/tun and NET_ADMIN, and the VM's "
-            "kernel, initramfs and base disk must travel as an image)",
-            hint="run them with `compound up` on one host, or set x-compound.runtime: container",
-        )
     if packing.unplaced:
         lines = "; ".join(f"{u.key}: {u.reason}" for u in packing.unplaced)
         raise SwarmError(
@@ -222,6 +213,40 @@ def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any
         ipvs=bool(manager_facts.get("ipvs")),
     )
     return stack, packing
+
+
+def _vms_as_launchers(
+    project: Project,
+    stack: Stack,
+    vms: list[str],
+    manager: HostRecord,
+    address: str,
+    members: list[HostRecord],
+    progress: Progress,
+) -> None:
+    """VM services become services running their launcher, from their
+    containerDisk image in the Swarm's registry, named by digest."""
+    if not address:
+        raise SwarmError(
+            f"the manager {manager.name} is not ready", hint="`compound swarm ls` shows it"
+        )
+    built = vm_services.build_images(project, vms, progress=progress)
+    where = registry.ensure(
+        manager,
+        address,
+        members,
+        docker_cli,
+        lambda images, hosts: deliver_images(images, hosts, progress),
+        progress=progress,
+    )
+    deliver_images({tag for _, tag in built.values()}, [manager], progress)
+    services = stack.data["services"]
+    for name, (req, tag) in built.items():
+        progress(f"{name}: pushing its containerDisk to the Swarm's registry ({where})")
+        ref = registry.push(manager, tag, where, docker_cli)
+        services[name] = vm_services.launcher_service(services[name], req, ref)
+    # a VM's image is inside its containerDisk: the nodes need only the containers'
+    stack.images = {str(svc["image"]) for n, svc in services.items() if n not in built}
 
 
 def label_kernels(manager: HostRecord, packing: Any) -> None:
@@ -243,13 +268,18 @@ def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 30
     t0 = time.monotonic()
     rec = swarm.load()
     manager = records.load(rec.manager)
-    members = [r for r, _ in ready_members()]
+    ready = ready_members()
+    members = [r for r, _ in ready]
     if not members:
         raise SwarmError("no Swarm node is ready", hint="`compound swarm ls` shows the nodes")
     stack, packing = build_stack(project, members)
     label_kernels(manager, packing)
     for w in stack.warnings:
         progress(f"WARN {w}")
+    vms = vm_service_names(list(packing.demands))
+    if vms:
+        address = next((n["address"] for r, n in ready if r.name == manager.name), "")
+        _vms_as_launchers(project, stack, vms, manager, address, members, progress)
     sent = deliver_images(stack.images, members, progress)
     path = stacks_dir() / f"{project.name}.yaml"
     atomic_write(path, yaml.safe_dump(stack.data, sort_keys=False).encode(), 0o600)
