@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import docker
@@ -196,7 +196,12 @@ def deliver_images(
 
 
 def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any]:
-    inventory = [host_of(r) for r in members]
+    # on the Swarm a VM may run under TCG: where the node says compound.vm ==
+    # yes (KVM, or /dev/net/tun for TCG), the constraint its service gets
+    inventory = [
+        replace(h, kvm=h.kvm or h.labels.get(f"{swarm.LABEL_PREFIX}vm") == "yes")
+        for h in (host_of(r) for r in members)
+    ]
     packing = place([project], inventory)
     if packing.unplaced:
         lines = "; ".join(f"{u.key}: {u.reason}" for u in packing.unplaced)
