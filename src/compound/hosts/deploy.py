@@ -21,7 +21,7 @@ from compound.placement.node_constraints import vm_services as vm_service_names
 from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
 
-from . import records, registry, swarm, vm_services
+from . import records, swarm
 from .engine import client
 from .errors import HostError, SwarmError
 from .inventory import host_of
@@ -31,6 +31,8 @@ from .stack import Stack, translate
 Progress = Callable[[str], None]
 NAMESPACE = "com.docker.stack.namespace"
 UNSCHEDULABLE_GRACE = 15.0  # seconds a task may wait for a node that fits
+POLL = 0.2  # seconds between convergence checks (one API call each)
+DETAILS_EVERY = 2.0  # seconds between reads of every task's state and error
 
 
 def _quiet(_: str) -> None:
@@ -235,6 +237,8 @@ def _vms_as_launchers(
         raise SwarmError(
             f"the manager {manager.name} is not ready", hint="`compound swarm ls` shows it"
         )
+    from . import registry, vm_services  # the VM runtime: imported when a VM is deployed
+
     built = vm_services.build_images(project, vms, progress=progress)
     where = registry.ensure(
         manager,
@@ -287,7 +291,10 @@ def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 30
         _vms_as_launchers(project, stack, vms, manager, address, members, progress)
     sent = deliver_images(stack.images, members, progress)
     path = stacks_dir() / f"{project.name}.yaml"
-    atomic_write(path, yaml.safe_dump(stack.data, sort_keys=False).encode(), 0o600)
+    # libyaml's emitter where present: a tenth of the pure-Python one's time
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(stack.data, Dumper=dumper, sort_keys=False)
+    atomic_write(path, text.encode(), 0o600)
     progress(f"docker stack deploy {project.name} (manager {manager.name})")
     docker_cli(
         manager,
@@ -315,10 +322,13 @@ def _services(mc: docker.DockerClient, project: str) -> list[Any]:
     return list(mc.services.list(filters={"label": f"{NAMESPACE}={project}"}))
 
 
-def service_status(mc: docker.DockerClient, project: str) -> dict[str, dict[str, Any]]:
-    """Per service: desired and running tasks, update state, and for services
-    not yet converged their tasks' errors and pending reasons. One API call
-    when everything runs (``docker service ls`` asks the same), two otherwise."""
+def service_status(
+    mc: docker.DockerClient, project: str, *, details: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Per service: desired and running tasks, update state, and (``details``)
+    for services not yet converged their tasks' errors and pending reasons.
+    One API call when everything runs (``docker service ls`` asks the same),
+    two otherwise."""
     services = mc.api.services(  # type: ignore[no-untyped-call]
         filters={"label": f"{NAMESPACE}={project}"}, status=True
     )
@@ -335,7 +345,7 @@ def service_status(mc: docker.DockerClient, project: str) -> dict[str, dict[str,
             "pending": [],
         }
         by_id[svc["ID"]] = name
-    if any(st["running"] != st["desired"] for st in out.values()):
+    if details and any(st["running"] != st["desired"] for st in out.values()):
         for t in mc.api.tasks(filters={"desired-state": "running"}):  # type: ignore[no-untyped-call]
             name = by_id.get(t.get("ServiceID", ""))
             if name is None:
@@ -360,16 +370,22 @@ def wait_converged(
     deadline = time.monotonic() + timeout
     status: dict[str, dict[str, Any]] = {}
     unschedulable_since: float | None = None
+    next_details = 0.0
     while time.monotonic() < deadline:
-        status = service_status(mc, project)
-        # no node satisfies the constraints: waiting will not help
-        stuck = any("no suitable node" in m for s in status.values() for m in s["pending"])
-        if not stuck:
-            unschedulable_since = None
-        elif unschedulable_since is None:
-            unschedulable_since = time.monotonic()
-        elif time.monotonic() - unschedulable_since > UNSCHEDULABLE_GRACE:
-            break
+        # the services' counts often (one call); why tasks wait, every 2 s
+        details = time.monotonic() >= next_details
+        if details:
+            next_details = time.monotonic() + DETAILS_EVERY
+        status = service_status(mc, project, details=details)
+        if details:
+            # no node satisfies the constraints: waiting will not help
+            stuck = any("no suitable node" in m for s in status.values() for m in s["pending"])
+            if not stuck:
+                unschedulable_since = None
+            elif unschedulable_since is None:
+                unschedulable_since = time.monotonic()
+            elif time.monotonic() - unschedulable_since > UNSCHEDULABLE_GRACE:
+                break
         done = all(
             s in status
             and status[s]["running"] == status[s]["desired"]
@@ -378,7 +394,8 @@ def wait_converged(
         )
         if done:
             return
-        time.sleep(0.5)
+        time.sleep(POLL)
+    status = service_status(mc, project)  # with every task's reason
     bad = []
     for s in services:
         st = status.get(s)
