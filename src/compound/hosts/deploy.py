@@ -197,7 +197,11 @@ def deliver_images(
     return sent
 
 
-def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any]:
+def build_stack(
+    project: Project, members: list[HostRecord], *, ipvs: bool | None = None
+) -> tuple[Stack, Any]:
+    """The stack file and the planner's packing; ``ipvs``: whether the
+    Swarm's kernel has it (default: as measured on the manager)."""
     # on the Swarm a VM may run under TCG: where the node says compound.vm ==
     # yes (KVM, or /dev/net/tun for TCG), the constraint its service gets
     inventory = [
@@ -212,12 +216,13 @@ def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any
             hint="add hosts (`compound host create`, `compound swarm join`) or lower reservations",
         )
     demands = {d.service: d for d in packing.demands}
-    manager_facts = records.load(swarm.load().manager).facts
+    if ipvs is None:
+        ipvs = bool(records.load(swarm.load().manager).facts.get("ipvs"))
     stack = translate(
         project,
         demands,
         volume_hosts=_volume_hosts(project, _mounts(project), packing, members),
-        ipvs=bool(manager_facts.get("ipvs")),
+        ipvs=ipvs,
     )
     return stack, packing
 
@@ -253,7 +258,7 @@ def _vms_as_launchers(
     for name, (req, tag) in built.items():
         progress(f"{name}: pushing its containerDisk to the Swarm's registry ({where})")
         ref = registry.push(manager, tag, where, docker_cli)
-        services[name] = vm_services.launcher_service(services[name], req, ref)
+        services[name] = vm_services.launcher_service(services[name], req.config, ref)
     # a VM's image is inside its containerDisk: the nodes need only the containers'
     stack.images = {str(svc["image"]) for n, svc in services.items() if n not in built}
 

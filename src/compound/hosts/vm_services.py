@@ -70,18 +70,19 @@ def _healthcheck(check: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def launcher_service(entry: dict[str, Any], req: LauncherRequest, image: str) -> dict[str, Any]:
+def launcher_service(entry: dict[str, Any], config: dict[str, Any], image: str) -> dict[str, Any]:
     """The stack-file service ``entry`` (as stack.translate made it for a
-    container) rewritten to run ``req``'s launcher from ``image``."""
+    container) rewritten to run the launcher whose Engine create request is
+    ``config`` (``LauncherRequest.config``) from ``image``."""
     out = {k: v for k, v in entry.items() if k not in _GUEST_KEYS}
-    host = req.config["HostConfig"]
+    host = config["HostConfig"]
     out["image"] = image
-    out["command"] = list(req.config["Cmd"])
+    out["command"] = list(config["Cmd"])
     out["stop_signal"] = "SIGTERM"
     out["cap_drop"] = list(host["CapDrop"])
     out["cap_add"] = [*host["CapAdd"], *(c for c in SWARM_CAPS if c not in host["CapAdd"])]
     out["read_only"] = True
-    health = _healthcheck(req.config.get("Healthcheck"))
+    health = _healthcheck(config.get("Healthcheck"))
     if health:
         out["healthcheck"] = health
     volumes: list[dict[str, Any]] = [
@@ -104,7 +105,7 @@ def launcher_service(entry: dict[str, Any], req: LauncherRequest, image: str) ->
     deploy["resources"] = resources
     out["deploy"] = deploy
     labels = dict(out.get("labels") or {})
-    labels.update({k: v for k, v in req.config["Labels"].items() if k.startswith("io.compound.vm")})
+    labels.update({k: v for k, v in config["Labels"].items() if k.startswith("io.compound.vm")})
     labels["io.compound.runtime"] = "vm"
     out["labels"] = labels
     return out
