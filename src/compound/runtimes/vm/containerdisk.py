@@ -4,7 +4,7 @@ the VM's launcher, as KubeVirt's containerDisk carries a VM's disk.
 It is the launcher image plus, for one service, what the single-host driver
 bind-mounts from this machine: the guest kernel, the initramfs, the base
 disk, and the run dir's ``config.base`` and ``launcher.conf``. The base
-disk travels as qcow2 (only the clusters the image's files use: a few MB
+disk travels as qcow2 (only the clusters the image's files use: 3 MB
 for busybox where the raw ext4 is 600 MB apparent), and the instance's
 overlay is made over it at start. The tag is the hash of all of it, so an
 unchanged service finds its image with one inspect.
@@ -63,7 +63,7 @@ class ContainerDisk:
 
 
 def base_qcow2(raw: Path, cache_dir: Path) -> Path:
-    """The raw base disk as compressed-free qcow2 (cached by the disk's name,
+    """The raw base disk as qcow2 (cached by the disk's name,
     which is its image's id; written aside and renamed into place)."""
     out = cache_dir / "containerdisk" / f"{raw.stem}.qcow2"
     if out.exists():
