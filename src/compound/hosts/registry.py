@@ -14,6 +14,7 @@ restart on hosts compound merely adopted, and pulls are authenticated.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl
 import subprocess
@@ -49,6 +50,7 @@ http:
     key: /run/secrets/{SECRET_KEY}
 """
 READY_TIMEOUT = 90.0
+LABEL_CERT = "io.compound.registry.cert"  # which certificate the service serves
 
 
 def image() -> debimage.DebImage:
@@ -143,8 +145,31 @@ def ensure(
     trust(members, address, (d / "ca.crt").read_text())
     if _answers(address, d / "ca.crt"):
         return f"{address}:{PORT}"
-    existing = docker_cli(manager, ["service", "ls", "-q", "--filter", f"name={SERVICE}"])
-    if not existing.strip():
+    # the certificate the service must serve (a new one when the manager's
+    # address changed): secrets are immutable, so they are named by it
+    cert_id = hashlib.sha256((d / "registry.crt").read_bytes()).hexdigest()[:12]
+    running = docker_cli(
+        manager,
+        ["service", "ls", "--filter", f"name={SERVICE}", "--format", "{{.ID}}"],
+    ).split()
+    if running:
+        label = docker_cli(
+            manager,
+            [
+                "service",
+                "inspect",
+                "--format",
+                '{{index .Spec.Labels "' + LABEL_CERT + '"}}',
+                SERVICE,
+            ],
+        ).strip()
+        if label != cert_id:
+            progress(
+                f"{SERVICE}: the manager's address changed; restarting it with a new certificate"
+            )
+            docker_cli(manager, ["service", "rm", SERVICE])
+            running = []
+    if not running:
         progress(f"starting the Swarm's registry ({SERVICE}) on {manager.name}")
         from compound.engine import connect
 
@@ -153,9 +178,10 @@ def ensure(
         built = debimage.ensure_image(connect(), image(), cache_dir())
         deliver({built.tag}, [manager])
         secrets = docker_cli(manager, ["secret", "ls", "--format", "{{.Name}}"]).split()
-        for name, path in ((SECRET_CERT, d / "registry.crt"), (SECRET_KEY, d / "registry.key")):
-            if name not in secrets:
-                docker_cli(manager, ["secret", "create", name, str(path)])
+        names = {SECRET_CERT: f"{SERVICE}-{cert_id}.crt", SECRET_KEY: f"{SERVICE}-{cert_id}.key"}
+        for target, path in ((SECRET_CERT, d / "registry.crt"), (SECRET_KEY, d / "registry.key")):
+            if names[target] not in secrets:
+                docker_cli(manager, ["secret", "create", names[target], str(path)])
         docker_cli(
             manager,
             [
@@ -163,8 +189,9 @@ def ensure(
                 "--constraint", f"node.labels.compound.host == {manager.name}",
                 "--publish", f"mode=host,target={PORT},published={PORT}",
                 "--mount", f"type=volume,source={VOLUME},target=/var/lib/registry",
-                "--secret", SECRET_CERT, "--secret", SECRET_KEY,
-                "--label", "io.compound.registry=1",
+                "--secret", f"source={names[SECRET_CERT]},target={SECRET_CERT}",
+                "--secret", f"source={names[SECRET_KEY]},target={SECRET_KEY},mode=0400",
+                "--label", f"{LABEL_CERT}={cert_id}",
                 built.tag,
             ],
         )  # fmt: skip
