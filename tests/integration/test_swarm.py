@@ -297,6 +297,11 @@ def test_up_swarm_runs_a_vm_service_a_container_reaches_by_name(
         ).split()  # fmt: skip
         effective = _docker("swarm-t2", "exec", launcher[0], "cat", "/compound/run/state/effective")
         assert "net eth0 tap0" in effective and "net user" not in effective
+        # the same file again: the same digest, the VM is left running as it was
+        app.ok("up", "--swarm")
+        again = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-hybrid.yaml").read_text())
+        assert again["services"]["vmweb"]["image"] == vm["image"]
+        assert _docker("swarm-t2", "ps", "-q", "--filter", f"id={launcher[0]}").strip()
     finally:
         app.ok("swarm", "down")
 

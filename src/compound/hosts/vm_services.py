@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compound.runtimes.vm.containerdisk import ensure_container_disk
-from compound.runtimes.vm.driver import LauncherRequest, VMDriver
+from compound.runtimes.vm.driver import LABEL_VM_RUN_DIR, LauncherRequest, VMDriver
 from compound.runtimes.vm.launcher import IN_RUN, IN_VOLUMES, TMPFS
 from compound.spec.model import Project
 
@@ -105,7 +105,15 @@ def launcher_service(entry: dict[str, Any], config: dict[str, Any], image: str) 
     deploy["resources"] = resources
     out["deploy"] = deploy
     labels = dict(out.get("labels") or {})
-    labels.update({k: v for k, v in config["Labels"].items() if k.startswith("io.compound.vm")})
+    # what ran (accelerator, kernel, network); not the run dir, a path on this
+    # machine that differs per request (and would update the service each time)
+    labels.update(
+        {
+            k: v
+            for k, v in config["Labels"].items()
+            if k.startswith("io.compound.vm") and k != LABEL_VM_RUN_DIR
+        }
+    )
     labels["io.compound.runtime"] = "vm"
     out["labels"] = labels
     return out

@@ -177,7 +177,11 @@ LAUNCHER_CONFIG = {
         "Timeout": 220_000_000_000,
         "Retries": 3,
     },
-    "Labels": {"io.compound.vm.accel": "tcg", "com.docker.compose.service": "db"},
+    "Labels": {
+        "io.compound.vm.accel": "tcg",
+        "io.compound.vm.run-dir": "/root/.cache/compound/vm/run/shop-db-1.0123abcd",
+        "com.docker.compose.service": "db",
+    },
 }
 
 
@@ -229,3 +233,5 @@ def test_a_vm_service_becomes_its_launcher(tmp_path: Path) -> None:
     assert out["deploy"]["endpoint_mode"] == "dnsrr"
     assert out["labels"]["io.compound.runtime"] == "vm"
     assert out["labels"]["io.compound.vm.accel"] == "tcg"
+    # a path on this machine, new per request: it would update the service each deploy
+    assert "io.compound.vm.run-dir" not in out["labels"]
