@@ -250,15 +250,18 @@ def _vms_as_launchers(
     from . import registry, vm_services  # the VM runtime: imported when a VM is deployed
 
     built = vm_services.build_images(project, vms, progress=progress)
-    where = registry.ensure(
-        manager,
-        address,
-        members,
-        docker_cli,
-        lambda images, hosts: deliver_images(images, hosts, progress),
-        progress=progress,
-    )
-    deliver_images({tag for _, tag in built.values()}, [manager], progress)
+    # the containerDisks travel to the manager while the registry starts
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        disks = pool.submit(deliver_images, {tag for _, tag in built.values()}, [manager], progress)
+        where = registry.ensure(
+            manager,
+            address,
+            members,
+            docker_cli,
+            lambda images, hosts: deliver_images(images, hosts, progress),
+            progress=progress,
+        )
+        disks.result()
     services = stack.data["services"]
     for name, (req, tag) in built.items():
         progress(f"{name}: pushing its containerDisk to the Swarm's registry ({where})")
