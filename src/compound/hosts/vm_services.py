@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from compound.errors import NotSupportedError
 from compound.runtimes.vm.containerdisk import ensure_container_disk
 from compound.runtimes.vm.driver import LABEL_VM_RUN_DIR, LauncherRequest, VMDriver
 from compound.runtimes.vm.launcher import IN_RUN, IN_VOLUMES, TMPFS
@@ -141,11 +142,15 @@ def build_images(
     for name in names:
         service = project.services[name]
         if service.x_compound.vm.disk:
-            from compound.errors import NotSupportedError
-
             raise NotSupportedError(
                 f"service {name!r} boots a VM disk (vm.disk); on Swarm only image VMs run so far",
                 hint="run it with `compound up` on one host",
+            )
+        if service.x_compound.vm.accel == "kvm":
+            raise NotSupportedError(
+                f"service {name!r} asks for accel: kvm, but Swarm services cannot be given "
+                "/dev/kvm (Docker 20.10): VMs on the Swarm run under TCG",
+                hint="use accel: auto, or run it with `compound up` on a host with KVM",
             )
         progress(f"{name}: preparing the VM (kernel, initramfs, base disk, containerDisk image)")
 

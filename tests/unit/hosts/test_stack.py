@@ -235,3 +235,18 @@ def test_a_vm_service_becomes_its_launcher(tmp_path: Path) -> None:
     assert out["labels"]["io.compound.vm.accel"] == "tcg"
     # a path on this machine, new per request: it would update the service each deploy
     assert "io.compound.vm.run-dir" not in out["labels"]
+
+
+def test_a_vm_asking_for_kvm_is_refused_on_the_swarm(tmp_path: Path) -> None:
+    from compound.errors import NotSupportedError
+    from compound.hosts.vm_services import build_images
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          fast: {image: local/busybox:latest, x-compound: {runtime: vm, vm: {accel: kvm}}}
+        """,
+    )
+    with pytest.raises(NotSupportedError, match=r"fast.*accel: kvm.*TCG"):
+        build_images(project, ["fast"], progress=lambda _m: None)
