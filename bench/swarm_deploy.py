@@ -9,7 +9,13 @@ at the end. The application is bench/compose/twenty.yaml.
 
 Both tools are timed to convergence (every replica running), not to the
 command's return: `docker stack deploy` returns before anything runs, so it
-is followed by polling `docker service ls` on the manager. The peer deploys
+is followed by polling `docker service ls` on the manager (what a user of
+it must do); `compound up --swarm` itself waits until every replica runs,
+so its clock stops when it returns, and the same `docker service ls` check
+then verifies that everything runs (a round fails otherwise). Each compound
+round also records where its time went: the deploy's own phases
+(`up --swarm --json`) and the rest of the process (Python start, imports,
+loading the file). The peer deploys
 the stack file compound generated from the same Compose file (this kernel has
 no IPVS, so the file must say `endpoint_mode: dnsrr`, which compound adds;
 twenty.yaml itself would not start on Swarm here). Rounds alternate tools, a
@@ -117,7 +123,9 @@ def main() -> int:
         ]  # fmt: skip
         for p in procs:
             if p.wait() != 0:
-                raise SystemExit(f"host create failed: {p.stderr.read() if p.stderr else ''}")
+                raise SystemExit(
+                    f"host create failed: {p.stderr.read().decode() if p.stderr else ''}"
+                )
         compound("swarm", "init", "--hosts", ",".join(HOSTS))
         doc["cluster_build_seconds"] = round(time.monotonic() - t0, 1)
         services = len(compound("config", "--services").split())
@@ -126,24 +134,41 @@ def main() -> int:
         stack_file = Path(hosts_dir) / "stacks" / "swarmbench-warm.yaml"
         compound("swarm", "down", project="swarmbench-warm")
         times: dict[str, list[float]] = {"compound": [], "docker-stack": []}
+        breakdown: dict[str, list[dict[str, float]]] = {"compound": [], "docker-stack": []}
         for i in range(args.rounds):
             name = f"swarmbench-c{i}"
             t = time.monotonic()
-            compound("up", "--swarm", project=name)
-            wait_ready(name, services)
-            times["compound"].append(time.monotonic() - t)
+            result = json.loads(compound("up", "--swarm", "--json", project=name))
+            wall = time.monotonic() - t
+            times["compound"].append(wall)
+            wait_ready(name, services, timeout=5)  # verifies; not timed
+            phases = dict(result["phases"])
+            phases["process_outside_deploy"] = round(wall - result["seconds"], 2)
+            breakdown["compound"].append(phases)
             compound("swarm", "down", project=name)
             name = f"swarmbench-d{i}"
             t = time.monotonic()
             sh(["docker", "--context", HOSTS[0], "stack", "deploy", "--resolve-image", "never",
                 "-c", str(stack_file), name])  # fmt: skip
+            returned = time.monotonic() - t
             wait_ready(name, services)
             times["docker-stack"].append(time.monotonic() - t)
+            breakdown["docker-stack"].append(
+                {
+                    "stack_deploy": round(returned, 2),
+                    "converge": round(times["docker-stack"][-1] - returned, 2),
+                }
+            )
             stack_rm(name)
         med = {k: statistics.median(v) for k, v in times.items()}
         doc["services"] = services
         doc["deploy_seconds"] = {k: [round(x, 2) for x in v] for k, v in times.items()}
         doc["median_seconds"] = {k: round(v, 2) for k, v in med.items()}
+        doc["breakdown"] = breakdown
+        doc["median_breakdown"] = {
+            tool: {k: round(statistics.median(r[k] for r in rows), 2) for k in rows[0]}
+            for tool, rows in breakdown.items()
+        }
         doc["ratio_compound_over_docker_stack"] = round(med["compound"] / med["docker-stack"], 2)
         # node loss
         compound("up", "--swarm", project="swarmbench-loss")
@@ -189,6 +214,11 @@ def main() -> int:
         f"- {doc['services']} services to convergence, median of {args.rounds}: compound "
         f"{med['compound']:.1f} s, docker stack deploy {med['docker-stack']:.1f} s, "
         f"ratio {doc['ratio_compound_over_docker_stack']} (target <= 1.0)",
+        *(
+            f"- {tool}, median seconds per phase: "
+            + ", ".join(f"{k} {v}" for k, v in phases.items())
+            for tool, phases in doc["median_breakdown"].items()  # type: ignore[attr-defined]
+        ),
         f"- node loss ({loss['stopped']} stopped): {loss['movable_services']} movable services "
         f"running again after {loss['seconds_to_converge']} s; pinned there by a local volume: "
         f"{', '.join(loss['services_pinned_to_it']) or 'none'}",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from compound.hosts import drivers, records, swarm
 from compound.hosts.nested_image import cache_dir
@@ -201,9 +202,14 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
         app.ok("swarm", "down")
 
 
-def _fetch_from_client(timeout: float = 30) -> str:
+def _fetch_from_client(
+    project: str = "swarm-app", server: str = "api:8080", path: str = "/www", timeout: float = 30
+) -> str:
+    """GET ``path`` from ``server`` by name, in the client task on swarm-t3; the last line."""
+    if ":" not in server:
+        server += ":8080"
     ids = _docker(
-        "swarm-t3", "ps", "-q", "--filter", "label=com.docker.swarm.service.name=swarm-app_client"
+        "swarm-t3", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={project}_client"
     ).split()
     assert ids, "client task is not on swarm-t3"
     deadline = time.monotonic() + timeout
@@ -212,12 +218,14 @@ def _fetch_from_client(timeout: float = 30) -> str:
         proc = subprocess.run(
             # busybox's static wget crashes resolving names here; nc speaks HTTP/1.0 fine
             ["docker", "--context", "swarm-t3", "exec", ids[0], "sh", "-c",
-             'printf "GET /www HTTP/1.0\\r\\n\\r\\n" | nc -w 3 api 8080'],
+             f'printf "GET {path} HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {server.replace(":", " ")}'],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
-        lines = proc.stdout.strip().splitlines()
+        # text mode: the response's CRLFs arrive as newlines
+        head, _, body = proc.stdout.partition("\n\n")
+        lines = body.strip().splitlines()
         out = lines[-1] if lines else ""
-        if proc.returncode == 0 and out.startswith("v="):
+        if proc.returncode == 0 and " 200 " in head.partition("\n")[0]:
             return out
         time.sleep(0.5)
     return out
@@ -236,6 +244,66 @@ def test_rm_refuses_a_host_that_runs_services(
         assert records.exists("swarm-t2")
     finally:
         _docker("swarm-t2", "rm", "-f", "swarm-busy")
+
+
+def test_up_swarm_runs_a_vm_service_a_container_reaches_by_name(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """One TCG boot of a VM inside a nested node, everything asserted on it."""
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-hybrid",
+        """
+        services:
+          vmweb:
+            image: local/busybox:latest
+            command: ["sh", "-c", "echo from-vm > /www; exec httpd -f -p 8080 -h /"]
+            x-compound: {runtime: vm}
+            deploy:
+              placement: {constraints: ["node.labels.compound.host == swarm-t2"]}
+          client:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            deploy:
+              placement: {constraints: ["node.labels.compound.host == swarm-t3"]}
+        """,
+    )
+    try:
+        app.ok("up", "--swarm")
+        stack = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-hybrid.yaml").read_text())
+        vm = stack["services"]["vmweb"]
+        manager = records.load("swarm-t1").address
+        # the containerDisk, from the Swarm's own registry on the manager, by digest
+        assert re.fullmatch(rf"{manager}:5000/compound-vmdisk@sha256:[0-9a-f]{{64}}", vm["image"])
+        assert vm["cap_drop"] == ["ALL"] and "MKNOD" in vm["cap_add"]
+        assert "node.labels.compound.vm == yes" in vm["deploy"]["placement"]["constraints"]
+        rows = json.loads(app.ok("swarm", "ps", "--json"))
+        assert {(r["service"], r["host"], r["state"]) for r in rows} == {
+            ("vmweb", "swarm-t2", "running"),
+            ("client", "swarm-t3", "running"),
+        }
+        # the container on swarm-t3 reaches the VM on swarm-t2 by name, and
+        # what answers is the guest: its kernel, not this machine's
+        assert _fetch_from_client("swarm-hybrid", "vmweb", "/www", timeout=60) == "from-vm"
+        guest_kernel = _fetch_from_client("swarm-hybrid", "vmweb", "/proc/sys/kernel/osrelease")
+        assert guest_kernel and guest_kernel != os.uname().release
+        # the guest took the launcher's overlay address on a tap (not the
+        # user-networking fallback): /dev/net/tun was made in the task
+        launcher = _docker(
+            "swarm-t2", "ps", "-q", "--filter",
+            "label=com.docker.swarm.service.name=swarm-hybrid_vmweb",
+        ).split()  # fmt: skip
+        effective = _docker("swarm-t2", "exec", launcher[0], "cat", "/compound/run/state/effective")
+        assert "net eth0 tap0" in effective and "net user" not in effective
+        # the same file again: the same digest, the VM is left running as it was
+        app.ok("up", "--swarm")
+        again = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-hybrid.yaml").read_text())
+        assert again["services"]["vmweb"]["image"] == vm["image"]
+        assert _docker("swarm-t2", "ps", "-q", "--filter", f"id={launcher[0]}").strip()
+    finally:
+        app.ok("swarm", "down")
 
 
 def test_node_loss_moves_services_and_reports_pinned_volumes(

@@ -100,16 +100,18 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Create and start the services: change only what differs from the file."""
+        app_ctx = app_context(ctx)
+        if swarm:
+            # before the single-host machinery's imports (planner, reconcile:
+            # seconds on a loaded host), which a Swarm deploy does not use
+            from compound.cli.swarm_cmd import swarm_up
+
+            return swarm_up(app_ctx, services or [], json_out=json_out, timeout=wait_timeout)
         from compound.cli.logs_view import follow_logs
         from compound.cli.render import LiveProgress, print_json
         from compound.planner.diff import UpOptions
         from compound.reconcile.drift import recreate_reasons
 
-        app_ctx = app_context(ctx)
-        if swarm:
-            from compound.cli.swarm_cmd import swarm_up
-
-            return swarm_up(app_ctx, services or [], json_out=json_out, timeout=wait_timeout)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate cannot be combined")
         if recreate_drifted and no_recreate:

@@ -9,21 +9,20 @@ import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import docker
 import docker.errors
 import yaml
 
-from compound.errors import NotSupportedError
 from compound.placement import place
-from compound.placement.node_constraints import vm_services
+from compound.placement.node_constraints import vm_services as vm_service_names
 from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
 
 from . import records, swarm
-from .engine import client
+from .engine import client, forwarded_socket
 from .errors import HostError, SwarmError
 from .inventory import host_of
 from .records import HostRecord
@@ -32,6 +31,8 @@ from .stack import Stack, translate
 Progress = Callable[[str], None]
 NAMESPACE = "com.docker.stack.namespace"
 UNSCHEDULABLE_GRACE = 15.0  # seconds a task may wait for a node that fits
+POLL = 0.2  # seconds between convergence checks (one API call each)
+DETAILS_EVERY = 2.0  # seconds between reads of every task's state and error
 
 
 def _quiet(_: str) -> None:
@@ -47,6 +48,7 @@ class DeployResult:
     warnings: list[str] = field(default_factory=list)
     pinned: dict[str, str] = field(default_factory=dict)
     images_sent: dict[str, list[str]] = field(default_factory=dict)  # host -> images
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step, in order
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -59,8 +61,12 @@ def stacks_dir() -> Any:
 
 
 def docker_cli(manager: HostRecord, args: list[str], *, timeout: float = 600) -> str:
+    """The docker CLI against the host's engine, through the socket its SSH
+    control master forwards (what ``--context`` would do, without starting
+    an ssh and a remote ``docker system dial-stdio`` per command)."""
+    host = manager.docker_host if manager.address is None else f"unix://{forwarded_socket(manager)}"
     proc = subprocess.run(
-        ["docker", "--context", manager.context, *args],
+        ["docker", "--host", host, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -196,17 +202,18 @@ def deliver_images(
     return sent
 
 
-def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any]:
-    inventory = [host_of(r) for r in members]
+def build_stack(
+    project: Project, members: list[HostRecord], *, ipvs: bool | None = None
+) -> tuple[Stack, Any]:
+    """The stack file and the planner's packing; ``ipvs``: whether the
+    Swarm's kernel has it (default: as measured on the manager)."""
+    # on the Swarm a VM may run under TCG: where the node says compound.vm ==
+    # yes (KVM, or /dev/net/tun for TCG), the constraint its service gets
+    inventory = [
+        replace(h, kvm=h.kvm or h.labels.get(f"{swarm.LABEL_PREFIX}vm") == "yes")
+        for h in (host_of(r) for r in members)
+    ]
     packing = place([project], inventory)
-    vms = vm_services(list(packing.demands))
-    if vms:
-        raise NotSupportedError(
-            f"services {', '.join(vms)} run as VMs, and VM services on Swarm are not "
-            "implemented yet (the launcher needs /dev/net/tun and NET_ADMIN, and the VM's "
-            "kernel, initramfs and base disk must travel as an image)",
-            hint="run them with `compound up` on one host, or set x-compound.runtime: container",
-        )
     if packing.unplaced:
         lines = "; ".join(f"{u.key}: {u.reason}" for u in packing.unplaced)
         raise SwarmError(
@@ -214,14 +221,54 @@ def build_stack(project: Project, members: list[HostRecord]) -> tuple[Stack, Any
             hint="add hosts (`compound host create`, `compound swarm join`) or lower reservations",
         )
     demands = {d.service: d for d in packing.demands}
-    manager_facts = records.load(swarm.load().manager).facts
+    if ipvs is None:
+        ipvs = bool(records.load(swarm.load().manager).facts.get("ipvs"))
     stack = translate(
         project,
         demands,
         volume_hosts=_volume_hosts(project, _mounts(project), packing, members),
-        ipvs=bool(manager_facts.get("ipvs")),
+        ipvs=ipvs,
     )
     return stack, packing
+
+
+def _vms_as_launchers(
+    project: Project,
+    stack: Stack,
+    vms: list[str],
+    manager: HostRecord,
+    address: str,
+    members: list[HostRecord],
+    progress: Progress,
+) -> None:
+    """VM services become services running their launcher, from their
+    containerDisk image in the Swarm's registry, named by digest."""
+    if not address:
+        raise SwarmError(
+            f"the manager {manager.name} is not ready", hint="`compound swarm ls` shows it"
+        )
+    from . import registry, vm_services  # the VM runtime: imported when a VM is deployed
+
+    built = vm_services.build_images(project, vms, progress=progress)
+    # the containerDisks travel to the manager while the registry starts
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        disks = pool.submit(deliver_images, {tag for _, tag in built.values()}, [manager], progress)
+        where = registry.ensure(
+            manager,
+            address,
+            members,
+            docker_cli,
+            lambda images, hosts: deliver_images(images, hosts, progress),
+            progress=progress,
+        )
+        disks.result()
+    services = stack.data["services"]
+    for name, (req, tag) in built.items():
+        progress(f"{name}: pushing its containerDisk to the Swarm's registry ({where})")
+        ref = registry.push(manager, tag, where, docker_cli)
+        services[name] = vm_services.launcher_service(services[name], req.config, ref)
+    # a VM's image is inside its containerDisk: the nodes need only the containers'
+    stack.images = {str(svc["image"]) for n, svc in services.items() if n not in built}
 
 
 def label_kernels(manager: HostRecord, packing: Any) -> None:
@@ -240,27 +287,52 @@ def label_kernels(manager: HostRecord, packing: Any) -> None:
 
 
 def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 300) -> DeployResult:
-    t0 = time.monotonic()
+    t0 = mark = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = round(now - mark, 2)
+        mark = now
+
     rec = swarm.load()
     manager = records.load(rec.manager)
-    members = [r for r, _ in ready_members()]
+    ready = ready_members()
+    members = [r for r, _ in ready]
     if not members:
         raise SwarmError("no Swarm node is ready", hint="`compound swarm ls` shows the nodes")
+    lap("nodes")
     stack, packing = build_stack(project, members)
-    label_kernels(manager, packing)
     for w in stack.warnings:
         progress(f"WARN {w}")
-    sent = deliver_images(stack.images, members, progress)
+    lap("plan")
+    vms = vm_service_names(list(packing.demands))
+    if vms:
+        address = next((n["address"] for r, n in ready if r.name == manager.name), "")
+        _vms_as_launchers(project, stack, vms, manager, address, members, progress)
+        lap("vms")
+    # independent round trips to the manager and to every node: side by side
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        labelled = pool.submit(label_kernels, manager, packing)
+        sent = deliver_images(stack.images, members, progress)
+        labelled.result()
+    lap("labels_and_images")
     path = stacks_dir() / f"{project.name}.yaml"
-    atomic_write(path, yaml.safe_dump(stack.data, sort_keys=False).encode(), 0o600)
+    # libyaml's emitter where present: a tenth of the pure-Python one's time
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(stack.data, Dumper=dumper, sort_keys=False)
+    atomic_write(path, text.encode(), 0o600)
     progress(f"docker stack deploy {project.name} (manager {manager.name})")
     docker_cli(
         manager,
         ["stack", "deploy", "--prune", "--resolve-image", "never", "-c", str(path), project.name],
     )
+    lap("stack_deploy")
     wait_converged(
         manager, project.name, list(stack.data["services"]), timeout=timeout, progress=progress
     )
+    lap("converge")
     result = DeployResult(
         project=project.name,
         stack_file=str(path),
@@ -269,6 +341,7 @@ def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 30
         warnings=stack.warnings,
         pinned=stack.pinned,
         images_sent=sent,
+        phases=phases,
     )
     _append_history(
         project.name, {"event": "deploy", "time": time.time(), "images": sorted(stack.images)}
@@ -280,10 +353,13 @@ def _services(mc: docker.DockerClient, project: str) -> list[Any]:
     return list(mc.services.list(filters={"label": f"{NAMESPACE}={project}"}))
 
 
-def service_status(mc: docker.DockerClient, project: str) -> dict[str, dict[str, Any]]:
-    """Per service: desired and running tasks, update state, and for services
-    not yet converged their tasks' errors and pending reasons. One API call
-    when everything runs (``docker service ls`` asks the same), two otherwise."""
+def service_status(
+    mc: docker.DockerClient, project: str, *, details: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Per service: desired and running tasks, update state, and (``details``)
+    for services not yet converged their tasks' errors and pending reasons.
+    One API call when everything runs (``docker service ls`` asks the same),
+    two otherwise."""
     services = mc.api.services(  # type: ignore[no-untyped-call]
         filters={"label": f"{NAMESPACE}={project}"}, status=True
     )
@@ -300,7 +376,7 @@ def service_status(mc: docker.DockerClient, project: str) -> dict[str, dict[str,
             "pending": [],
         }
         by_id[svc["ID"]] = name
-    if any(st["running"] != st["desired"] for st in out.values()):
+    if details and any(st["running"] != st["desired"] for st in out.values()):
         for t in mc.api.tasks(filters={"desired-state": "running"}):  # type: ignore[no-untyped-call]
             name = by_id.get(t.get("ServiceID", ""))
             if name is None:
@@ -325,16 +401,22 @@ def wait_converged(
     deadline = time.monotonic() + timeout
     status: dict[str, dict[str, Any]] = {}
     unschedulable_since: float | None = None
+    next_details = 0.0
     while time.monotonic() < deadline:
-        status = service_status(mc, project)
-        # no node satisfies the constraints: waiting will not help
-        stuck = any("no suitable node" in m for s in status.values() for m in s["pending"])
-        if not stuck:
-            unschedulable_since = None
-        elif unschedulable_since is None:
-            unschedulable_since = time.monotonic()
-        elif time.monotonic() - unschedulable_since > UNSCHEDULABLE_GRACE:
-            break
+        # the services' counts often (one call); why tasks wait, every 2 s
+        details = time.monotonic() >= next_details
+        if details:
+            next_details = time.monotonic() + DETAILS_EVERY
+        status = service_status(mc, project, details=details)
+        if details:
+            # no node satisfies the constraints: waiting will not help
+            stuck = any("no suitable node" in m for s in status.values() for m in s["pending"])
+            if not stuck:
+                unschedulable_since = None
+            elif unschedulable_since is None:
+                unschedulable_since = time.monotonic()
+            elif time.monotonic() - unschedulable_since > UNSCHEDULABLE_GRACE:
+                break
         done = all(
             s in status
             and status[s]["running"] == status[s]["desired"]
@@ -343,7 +425,8 @@ def wait_converged(
         )
         if done:
             return
-        time.sleep(0.5)
+        time.sleep(POLL)
+    status = service_status(mc, project)  # with every task's reason
     bad = []
     for s in services:
         st = status.get(s)

@@ -28,5 +28,5 @@ def node_constraints(demand: ServiceDemand | None) -> list[str]:
 
 
 def vm_services(demands: list[ServiceDemand]) -> list[str]:
-    """Services that run as VMs (the Swarm target cannot carry them yet)."""
+    """Services that run as VMs (on the Swarm: services running their launcher)."""
     return sorted(d.service for d in demands if d.runtime == "vm")

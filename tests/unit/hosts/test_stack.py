@@ -141,16 +141,112 @@ def test_volumes_one_service_mounts_together_are_pinned_to_one_host(tmp_path: Pa
     assert where["data"] == where["logs"]
 
 
-def test_vm_services_are_refused_with_a_reason(tmp_path: Path) -> None:
-    from compound.errors import NotSupportedError
+def test_vm_services_are_planned_where_a_vm_can_run(tmp_path: Path) -> None:
+    """Under TCG too (no probed KVM), on nodes labelled compound.vm == yes."""
     from compound.hosts.deploy import build_stack
 
     project = _project(
         tmp_path,
         """
         services:
-          legacy: {image: local/busybox:latest, x-compound: {runtime: vm}}
+          guest: {image: local/busybox:latest, x-compound: {runtime: vm}}
         """,
     )
-    with pytest.raises(NotSupportedError, match="legacy run as VMs"):
-        build_stack(project, [_host("h1")])
+    no_tun = _host("h2")
+    no_tun.facts["tun"] = False
+    stack, packing = build_stack(project, [_host("h1"), no_tun], ipvs=False)
+    assert [packing.hosts[i].name for i in packing.assignment[0]] == ["h1"]
+    assert (
+        "node.labels.compound.vm == yes"
+        in (stack.data["services"]["guest"]["deploy"]["placement"]["constraints"])
+    )
+
+
+LAUNCHER_CONFIG = {
+    "Cmd": ["qemu-system-x86_64", "-machine", "microvm"],
+    "HostConfig": {
+        "CapDrop": ["ALL"],
+        "CapAdd": ["SETUID", "SETGID", "NET_ADMIN", "NET_BIND_SERVICE"],
+        "Memory": 448 << 20,
+        "NanoCpus": 1_000_000_000,
+        "Devices": [{"PathOnHost": "/dev/net/tun"}],
+    },
+    "Healthcheck": {
+        "Test": ["CMD", "/usr/local/bin/compound-launcher", "--health"],
+        "Interval": 2_000_000_000,
+        "Timeout": 220_000_000_000,
+        "Retries": 3,
+    },
+    "Labels": {
+        "io.compound.vm.accel": "tcg",
+        "io.compound.vm.run-dir": "/root/.cache/compound/vm/run/shop-db-1.0123abcd",
+        "com.docker.compose.service": "db",
+    },
+}
+
+
+def test_a_vm_service_becomes_its_launcher(tmp_path: Path) -> None:
+    from compound.hosts.vm_services import launcher_service
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          db:
+            image: local/busybox:latest
+            environment: {PASSWORD: hunter2}
+            user: "1000"
+            tmpfs: [/scratch]
+            volumes: [data:/var/lib/db, {type: tmpfs, target: /cache}]
+            healthcheck: {test: ["CMD", "true"]}
+            x-compound: {runtime: vm}
+        volumes: {data: {}}
+        """,
+    )
+    stack = translate(project, {}, volume_hosts={"data": "h1"})
+    entry = stack.data["services"]["db"]
+    image = "10.0.0.1:5000/compound-vmdisk@sha256:" + "a" * 64
+    out = launcher_service(entry, LAUNCHER_CONFIG, image)
+    assert out["image"] == image
+    assert out["command"] == LAUNCHER_CONFIG["Cmd"]
+    # the guest's settings live in its config, inside the image: not the launcher's
+    for key in ("environment", "user", "tmpfs", "entrypoint"):
+        assert key not in out
+    assert out["cap_drop"] == ["ALL"]
+    assert out["cap_add"] == ["SETUID", "SETGID", "NET_ADMIN", "NET_BIND_SERVICE", "MKNOD"]
+    assert out["read_only"] is True and "devices" not in out
+    assert out["healthcheck"] == {
+        "test": ["CMD", "/usr/local/bin/compound-launcher", "--health"],
+        "interval": "2000ms",
+        "timeout": "220000ms",
+        "retries": 3,
+    }
+    targets = {v["target"]: v for v in out["volumes"]}
+    assert targets["/compound/run"] == {"type": "volume", "target": "/compound/run"}
+    assert targets["/tmp"]["type"] == "tmpfs"
+    # the named volume reaches the guest through the launcher; the tmpfs is the guest's
+    assert targets["/compound/volumes/0"]["source"] == "data"
+    assert "/cache" not in targets and "/var/lib/db" not in targets
+    assert out["deploy"]["resources"]["limits"] == {"memory": str(448 << 20), "cpus": "1.0"}
+    # the pin of its local volume and the dnsrr endpoint survive the rewrite
+    assert "node.labels.compound.host == h1" in out["deploy"]["placement"]["constraints"]
+    assert out["deploy"]["endpoint_mode"] == "dnsrr"
+    assert out["labels"]["io.compound.runtime"] == "vm"
+    assert out["labels"]["io.compound.vm.accel"] == "tcg"
+    # a path on this machine, new per request: it would update the service each deploy
+    assert "io.compound.vm.run-dir" not in out["labels"]
+
+
+def test_a_vm_asking_for_kvm_is_refused_on_the_swarm(tmp_path: Path) -> None:
+    from compound.errors import NotSupportedError
+    from compound.hosts.vm_services import build_images
+
+    project = _project(
+        tmp_path,
+        """
+        services:
+          fast: {image: local/busybox:latest, x-compound: {runtime: vm, vm: {accel: kvm}}}
+        """,
+    )
+    with pytest.raises(NotSupportedError, match=r"fast.*accel: kvm.*TCG"):
+        build_images(project, ["fast"], progress=lambda _m: None)

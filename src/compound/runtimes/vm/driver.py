@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -127,6 +127,18 @@ _KEEP_HOST = (
     "OomScoreAdj",
     "BlkioWeight",
 )
+
+
+@dataclass(frozen=True)
+class LauncherRequest:
+    """The launcher of one image VM instance, as a request not yet made."""
+
+    args: CreateArgs  # the container request compound would make for the service
+    config: dict[str, Any]  # that request rewritten for the launcher (Engine API)
+    spec: LauncherSpec
+    run_dir: Path
+    image_id: str
+    details: dict[str, Any]
 
 
 class VMDriver(Driver):
@@ -290,6 +302,40 @@ class VMDriver(Driver):
             return self._create_disk(
                 project, service, number, config_hash, oneoff=oneoff, name=name
             )
+        req = self.launcher_request(
+            project, service, number, config_hash, oneoff=oneoff, image_id=image_id, name=name
+        )
+        write_run_dir(req.spec)
+        return self._create_launcher(
+            project,
+            service,
+            number,
+            config_hash,
+            req.args,
+            req.config,
+            req.run_dir,
+            image_id=req.image_id,
+            oneoff=oneoff,
+            details=req.details,
+        )
+
+    def launcher_request(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        *,
+        oneoff: bool = False,
+        image_id: str | None = None,
+        name: str | None = None,
+        accel: Accel | None = None,
+    ) -> LauncherRequest:
+        """Everything the launcher of one instance of an image VM is made
+        from (the Engine create request, the launcher spec, its run dir),
+        without creating anything: ``create`` makes it a container here,
+        the Swarm target rewrites it into a service (hosts/vm_services.py).
+        ``accel`` overrides the accelerator probed on this machine."""
         _, _, probed, launcher = self._shared()
         kernel, initramfs = self._boot_files(service.x_compound.vm.kernel)
         image_id = (
@@ -305,7 +351,7 @@ class VMDriver(Driver):
                 f"service {service.name!r}: secrets and configs are not passed into VMs yet",
                 hint="mount them as a volume, or run the service as a container",
             )
-        accel = self._accel_for(service, probed)
+        accel = accel or self._accel_for(service, probed)
         args, run_dir = self._request(
             project, service, number, config_hash, image_id, oneoff=oneoff, name=name
         )
@@ -371,22 +417,13 @@ class VMDriver(Driver):
             }
         )
         config["Labels"] = labels
-        write_run_dir(spec)
-        return self._create_launcher(
-            project,
-            service,
-            number,
-            config_hash,
-            args,
-            config,
-            run_dir,
+        return LauncherRequest(
+            args=args,
+            config=config,
+            spec=spec,
+            run_dir=run_dir,
             image_id=image_id,
-            oneoff=oneoff,
-            details={
-                "accel": accel,
-                "kernel": kernel.version,
-                "memory_mib": memory_mib,
-            },
+            details={"accel": accel, "kernel": kernel.version, "memory_mib": memory_mib},
         )
 
     def _create_disk(
