@@ -47,6 +47,10 @@ def measure(record: HostRecord) -> dict[str, Any]:
     raw = parse(ssh.run(record, FACTS_SCRIPT, timeout=30))
     out = interpret(raw, local=record.address is None)
     known = kvmprobe.cached(record.facts, raw)
+    if record.driver == "qemu" and record.machine.get("accel") == "tcg":
+        # its /dev/kvm is TCG's emulated SVM/VMX: a VM there would run
+        # nested in emulation, slower than TCG on this machine
+        known = (False, "a TCG guest: its KVM would be nested in emulation")
     kvm, reason = known if known is not None else kvmprobe.probe(record, raw)
     out.update(kvm=kvm, kvm_reason=reason, kvm_boot_id=raw.get("boot_id", ""))
     return out

@@ -133,14 +133,32 @@ def ensure_bridge(name: str) -> None:
     _allow_between_hosts(br)
 
 
+def _forward_rule(br: str) -> list[str]:
+    return ["DOCKER-USER", "-i", br, "-o", br, "-j", "ACCEPT"]
+
+
 def _allow_between_hosts(br: str) -> None:
     """Docker sets FORWARD's policy to DROP and loads br_netfilter, so frames
     between two taps of the bridge are filtered: let them through (hosts of
     one Swarm talk to each other). DOCKER-USER is the chain Docker keeps."""
-    rule = ["DOCKER-USER", "-i", br, "-o", br, "-j", "ACCEPT"]
+    rule = _forward_rule(br)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode != 0:
             subprocess.run(["iptables", "-I", *rule], capture_output=True, timeout=30)
+
+
+def remove_bridge_if_unused() -> None:
+    """The last qemu host gone: the bridge and its forward rule go too."""
+    br = bridge_name()
+    with locked(records.hosts_dir() / ".qemu-bridge.lock"):
+        if (
+            _ip("link", "show", br).returncode != 0
+            or _ip("-o", "link", "show", "master", br).stdout
+        ):
+            return
+        _ip("link", "del", br)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["iptables", "-D", *_forward_rule(br)], capture_output=True, timeout=30)
 
 
 def tap_name(name: str) -> str:
@@ -221,6 +239,9 @@ def kernel_command_line(record: HostRecord, pubkey: str, accel_name: str) -> str
         "net.ifnames=0",
         "quiet",
         "systemd.show_status=1",
+        # no login prompt on the console: nobody reads it, and under TCG its
+        # device wait is one more job in the boot
+        "systemd.mask=serial-getty@ttyS0.service",
         "panic=-1",
         f"compound.name={record.name}",
         f"compound.ip={record.address}/{net.prefixlen}",
@@ -260,6 +281,9 @@ def qemu_argv(record: HostRecord, pubkey: str) -> list[str]:
         "-accel",
         accel_name,
         "-cpu",
+        # TCG's max emulates SVM/VMX, so the guest has a /dev/kvm that runs
+        # (nested in emulation; facts.py reports it as no KVM). Measured:
+        # max,-vmx,-svm made the guest's mounts fail with EINVAL at boot.
         "host" if accel_name == "kvm" else "max",
         "-smp",
         str(m["cpus"]),
@@ -454,3 +478,4 @@ def destroy(record: HostRecord) -> None:
         _kill(n)
     if record.machine.get("tap"):
         _remove_tap(record)
+        remove_bridge_if_unused()
