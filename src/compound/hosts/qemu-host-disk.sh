@@ -31,7 +31,10 @@ SECURITY=${COMPOUND_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 CACHE_DIR=${COMPOUND_QEMU_HOST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compound/qemu-host}
 SIZE=8G
 PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,linux-image-cloud-amd64,initramfs-tools,
-PACKAGES+=openssh-server,docker.io,iproute2,procps
+PACKAGES+=openssh-server,docker.io,iproute2,procps,
+# the cloud kernel enables AppArmor: dockerd then needs apparmor_parser to
+# load docker-default, the profile every container gets (else `run` fails)
+PACKAGES+=apparmor
 
 log() { printf '[qemu-host-disk] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -348,7 +348,7 @@ def create(
     }
     ssh.generate_key(record)
     _reserve_address(record)
-    start(record, progress)
+    start(record, progress, fresh=True)
 
 
 def pid(record: HostRecord) -> int | None:
@@ -365,7 +365,8 @@ def running(record: HostRecord) -> bool:
     return pid(record) is not None
 
 
-def start(record: HostRecord, progress: Progress) -> None:
+def start(record: HostRecord, progress: Progress, *, fresh: bool = False) -> None:
+    """Boot the host (``fresh``: its first boot, with a new host key)."""
     if running(record):
         return
     ensure_bridge(record.name)
@@ -387,8 +388,9 @@ def start(record: HostRecord, progress: Progress) -> None:
     )
     if proc.returncode != 0:
         raise HostError(record.name, f"QEMU did not start: {proc.stderr.strip()[-500:]}")
-    # an earlier incarnation's key and control master are not this boot's
-    ssh.forget_host_key(record)
+    if fresh:  # an earlier host at this address had another key
+        ssh.forget_host_key(record)
+    ssh.stop_master(record)
     records.save(record)
     ssh.write_config()
     wait_booted(record, progress)

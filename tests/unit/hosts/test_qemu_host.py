@@ -172,6 +172,9 @@ def _stand_in(r: HostRecord) -> subprocess.Popen[bytes]:
     )
     records.host_dir(r.name).mkdir(parents=True, exist_ok=True)
     (records.host_dir(r.name) / "qemu.pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + 10
+    while not qemu_host.running(r) and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the child has exec'd: its cmdline is ours before
     return proc
 
 
@@ -251,3 +254,40 @@ def test_the_probe_compiles_and_answers_on_this_machine() -> None:
     assert out.startswith(("kvm=1 ", "kvm=0 ")) and why
     if not Path("/dev/kvm").exists():
         assert ok is False and "/dev/kvm" in why
+
+
+def test_facts_probe_kvm_once_per_host_boot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compound.hosts import facts
+
+    boot = {"id": "b1"}
+    probes: list[str] = []
+
+    def fake_run(rec: HostRecord, script: str, **kw: object) -> str:
+        assert script == facts.FACTS_SCRIPT
+        return f"cpus=4\nmem_kib=1024\nvirt=none\nkvm_dev=1\nboot_id={boot['id']}\n"
+
+    def fake_probe(rec: HostRecord, raw: dict[str, str]) -> tuple[bool | None, str]:
+        probes.append(raw["boot_id"])
+        return True, "a vCPU set up as -cpu host ran guest code in 2.4 ms"
+
+    monkeypatch.setattr(ssh, "run", fake_run)
+    monkeypatch.setattr(kvmprobe, "probe", fake_probe)
+    r = HostRecord(name="bm", driver="ssh", address="192.0.2.10")
+    r.facts = facts.measure(r)
+    assert r.facts["kvm"] is True and r.facts["class"] == "bare-metal"
+    r.facts = facts.measure(r)
+    assert probes == ["b1"]  # kept: same boot
+    boot["id"] = "b2"
+    r.facts = facts.measure(r)
+    assert probes == ["b1", "b2"] and r.facts["kvm_boot_id"] == "b2"
+
+
+def test_a_tcg_qemu_host_has_no_kvm_whatever_its_guest_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from compound.hosts import facts
+
+    monkeypatch.setattr(ssh, "run", lambda rec, script, **kw: "virt=qemu\nkvm_dev=1\nboot_id=x\n")
+    r = _record()
+    f = facts.measure(r)
+    assert f["kvm"] is False and "TCG guest" in f["kvm_reason"] and f["virt"] == "qemu"
