@@ -459,18 +459,25 @@ def stop(record: HostRecord, grace: float = STOP_GRACE) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not running(record):
+            # its command line empties as it starts exiting: wait until it
+            # has let go of the disk (a `start` or `rm` right after needs it)
+            _wait_gone(n, 10)
             return
         time.sleep(0.5)
     _kill(n)
 
 
+def _wait_gone(n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    # it is not our child: wait for /proc to let it go
+    while Path(f"/proc/{n}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _kill(n: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(n, signal.SIGKILL)
-    for _ in range(50):  # it is not our child: wait for /proc to let it go
-        if not Path(f"/proc/{n}").exists():
-            return
-        time.sleep(0.1)
+    _wait_gone(n, 5)
 
 
 def destroy(record: HostRecord) -> None:
