@@ -23,6 +23,9 @@ MAKEFLAGS += --no-builtin-rules
 #   ca-certificates procps make  https to PyPI, pgrep, make itself
 #   curl                         the demo talks HTTP to the example
 #   openssh-client               `compound host`: ssh, ssh-keygen (hosts are reached over SSH)
+#   iproute2                     `host create --driver qemu`: the hosts' bridge and taps
+#                                (mmdebstrap, e2fsprogs, qemu-utils build their disk; gcc
+#                                and libc6-dev the static KVM probe, hosts/kvm-probe.c)
 #   gcc bc flex bison libelf-dev compound's guest kernel (Debian's linux-source-6.1,
 #                                built once per config): bc for the timer constants,
 #                                flex/bison for Kconfig, libelf for objtool (no module
@@ -41,7 +44,7 @@ APT_PACKAGES := \
 	docker-compose wrk \
 	python3 python3-venv \
 	ca-certificates procps make curl \
-	openssh-client \
+	openssh-client iproute2 \
 	gcc bc flex bison libelf-dev libc6-dev \
 	chromium \
 	extlinux syslinux-common fdisk ntfs-3g dosfstools mtools

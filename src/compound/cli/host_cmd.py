@@ -63,6 +63,13 @@ def create(
     tenant: Annotated[
         str | None, typer.Option("--tenant", help="Dedicate the host to this tenant.")
     ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option("--memory", "-m", help="qemu: guest memory, e.g. 2g (default 1g)."),
+    ] = None,
+    cpus: Annotated[
+        int | None, typer.Option("--cpus", help="qemu: virtual CPUs (default 1).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Provision (qemu, nested) or adopt (ssh, local) a Docker host and measure it."""
@@ -83,6 +90,8 @@ def create(
         install_docker=install_docker,
         labels=_labels(label),
         tenant=tenant,
+        memory_mib=_mebibytes(memory),
+        cpus=cpus,
         progress=lambda m: app_ctx.err.print(f"{name}: {m}", markup=False),
     )
     if json_out:
@@ -90,6 +99,21 @@ def create(
     else:
         app_ctx.out.print(f"{name}: ready ({_summary(record)})", markup=False)
         app_ctx.out.print(f"  docker --context {record.context} ps", markup=False)
+
+
+def _mebibytes(memory: str | None) -> int | None:
+    """``--memory 2g`` in MiB; a bare number is MiB, as QEMU's -m takes it."""
+    from compound.spec.units import UnitError, parse_size
+
+    if memory is None:
+        return None
+    text = memory.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return parse_size(text) // (1024 * 1024)
+    except UnitError as exc:
+        raise UsageError(f"--memory {memory!r}: {exc}; e.g. 2g or 1536m") from None
 
 
 def _summary(r: records.HostRecord) -> str:

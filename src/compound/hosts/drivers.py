@@ -53,6 +53,8 @@ def create(
     install_docker: bool = False,
     labels: dict[str, str] | None = None,
     tenant: str | None = None,
+    memory_mib: int | None = None,
+    cpus: int | None = None,
     progress: Progress = _quiet,
 ) -> HostRecord:
     records.check_name(name)
@@ -62,7 +64,7 @@ def create(
         )
     record = HostRecord(name=name, driver=driver, labels=dict(labels or {}), tenant=tenant)
     try:
-        _provision(record, address, user, port, identity, progress)
+        _provision(record, address, user, port, identity, progress, memory_mib, cpus)
         adopt(record, install_docker=install_docker, progress=progress)
     except BaseException:
         # nothing half-made stays: no container, no record, no ssh_config entry
@@ -82,8 +84,12 @@ def _provision(
     port: int,
     identity: Path | None,
     progress: Progress,
+    memory_mib: int | None = None,
+    cpus: int | None = None,
 ) -> None:
     name, driver = record.name, record.driver
+    if (memory_mib is not None or cpus is not None) and driver != "qemu":
+        raise HostError(name, "--memory and --cpus are for --driver qemu")
     if driver == "local":
         return
     if driver == "ssh":
@@ -101,7 +107,12 @@ def _provision(
     elif driver == "qemu":
         from . import qemu_host
 
-        qemu_host.create(record, progress)
+        qemu_host.create(
+            record,
+            progress,
+            memory_mib=memory_mib or qemu_host.DEFAULT_MEMORY_MIB,
+            cpus=cpus or qemu_host.DEFAULT_CPUS,
+        )
     else:
         raise HostError(name, f"unknown driver {driver!r}", hint="use local, ssh, nested or qemu")
 

@@ -2,9 +2,10 @@
 CPUs, memory, OS, kernel, engine version, KVM and /dev/net/tun.
 
 KVM: an existing /dev/kvm proves nothing (nested KVM can hang in the first
-vCPU run), so on this machine the VM runtime's cached boot probe decides; on
-another host compound has no boot probe to run, so a present /dev/kvm counts
-as "present, not boot-probed" and the inventory treats it as no KVM.
+vCPU run), so :mod:`compound.hosts.kvmprobe` runs a vCPU there; its answer
+is kept in the record with the host's boot id and measured again only after
+the host rebooted. A probe that could not run leaves ``kvm: null``, which
+the inventory treats as no KVM.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from compound.hostfacts import kvm_usable
 
-from . import ssh
+from . import kvmprobe, ssh
 from .records import HostRecord
 
 FACTS_SCRIPT = r"""
@@ -22,6 +23,7 @@ echo "mem_kib=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
 echo "virt=$(systemd-detect-virt 2>/dev/null || echo unknown)"
 ( . /etc/os-release 2>/dev/null && echo "os_name=$PRETTY_NAME" )
 echo "kernel=$(uname -r)"
+echo "boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
 echo "arch=$(uname -m)"
 echo "engine=$(docker version --format '{{.Server.Version}}' 2>/dev/null || true)"
 [ -c /dev/kvm ] && echo kvm_dev=1 || echo kvm_dev=0
@@ -43,7 +45,15 @@ def parse(text: str) -> dict[str, str]:
 
 def measure(record: HostRecord) -> dict[str, Any]:
     raw = parse(ssh.run(record, FACTS_SCRIPT, timeout=30))
-    return interpret(raw, local=record.address is None)
+    out = interpret(raw, local=record.address is None)
+    known = kvmprobe.cached(record.facts, raw)
+    if record.driver == "qemu" and record.machine.get("accel") == "tcg":
+        # its /dev/kvm is TCG's emulated SVM/VMX: a VM there would run
+        # nested in emulation, slower than TCG on this machine
+        known = (False, "a TCG guest: its KVM would be nested in emulation")
+    kvm, reason = known if known is not None else kvmprobe.probe(record, raw)
+    out.update(kvm=kvm, kvm_reason=reason, kvm_boot_id=raw.get("boot_id", ""))
+    return out
 
 
 def interpret(raw: dict[str, str], *, local: bool) -> dict[str, Any]:

@@ -100,6 +100,7 @@ class ServiceDemand:
     max_per_host: int | None = None
     global_: bool = False  # deploy.mode: global: one instance on every used host
     latency_critical: bool = False
+    tcg_ok: bool = False  # a VM whose file accepts TCG (x-compound.vm.accel: tcg)
 
     @property
     def key(self) -> str:
@@ -125,6 +126,7 @@ class ServiceDemand:
             "constraints": [str(c) for c in self.constraints],
             "spread": self.spread,
             "max_per_host": self.max_per_host,
+            "tcg_ok": self.tcg_ok,
         }
 
 
@@ -197,6 +199,7 @@ def service_demands(
                 max_per_host=placement.max_replicas_per_node,
                 global_=svc.deploy.mode == "global",
                 latency_critical=ev.latency_critical,
+                tcg_ok=runtime == "vm" and svc.x_compound.vm.accel == "tcg",
             )
         )
     if len(errors) == 1:

@@ -21,7 +21,9 @@ def node_constraints(demand: ServiceDemand | None) -> list[str]:
     if demand.required_class:
         out.append(f"node.labels.{LABEL_PREFIX}class == {demand.required_class}")
     if demand.runtime == "vm":
-        out.append(f"node.labels.{LABEL_PREFIX}vm == yes")
+        # KVM unless the file accepts TCG (x-compound.vm.accel: tcg)
+        label = "vm" if demand.tcg_ok else "kvm"
+        out.append(f"node.labels.{LABEL_PREFIX}{label} == yes")
     if demand.os != "linux":
         out.append(f"node.platform.os == {demand.os}")
     return out

@@ -18,8 +18,9 @@ on random inputs, bench/placement.py re-checks them at full size):
   agents the tenant of the hosts' workloads, or run them as VMs.
 * **OS and runtime**: Linux containers on Linux hosts; Windows containers only
   on Windows hosts; VMs (Windows guests included) on Linux hosts with
-  ``kvm: true`` (``vm_needs_kvm=False`` for the single-host check, where TCG
-  is slow but works).
+  ``kvm: true``, or any Linux host when the VM's file accepts TCG
+  (``x-compound.vm.accel: tcg``; ``vm_needs_kvm=False`` for the single-host
+  check, where TCG is slow but works).
 * **constraints**: every ``node.labels`` / ``node.hostname`` /
   ``node.platform.os`` constraint, and the advised host class for
   latency-critical work.
@@ -276,7 +277,7 @@ def eligible(d: ServiceDemand, host: Host, vm_needs_kvm: bool = True) -> bool:
     if d.runtime == "container":
         if host.os != d.os:
             return False
-    elif host.os != "linux" or (vm_needs_kvm and not host.kvm):
+    elif host.os != "linux" or (vm_needs_kvm and not host.kvm and not d.tcg_ok):
         return False
     return all(c.matches(host) for c in d.constraints)
 
@@ -332,7 +333,7 @@ class _Packer:
     # -- setup --
 
     def _eligible_hosts(self, d: ServiceDemand) -> list[int]:
-        key = (d.os, d.runtime, d.required_class, d.tenant, d.constraints)
+        key = (d.os, d.runtime, d.required_class, d.tenant, d.constraints, d.tcg_ok)
         found = self._static.get(key)
         if found is None:
             found = [i for i, h in enumerate(self.hosts) if eligible(d, h, self.vm_needs_kvm)]
@@ -374,6 +375,7 @@ class _Packer:
                 d.prefer,
                 g.tk,
                 d.spread,
+                d.tcg_ok,
             )
             sid = sig_ids.setdefault(key, len(sig_ids))
             if sid == len(sig_first):
@@ -741,7 +743,7 @@ class _Packer:
 
     def _no_eligible(self, d: ServiceDemand) -> str:
         """Name the requirement no host meets, or say they only clash together."""
-        kvm = self.vm_needs_kvm
+        kvm = self.vm_needs_kvm and not d.tcg_ok
         reqs: list[tuple[str, Callable[[Host], bool]]] = []
         if d.runtime == "container":
             reqs.append((f"os: {d.os} (for {d.os} containers)", lambda h: h.os == d.os))
@@ -767,8 +769,20 @@ class _Packer:
             reqs.append((f"'{c}'", c.matches))
         for text, ok in reqs:
             if not any(ok(h) for h in self.hosts):
+                if d.runtime == "vm" and kvm and text.startswith("os: linux"):
+                    return self._no_kvm(text)
                 return f"no host has {text}"
         return "no host has all of: " + ", ".join(text for text, _ in reqs)
+
+    def _no_kvm(self, text: str) -> str:
+        """A VM asked of hosts without virtualization: name them."""
+        linux = [h.name for h in self.hosts if h.os == "linux"]
+        shown = ", ".join(linux[:8]) + (f" (+{len(linux) - 8} more)" if len(linux) > 8 else "")
+        return (
+            f"no host has {text}: host(s) {shown} have no KVM that boots "
+            "(`compound host ls` shows why); set x-compound.vm.accel: tcg to accept "
+            "TCG there (slow), or add a host with KVM"
+        )
 
     def finish(self, order: Sequence[_Group]) -> None:
         for g in order:

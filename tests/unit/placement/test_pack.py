@@ -111,7 +111,9 @@ def test_no_eligible_host_names_the_missing_requirement():
     reasons = {p.demands[i].service: r for i, r in enumerate(u.reason for u in p.unplaced)}
     assert reasons == {
         "w": "no host has os: windows (for windows containers)",
-        "v": "no host has os: linux and kvm: true (for VMs)",
+        "v": "no host has os: linux and kvm: true (for VMs): host(s) a have no KVM that "
+        "boots (`compound host ls` shows why); set x-compound.vm.accel: tcg to accept TCG "
+        "there (slow), or add a host with KVM",
         "t": "no host has class: bare-metal (latency-critical, as advised)",
         "z": "no host has 'node.labels.zone == z9'",
     }
