@@ -259,7 +259,7 @@ def test_up_swarm_runs_a_vm_service_a_container_reaches_by_name(
           vmweb:
             image: local/busybox:latest
             command: ["sh", "-c", "echo from-vm > /www; exec httpd -f -p 8080 -h /"]
-            x-compound: {runtime: vm, vm: {accel: tcg}}
+            x-compound: {runtime: vm}
             deploy:
               placement: {constraints: ["node.labels.compound.host == swarm-t2"]}
           client:

@@ -220,7 +220,12 @@ def build_stack(
             f"the Swarm's hosts cannot run everything: {lines}",
             hint="add hosts (`compound host create`, `compound swarm join`) or lower reservations",
         )
-    demands = {d.service: d for d in packing.demands}
+    # a VM task runs under TCG whatever the node has (a service cannot be
+    # given /dev/kvm; vm_services refuses accel: kvm), so its constraint is
+    # compound.vm, never compound.kvm
+    demands = {
+        d.service: replace(d, tcg_ok=True) if d.runtime == "vm" else d for d in packing.demands
+    }
     if ipvs is None:
         ipvs = bool(records.load(swarm.load().manager).facts.get("ipvs"))
     stack = translate(

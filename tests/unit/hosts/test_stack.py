@@ -149,7 +149,7 @@ def test_vm_services_are_planned_where_a_vm_can_run(tmp_path: Path) -> None:
         tmp_path,
         """
         services:
-          guest: {image: local/busybox:latest, x-compound: {runtime: vm, vm: {accel: tcg}}}
+          guest: {image: local/busybox:latest, x-compound: {runtime: vm}}
         """,
     )
     no_tun = _host("h2")
