@@ -62,6 +62,18 @@ def connect(timeout: float = 60) -> docker.DockerClient:
         return client
 
 
+def connect_to(base_url: str, timeout: float) -> Client:
+    """A client of another engine (a remote host's, through its forwarded
+    socket), not cached: its owner closes it. Raises EngineUnavailableError
+    when the address cannot be used."""
+    try:
+        return docker.DockerClient(base_url=base_url, timeout=cast(int, timeout))
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailableError(
+            f"cannot use the Docker Engine at {base_url}: {explain(exc)}"
+        ) from exc
+
+
 def reset_connection() -> None:
     """Forget cached clients (after DOCKER_HOST changed, or in tests)."""
     with _lock:

@@ -78,6 +78,15 @@ def service_error(service: str, what: str, exc: BaseException) -> CompoundError:
     return ServiceError(service, f"{what}: {text}")
 
 
+# The SDK's exception classes, for callers that must tell "not there" from
+# other failures (hosts/ talking to remote engines): named here so that only
+# the engine layer imports the SDK.
+SDKError = docker.errors.DockerException  # the root of every SDK error
+APIError = docker.errors.APIError  # the engine answered with an error
+NotFound = docker.errors.NotFound  # a container, volume, service, ... that is not there
+ImageNotFound = docker.errors.ImageNotFound
+
+
 def gone(exc: BaseException) -> bool:
     return isinstance(exc, docker.errors.NotFound)
 

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import docker
-import docker.errors
 import yaml
 
+from compound.engine import Client, connect
+from compound.engine.errors import ImageNotFound, NotFound, SDKError
 from compound.placement import place
 from compound.placement.node_constraints import vm_services as vm_service_names
 from compound.runtimes.hostops import atomic_write
@@ -109,7 +109,7 @@ def _volume_hosts(
         try:
             cli = client(r, timeout=30)
             names = {v.name for v in cli.volumes.list()}
-        except (HostError, docker.errors.DockerException):
+        except (HostError, SDKError):
             return []
         return [(k, r.name) for k, v in local.items() if v.name in names]
 
@@ -166,12 +166,12 @@ def deliver_images(
 ) -> dict[str, list[str]]:
     """Images the nodes lack, sent from this machine's engine (docker save |
     docker load): no registry needed for images built or imported here."""
-    local = docker.from_env(timeout=600)
+    local = connect(timeout=600)
     ids: dict[str, str] = {}
     for ref in sorted(images):
         try:
             ids[ref] = str(local.images.get(ref).id)
-        except docker.errors.ImageNotFound:
+        except ImageNotFound:
             ids[ref] = ""
     sent: dict[str, list[str]] = {}
 
@@ -182,7 +182,7 @@ def deliver_images(
             try:
                 if str(cli.images.get(ref).id) == image_id or not image_id:
                     continue
-            except docker.errors.ImageNotFound:
+            except ImageNotFound:
                 if not image_id:
                     raise SwarmError(
                         f"image {ref}: neither this machine nor host {r.name} has it, and no "
@@ -354,13 +354,11 @@ def deploy(project: Project, *, progress: Progress = _quiet, timeout: float = 30
     return result
 
 
-def _services(mc: docker.DockerClient, project: str) -> list[Any]:
+def _services(mc: Client, project: str) -> list[Any]:
     return list(mc.services.list(filters={"label": f"{NAMESPACE}={project}"}))
 
 
-def service_status(
-    mc: docker.DockerClient, project: str, *, details: bool = True
-) -> dict[str, dict[str, Any]]:
+def service_status(mc: Client, project: str, *, details: bool = True) -> dict[str, dict[str, Any]]:
     """Per service: desired and running tasks, update state, and (``details``)
     for services not yet converged their tasks' errors and pending reasons.
     One API call when everything runs (``docker service ls`` asks the same),
@@ -570,7 +568,7 @@ def exec_target(project: str, service: str, slot: int | None = None) -> tuple[Ho
     by_id = {v: k for k, v in rec.nodes.items()}
     try:
         svc = mc.services.get(f"{project}_{service}")  # type: ignore[no-untyped-call]
-    except docker.errors.NotFound:
+    except NotFound:
         raise SwarmError(f"project {project} has no service {service!r} on the Swarm") from None
     tasks = sorted(
         (

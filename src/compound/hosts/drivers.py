@@ -17,9 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import docker
-import docker.errors
-
+from compound.engine import Client, connect
+from compound.engine.errors import APIError, NotFound
 from compound.errors import NotSupportedError
 from compound.runtimes.hostops import locked
 
@@ -170,18 +169,18 @@ def wait_ready(record: HostRecord, *, need_engine: bool, timeout: float = READY_
 # --- nested hosts -------------------------------------------------------------
 
 
-def _engine() -> docker.DockerClient:
-    return docker.from_env(timeout=300)
+def _engine() -> Client:
+    return connect(timeout=300)
 
 
-def _network(cli: docker.DockerClient) -> str:
+def _network(cli: Client) -> str:
     net = f"{nested_prefix()}net"
     # the engine allows two networks of one name: concurrent creates take turns
     with locked(records.hosts_dir() / ".network.lock"):
         if not cli.networks.list(names=[net]):
             try:
                 cli.networks.create(net, driver="bridge", labels={LABEL_HOST: "network"})
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 raise HostError("-", f"cannot create the hosts' network {net}: {exc}") from exc
     return net
 
@@ -191,7 +190,7 @@ def remove_network_if_unused() -> None:
     for net in cli.networks.list(names=[f"{nested_prefix()}net"]):
         net.reload()
         if not net.attrs.get("Containers"):
-            with contextlib.suppress(docker.errors.APIError):  # a host was created meanwhile
+            with contextlib.suppress(APIError):  # a host was created meanwhile
                 net.remove()
 
 
@@ -269,12 +268,12 @@ def _create_nested(record: HostRecord, progress: Progress) -> None:
         container.put_archive("/root", _authorized_keys_tar(ssh.public_key(record)))
         progress(f"starting {container_name}")
         container.start()
-    except docker.errors.APIError as exc:
+    except APIError as exc:
         raise HostError(record.name, f"cannot start its container {container_name}: {exc}") from exc
     record.address = _nested_address(cli, container_name, net)
 
 
-def _nested_address(cli: docker.DockerClient, container_name: str, net: str) -> str:
+def _nested_address(cli: Client, container_name: str, net: str) -> str:
     c = cli.containers.get(container_name)
     addr = str(c.attrs["NetworkSettings"]["Networks"][net]["IPAddress"])
     if not addr:
@@ -287,11 +286,11 @@ def _destroy_machine(record: HostRecord) -> None:
         cli = _engine()
         name = record.machine.get("container")
         if name:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(NotFound):
                 cli.containers.get(name).remove(force=True, v=True)
         vol = record.machine.get("volume")
         if vol:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(NotFound):
                 cli.volumes.get(vol).remove(force=True)
     elif record.driver == "qemu":
         from . import qemu_host
@@ -307,7 +306,7 @@ def state(record: HostRecord) -> str:
     if record.driver == "nested":
         try:
             c = _engine().containers.get(record.machine["container"])
-        except docker.errors.NotFound:
+        except NotFound:
             return "missing"
         if c.status != "running":
             return "stopped"

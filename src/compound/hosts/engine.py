@@ -13,8 +13,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-import docker
-import docker.errors
+from compound.engine import Client, connect_to
+from compound.errors import EngineUnavailableError
 
 from . import records, ssh
 from .errors import HostError
@@ -56,10 +56,10 @@ def forwarded_socket(record: HostRecord) -> Path:
     return sock
 
 
-def client(record: HostRecord, timeout: int = 120) -> docker.DockerClient:
+def client(record: HostRecord, timeout: int = 120) -> Client:
     try:
         if record.address is None:
-            return docker.DockerClient(base_url=record.docker_host, timeout=timeout)
-        return docker.DockerClient(base_url=f"unix://{forwarded_socket(record)}", timeout=timeout)
-    except docker.errors.DockerException as exc:
+            return connect_to(record.docker_host, timeout)
+        return connect_to(f"unix://{forwarded_socket(record)}", timeout)
+    except EngineUnavailableError as exc:
         raise HostError(record.name, f"cannot reach its Docker Engine: {exc}") from exc

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import docker
-
+from compound.engine import Client
 from compound.errors import CompoundError
 from compound.runtimes import debimage, hostops
 
@@ -65,5 +64,5 @@ def cache_dir() -> Path:
     return hostops.cache_root() / "swarm"
 
 
-def ensure_dockerhost_image(client: docker.DockerClient) -> debimage.BuiltImage:
+def ensure_dockerhost_image(client: Client) -> debimage.BuiltImage:
     return debimage.ensure_image(client, image(), cache_dir())

@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import docker
-import docker.errors
-
+from compound.engine import Client
+from compound.engine.errors import APIError
 from compound.placement.node_constraints import LABEL_PREFIX as LABEL_PREFIX
 from compound.runtimes.hostops import atomic_write
 
@@ -94,7 +93,7 @@ def node_labels(record: HostRecord) -> dict[str, str]:
     }
 
 
-def _swarm_state(cli: docker.DockerClient) -> dict[str, Any]:
+def _swarm_state(cli: Client) -> dict[str, Any]:
     return dict(cli.info().get("Swarm") or {})
 
 
@@ -123,7 +122,7 @@ def init(names: list[str], *, progress: Progress = _quiet) -> SwarmRecord:
         progress(f"{manager.name}: swarm init")
         try:
             mc.swarm.init(advertise_addr=manager.address, listen_addr=f"0.0.0.0:{SWARM_PORT}")
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise HostError(manager.name, f"swarm init failed: {exc.explanation or exc}") from exc
     rec = SwarmRecord(manager=manager.name, nodes={})
     if _path().exists() and load().manager == manager.name:
@@ -165,7 +164,7 @@ def join(name: str, *, manager_role: bool = False, progress: Progress = _quiet) 
                 advertise_addr=host.address,
                 listen_addr=f"0.0.0.0:{SWARM_PORT}",
             )
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             raise HostError(name, f"swarm join failed: {exc.explanation or exc}") from exc
         node_id = str(_swarm_state(hc)["NodeID"])
     rec.nodes[name] = node_id
@@ -174,11 +173,11 @@ def join(name: str, *, manager_role: bool = False, progress: Progress = _quiet) 
     return node_id
 
 
-def label(mc: docker.DockerClient, host: HostRecord, node_id: str) -> None:
+def label(mc: Client, host: HostRecord, node_id: str) -> None:
     set_labels(mc, host.name, node_id, node_labels(host))
 
 
-def set_labels(mc: docker.DockerClient, host: str, node_id: str, labels: dict[str, str]) -> None:
+def set_labels(mc: Client, host: str, node_id: str, labels: dict[str, str]) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -190,7 +189,7 @@ def set_labels(mc: docker.DockerClient, host: str, node_id: str, labels: dict[st
             spec["Labels"] = {**current, **labels}
             node.update(spec)
             return
-        except docker.errors.APIError as exc:
+        except APIError as exc:
             # a fresh node may not be known to the manager yet; a concurrent
             # update bumps the version: read again and retry
             if time.monotonic() > deadline:
@@ -200,7 +199,7 @@ def set_labels(mc: docker.DockerClient, host: str, node_id: str, labels: dict[st
             time.sleep(0.5)
 
 
-def manager_client() -> tuple[SwarmRecord, docker.DockerClient]:
+def manager_client() -> tuple[SwarmRecord, Client]:
     rec = load()
     return rec, client(records.load(rec.manager))
 
