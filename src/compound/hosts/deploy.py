@@ -17,6 +17,7 @@ import yaml
 from compound.engine import Client, connect
 from compound.engine.errors import ImageNotFound, NotFound, SDKError
 from compound.placement import place
+from compound.placement.node_constraints import as_swarm_tasks
 from compound.placement.node_constraints import vm_services as vm_service_names
 from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
@@ -220,12 +221,7 @@ def build_stack(
             f"the Swarm's hosts cannot run everything: {lines}",
             hint="add hosts (`compound host create`, `compound swarm join`) or lower reservations",
         )
-    # a VM task runs under TCG whatever the node has (a service cannot be
-    # given /dev/kvm; vm_services refuses accel: kvm), so its constraint is
-    # compound.vm, never compound.kvm
-    demands = {
-        d.service: replace(d, tcg_ok=True) if d.runtime == "vm" else d for d in packing.demands
-    }
+    demands = as_swarm_tasks(list(packing.demands))
     if ipvs is None:
         ipvs = bool(records.load(swarm.load().manager).facts.get("ipvs"))
     stack = translate(

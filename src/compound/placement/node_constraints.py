@@ -5,6 +5,8 @@ free to reschedule when one is lost."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from compound.placement.demand import ServiceDemand
 
 LABEL_PREFIX = "compound."
@@ -32,3 +34,10 @@ def node_constraints(demand: ServiceDemand | None) -> list[str]:
 def vm_services(demands: list[ServiceDemand]) -> list[str]:
     """Services that run as VMs (on the Swarm: services running their launcher)."""
     return sorted(d.service for d in demands if d.runtime == "vm")
+
+
+def as_swarm_tasks(demands: list[ServiceDemand]) -> dict[str, ServiceDemand]:
+    """Each service's demand as a Swarm task meets it: a VM's task runs under
+    TCG whatever the node has (a service cannot be given /dev/kvm), so its
+    constraint is compound.vm, never compound.kvm."""
+    return {d.service: replace(d, tcg_ok=True) if d.runtime == "vm" else d for d in demands}
