@@ -247,7 +247,13 @@ def export(
             _run(["qemu-img", "convert", "-O", fmt, str(raw), str(tmp_out)], "qemu-img convert")
         os.replace(tmp_out, output)
     finally:
-        if mnt.exists() and os.path.ismount(mnt):
+        # a plain umount first: a lazy one of a busy mount leaves the loop
+        # device attached until the last user goes
+        if (
+            mnt.exists()
+            and os.path.ismount(mnt)
+            and subprocess.run(["umount", str(mnt)], capture_output=True, check=False).returncode
+        ):
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
         if loop:
             subprocess.run(["losetup", "-d", loop], capture_output=True, check=False)
@@ -280,6 +286,14 @@ def _copy_image(client: docker.DockerClient, image_id: str, dest: Path) -> None:
         try:
             for chunk in cast(Iterator[bytes], container.export()):
                 proc.stdin.write(chunk)
+        except BaseException:
+            # interrupted: tar must be gone before the caller unmounts, or its
+            # open files keep the filesystem and its loop device busy
+            with contextlib.suppress(OSError):  # a broken pipe must not hide the cause
+                proc.stdin.close()
+            proc.kill()
+            proc.wait()
+            raise
         finally:
             proc.stdin.close()
         if proc.wait() != 0:
