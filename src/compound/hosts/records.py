@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from compound.dirs import xdg_state_dir
 from compound.runtimes.hostops import atomic_write
 
 from .errors import HostError
@@ -37,8 +38,7 @@ def hosts_dir() -> Path:
     env = os.environ.get("COMPOUND_HOSTS_DIR")
     if env:
         return Path(env)
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "compound" / "hosts"
+    return xdg_state_dir() / "hosts"
 
 
 def ssh_alias(name: str) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from compound.dirs import state_dir
 from compound.errors import StateError
 
 SCHEMA_VERSION = 2
@@ -60,11 +61,7 @@ CREATE INDEX IF NOT EXISTS revisions_project ON revisions (project, number);
 
 
 def default_path() -> Path:
-    base = os.environ.get("COMPOUND_STATE_DIR")
-    if base:
-        return Path(base) / "state.db"
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "compound" / "state.db"
+    return state_dir() / "state.db"
 
 
 @dataclass(frozen=True)

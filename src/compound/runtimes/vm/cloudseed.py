@@ -33,18 +33,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from compound.dirs import state_dir
 from compound.errors import VMError
 
 SEED_DIR = "seed"  # in the instance's run dir
 LABEL = "cidata"
-
-
-def state_dir() -> Path:
-    base = os.environ.get("COMPOUND_STATE_DIR")
-    if base:
-        return Path(base)
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "compound"
 
 
 def project_key(project: str) -> tuple[Path, str]:
