@@ -35,18 +35,14 @@ ENV = {
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[dict[str, str]]:
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
-    _teardown()
-    try:
-        yield ENV
-    finally:
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in ENV.items():
+            mp.setenv(k, v)
         _teardown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            yield ENV
+        finally:
+            _teardown()
 
 
 def _teardown() -> None:

@@ -30,25 +30,20 @@ PREFIX = "swarm-test-host-"
 
 @pytest.fixture(scope="module")
 def cluster(engine: docker.DockerClient, busybox_image: str) -> Iterator[list[str]]:
-    saved = {k: os.environ.get(k) for k in ("COMPOUND_HOSTS_DIR", "COMPOUND_NESTED_PREFIX")}
-    # a fixed directory: ~/.ssh/config includes its ssh_config once, not once per run
-    os.environ["COMPOUND_HOSTS_DIR"] = str(cache_dir() / "test-hosts")
-    os.environ["COMPOUND_NESTED_PREFIX"] = PREFIX
-    _teardown()
-    try:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(3) as pool:
-            list(pool.map(lambda n: drivers.create(n, "nested", labels={"rack": n[-1]}), HOSTS))
-        swarm.init(list(HOSTS))
-        yield list(HOSTS)
-    finally:
+    with pytest.MonkeyPatch.context() as mp:
+        # a fixed directory: ~/.ssh/config includes its ssh_config once, not once per run
+        mp.setenv("COMPOUND_HOSTS_DIR", str(cache_dir() / "test-hosts"))
+        mp.setenv("COMPOUND_NESTED_PREFIX", PREFIX)
         _teardown()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        try:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(3) as pool:
+                list(pool.map(lambda n: drivers.create(n, "nested", labels={"rack": n[-1]}), HOSTS))
+            swarm.init(list(HOSTS))
+            yield list(HOSTS)
+        finally:
+            _teardown()
 
 
 def _teardown() -> None:
