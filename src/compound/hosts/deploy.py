@@ -376,13 +376,19 @@ def service_status(mc: Client, project: str, *, details: bool = True) -> dict[st
         }
         by_id[svc["ID"]] = name
     if details and any(st["running"] != st["desired"] for st in out.values()):
+        hosts = {node: host for host, node in swarm.load().nodes.items()}
         for t in mc.api.tasks(filters={"desired-state": "running"}):  # type: ignore[no-untyped-call]
             name = by_id.get(t.get("ServiceID", ""))
             if name is None:
                 continue
             status = t.get("Status") or {}
             if status.get("Err"):
-                out[name]["errors"].append(status["Err"])
+                # which host failed it: an image one node lacks, a node's own fault
+                node = t.get("NodeID", "")
+                where = hosts.get(node) or (f"node {node[:12]}" if node else "")
+                out[name]["errors"].append(
+                    f"{status['Err']} (on {where})" if where else status["Err"]
+                )
             if status.get("State") == "pending":
                 out[name]["pending"].append(status.get("Message", ""))
     return out
@@ -426,6 +432,21 @@ def wait_converged(
             return
         time.sleep(POLL)
     status = service_status(mc, project)  # with every task's reason
+    try:
+        down = [f"{n['host']} ({n['state']})" for n in swarm.nodes() if n["state"] != "ready"]
+    except (HostError, SDKError):
+        down = []  # the manager itself stopped answering: the services' state is the news
+    raise SwarmError(
+        not_converged_message(project, services, status, down),
+        hint="`compound swarm ps` shows every task and the node it is on",
+    )
+
+
+def not_converged_message(
+    project: str, services: list[str], status: dict[str, dict[str, Any]], down: list[str]
+) -> str:
+    """Why ``project`` did not converge: each waiting service with its tasks'
+    errors (naming the host that reported each) and the nodes not ready."""
     bad = []
     for s in services:
         st = status.get(s)
@@ -438,10 +459,11 @@ def wait_converged(
             if "No such image" in why:
                 why += " (no node can pull the image)"
             bad.append(f"{s}: {st['running']}/{st['desired']} running ({why})")
-    raise SwarmError(
-        f"project {project} did not converge: " + "; ".join(bad),
-        hint="`compound swarm ps` shows every task and the node it is on",
-    )
+    msg = f"project {project} did not converge: " + "; ".join(bad)
+    if down:
+        # a node lost during the deploy: its tasks wait for it, or for a node that fits
+        msg += "; hosts not ready: " + ", ".join(down)
+    return msg
 
 
 def ps(project: str) -> list[dict[str, Any]]:
