@@ -38,6 +38,7 @@ class AppContext:
         self.opts = opts
         self._loaded: dict[tuple[str, ...], LoadResult] = {}
         self._locks: dict[str, ProjectLock] = {}
+        self.command = ""  # the command being run (its name), for messages
 
     @cached_property
     def out(self) -> Console:
@@ -76,6 +77,23 @@ class AppContext:
             self._loaded[key] = result
         return self._loaded[key]
 
+    def on_swarm(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> bool:
+        """Whether the project's commands act on the Swarm: ``$COMPOUND_TARGET``
+        (host | swarm) if set, else the file's top-level ``x-compound.target``."""
+        import os
+
+        from compound.errors import UsageError
+
+        forced = os.environ.get("COMPOUND_TARGET", "")
+        if forced:
+            if forced not in ("host", "swarm"):
+                raise UsageError(
+                    f"COMPOUND_TARGET={forced!r}: expected host or swarm",
+                    hint="unset it to use the file's x-compound.target",
+                )
+            return forced == "swarm"
+        return self.load(target_services, quiet=quiet).project.target == "swarm"
+
     @cached_property
     def client(self) -> Client:
         from compound.engine import connect
@@ -104,6 +122,15 @@ class AppContext:
         from compound.state.lock import ProjectLock, lock_path
 
         project = self.load(target_services, quiet=quiet).project
+        if self.on_swarm(target_services):
+            from compound.errors import UsageError
+
+            raise UsageError(
+                f"project {project.name} runs on the Swarm (x-compound.target: swarm): "
+                f"`compound {self.command}` acts on this host's engine",
+                hint="up, down, ps, logs, exec, history and rollback act on the Swarm; "
+                "COMPOUND_TARGET=host runs the project on this host instead",
+            )
         if writer and project.name not in self._locks:
             lock = ProjectLock(lock_path(self.store.path.parent, project.name), project.name)
             lock.acquire(
@@ -118,4 +145,5 @@ def app_context(ctx: typer.Context) -> AppContext:
     """The AppContext the global-options callback stored on the click context."""
     obj = ctx.obj
     assert isinstance(obj, AppContext)
+    obj.command = ctx.info_name or obj.command
     return obj

@@ -50,6 +50,15 @@ def register(app: typer.Typer) -> None:
         from compound.cli.render import print_json
 
         app_ctx = app_context(ctx)
+        if app_ctx.on_swarm(services or [], quiet=True):
+            from compound.cli import swarm_cmd
+
+            if services or quiet or services_only:
+                raise UsageError(
+                    "on the Swarm, `compound ps` lists every task of the project",
+                    hint="use --json and filter it, or `compound config --services`",
+                )
+            return swarm_cmd.ps(ctx, json_out=json_out)
         session = app_ctx.session(services or [], quiet=True)
         from compound.reconcile.views import ps_rows
 
@@ -104,6 +113,17 @@ def register(app: typer.Typer) -> None:
         from compound.cli.logs_view import follow_logs
 
         app_ctx = app_context(ctx)
+        if tail != "all" and not tail.isdigit():
+            raise UsageError(f"--tail {tail!r}: expected a number or 'all'")
+        if app_ctx.on_swarm(services or [], quiet=True):
+            from compound.cli import swarm_cmd
+
+            if follow or console or since:
+                raise UsageError(
+                    "on the Swarm, `compound logs` shows what the tasks wrote so far",
+                    hint="follow one service with `docker --context MANAGER service logs -f`",
+                )
+            return swarm_cmd.logs_of(app_ctx, services or [], tail=tail)
         session = app_ctx.session(services or [], quiet=True)
         names = session.check_services(services or [])
         if console:
@@ -116,8 +136,6 @@ def register(app: typer.Typer) -> None:
                 for line in text.splitlines():
                     app_ctx.out.print(f"{inst.service}-{inst.number} | {line}", markup=False)
             return
-        if tail != "all" and not tail.isdigit():
-            raise UsageError(f"--tail {tail!r}: expected a number or 'all'")
         try:
             follow_logs(
                 app_ctx,
@@ -287,6 +305,10 @@ def register(app: typer.Typer) -> None:
         from compound.cli.render import print_json
 
         app_ctx = app_context(ctx)
+        if app_ctx.on_swarm(quiet=True):
+            from compound.cli import swarm_cmd
+
+            return swarm_cmd.history(ctx)
         project = app_ctx.load(quiet=True).project
         revisions = app_ctx.store.history(project.name, limit)
         live = _live_revision(app_ctx, project.name) if revisions else None

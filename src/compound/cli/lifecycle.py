@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create and start the services: change only what differs from the file."""
         app_ctx = app_context(ctx)
-        if swarm:
+        if swarm or app_ctx.on_swarm(services or []):
             # before the single-host machinery's imports (planner, reconcile:
             # seconds on a loaded host), which a Swarm deploy does not use
             from compound.cli.swarm_cmd import swarm_up
@@ -221,6 +221,16 @@ def register(app: typer.Typer) -> None:
         from compound.cli.render import LiveProgress, print_json
 
         app_ctx = app_context(ctx)
+        if app_ctx.on_swarm():
+            from compound.cli import swarm_cmd
+
+            if volumes:
+                raise UsageError(
+                    "down -v on the Swarm: its volumes live on the nodes, and compound "
+                    "never removes them for you",
+                    hint="remove one with `docker --context HOST volume rm NAME`",
+                )
+            return swarm_cmd.down(ctx)
         session = app_ctx.session(writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Running", mode) as progress:
@@ -241,6 +251,10 @@ def register(app: typer.Typer) -> None:
         from compound.cli.render import LiveProgress, print_json
 
         app_ctx = app_context(ctx)
+        if app_ctx.on_swarm(services or []):
+            from compound.cli import swarm_cmd
+
+            return swarm_cmd.rollback(ctx, services)
         session = app_ctx.session(services or [], writer=True)
         mode = "quiet" if json_out else app_ctx.opts.progress
         with LiveProgress(app_ctx.err, "Rolling back", mode) as progress:

@@ -40,6 +40,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a command in a running instance; exits with the command's code."""
         app_ctx = app_context(ctx)
+        if app_ctx.on_swarm([service]):
+            from compound.cli import swarm_cmd
+
+            if user or workdir or env:
+                raise UsageError(
+                    "exec on the Swarm runs as the service's own user, in its working dir"
+                )
+            return swarm_cmd.exec_(ctx, service, command, index)
         session = app_ctx.session([service])
         session.check_services([service])
         running = [i for i in session.instances([service]) if i.running]

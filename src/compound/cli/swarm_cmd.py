@@ -215,3 +215,17 @@ def swarm_up(app_ctx: AppContext, services: list[str], *, json_out: bool, timeou
         f"({result.seconds:.1f}s); stack file {result.stack_file}",
         markup=False,
     )
+
+
+def logs_of(app_ctx: AppContext, services: list[str], *, tail: str) -> None:
+    """``compound logs`` of a project on the Swarm: each service's output
+    from every node, prefixed with its name as on one host."""
+    from compound.hosts import deploy
+
+    project = app_ctx.load(quiet=True).project
+    unknown = [s for s in services if s not in project.services]
+    if unknown:
+        raise UsageError(f"no such service: {', '.join(unknown)}")
+    for name in services or sorted(project.services):
+        for line in deploy.logs(project.name, name, tail=tail).splitlines():
+            app_ctx.out.print(f"{name} | {line}", markup=False)

@@ -570,7 +570,8 @@ def _append_history(project: str, event: dict[str, Any]) -> None:
         f.write(json.dumps(event) + "\n")
 
 
-def logs(project: str, service: str, *, tail: int = 100) -> str:
+def logs(project: str, service: str, *, tail: int | str = 100) -> str:
+    """What ``service``'s tasks wrote on every node (``tail``: lines per task, or "all")."""
     rec = swarm.load()
     manager = records.load(rec.manager)
     return docker_cli(

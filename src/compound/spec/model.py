@@ -523,3 +523,10 @@ class Project(Frozen):
 
     def service(self, name: str) -> Service:
         return self.services[name]
+
+    @property
+    def target(self) -> str:
+        """Where the project runs: ``host`` (this engine) or ``swarm`` (the
+        top-level ``x-compound.target``, checked by the schema)."""
+        settings = self.extensions.get("x-compound") or {}
+        return str(settings.get("target") or "host")

@@ -46,7 +46,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from .xcompound_schema import XCOMPOUND_SCHEMA
+from .xcompound_schema import PROJECT_XCOMPOUND_SCHEMA, XCOMPOUND_SCHEMA
 
 _STRING = {"type": "string"}
 _BOOL = {"type": "boolean"}
@@ -91,6 +91,7 @@ def modernise(schema: dict[str, Any]) -> dict[str, Any]:
     top["name"] = {"type": "string"}
     top["include"] = {"type": "array"}
     top["models"] = {"type": "object"}  # refused by the loader, with what it is
+    top["x-compound"] = PROJECT_XCOMPOUND_SCHEMA
 
     defs["list_or_dict"]["oneOf"][0]["patternProperties"][".+"]["type"] = [
         "string",

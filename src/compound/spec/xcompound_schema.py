@@ -21,6 +21,12 @@
       hints: {...}                       # free-form; checked by the advisor
 
 Sizes and paths are checked and normalised by the loader, not here.
+
+The top-level ``x-compound`` (``PROJECT_XCOMPOUND_SCHEMA``) holds project settings:
+
+    x-compound:
+      target: host | swarm               # default host; swarm: `up`, `down`, `ps`, `logs`,
+                                         # `exec`, `history`, `rollback` act on the Swarm
 """
 
 from __future__ import annotations
@@ -34,6 +40,13 @@ VM_NETS = ("tap", "user")
 VM_SHARES = ("auto", "virtiofs", "9p")
 VM_FIRMWARES = ("auto", "bios", "uefi")
 LB_MODES = ("http", "tcp")
+TARGETS = ("host", "swarm")
+
+PROJECT_XCOMPOUND_SCHEMA: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {"target": {"type": "string", "enum": list(TARGETS)}},
+    "additionalProperties": False,
+}
 
 XCOMPOUND_SCHEMA: dict[str, Any] = {
     "type": ["object", "null"],
