@@ -18,7 +18,8 @@
 #     sources interfaces.d, where cloud-init writes eth0);
 #   - an fstab with the root UUID and a swap line (for lift to drop).
 #
-# Cached by recipe hash (this script + mirrors + mmdebstrap version) under
+# Cached by recipe hash (this script, runtimes/debian-root.sh with the mmdebstrap
+# call both disks share, the mirrors and mmdebstrap's version) under
 # ${COMPOUND_LEGACY_CACHE:-~/.cache/compound/legacy}/debian12-<hash>.qcow2;
 # built into a temporary file and renamed, so a failed build leaves nothing.
 # Needs root (loop devices, mount), mmdebstrap, sfdisk, extlinux, qemu-img.
@@ -30,28 +31,20 @@
 #   losetup --offset 1M; mkfs.ext4; mount; tar -x; extlinux --install /boot/extlinux;
 #   dd mbr.bin; umount; qemu-img convert -O qcow2 disk.raw disk.qcow2
 set -euo pipefail
+LOG_PREFIX=legacy-disk
+# shellcheck source=../src/compound/runtimes/debian-root.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../src/compound/runtimes/debian-root.sh"
 
-SUITE=bookworm
-MIRROR=${COMPOUND_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SECURITY=${COMPOUND_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 CACHE_DIR=${COMPOUND_LEGACY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compound/legacy}
 SIZE=2G
 PACKAGES=systemd,systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,extlinux,
 PACKAGES+=ifupdown,isc-dhcp-client,iproute2,netbase,nginx-light,python3,cron,
 PACKAGES+=qemu-guest-agent,procps,ca-certificates,cloud-init
 
-log() { printf '[legacy-disk] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 FORCE=0
 [[ ${1:-} == --force ]] && FORCE=1
 
-recipe() {
-  cat "${BASH_SOURCE[0]}"
-  echo "$MIRROR $SECURITY $SUITE"
-  dpkg-query -W -f='${Package} ${Version}\n' mmdebstrap 2>/dev/null || echo "mmdebstrap ?"
-}
-HASH=$(recipe | sha256sum | cut -c1-16)
+HASH=$(recipe_hash "${BASH_SOURCE[0]}")
 OUT=$CACHE_DIR/debian12-$HASH.qcow2
 if [[ -s $OUT && $FORCE == 0 ]]; then
   echo "$OUT"
@@ -75,8 +68,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-T0=$SECONDS
-step() { log "[$((SECONDS - T0))s] $*"; }
 
 # The guest's own configuration, run by mmdebstrap inside the new root ($1).
 cat >"$WORK/guest-setup.sh" <<'GUEST'
@@ -178,17 +169,7 @@ GUEST
 chmod +x "$WORK/guest-setup.sh"
 
 step "mmdebstrap $SUITE with a kernel, systemd, nginx, python3, cron (a few minutes the first time)"
-if ! mmdebstrap --variant=minbase --include="$PACKAGES" \
-  --aptopt='Acquire::Languages "none"' \
-  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --customize-hook="$WORK/guest-setup.sh \"\$1\"" \
-  "$SUITE" "$WORK/root.tar" \
-  "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
-  "deb $SECURITY $SUITE-security main" >"$WORK/mmdebstrap.log" 2>&1; then
-  tail -n 30 "$WORK/mmdebstrap.log" >&2
-  die "mmdebstrap failed"
-fi
+debian_root "$PACKAGES" "$WORK/guest-setup.sh" "$WORK/root.tar"
 
 step "partitioning a $SIZE disk (MBR, one bootable ext4 partition)"
 truncate -s "$SIZE" "$WORK/disk.raw"

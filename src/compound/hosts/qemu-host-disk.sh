@@ -17,17 +17,18 @@
 # which reads compound.{name,ip,gw,ssh} from the kernel command line: the
 # hostname, a static address on eth0, and root's authorized key.
 #
-# Cached by recipe hash (this script + mirrors + mmdebstrap version) under
+# Cached by recipe hash (this script, runtimes/debian-root.sh with the mmdebstrap
+# call both disks share, the mirrors and mmdebstrap's version) under
 # ${COMPOUND_QEMU_HOST_CACHE:-~/.cache/compound/qemu-host}/debian12-<hash>/;
 # built in a temporary directory and renamed, so a failed build leaves
 # nothing. Older entries are kept: existing hosts' overlays point at them.
 # Needs root (the chroot keeps owners), mmdebstrap, mkfs.ext4, qemu-img.
 # Mirrors: COMPOUND_DEBIAN_MIRROR, else deb.debian.org.
 set -euo pipefail
+LOG_PREFIX=qemu-host-disk
+# shellcheck source=../runtimes/debian-root.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../runtimes/debian-root.sh"
 
-SUITE=bookworm
-MIRROR=${COMPOUND_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SECURITY=${COMPOUND_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 CACHE_DIR=${COMPOUND_QEMU_HOST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/compound/qemu-host}
 SIZE=8G
 PACKAGES=systemd,systemd-sysv,udev,kmod,dbus,linux-image-cloud-amd64,initramfs-tools,
@@ -36,18 +37,10 @@ PACKAGES+=openssh-server,docker.io,iproute2,procps,
 # load docker-default, the profile every container gets (else `run` fails)
 PACKAGES+=apparmor
 
-log() { printf '[qemu-host-disk] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 FORCE=0
 [[ ${1:-} == --force ]] && FORCE=1
 
-recipe() {
-  cat "${BASH_SOURCE[0]}"
-  echo "$MIRROR $SECURITY $SUITE"
-  dpkg-query -W -f='${Package} ${Version}\n' mmdebstrap 2>/dev/null || echo "mmdebstrap ?"
-}
-HASH=$(recipe | sha256sum | cut -c1-16)
+HASH=$(recipe_hash "${BASH_SOURCE[0]}")
 OUT=$CACHE_DIR/debian12-$HASH
 if [[ -s $OUT/disk.qcow2 && $FORCE == 0 ]]; then
   echo "$OUT"
@@ -68,8 +61,6 @@ if [[ -s $OUT/disk.qcow2 && $FORCE == 0 ]]; then
 fi
 WORK=$(mktemp -d "$CACHE_DIR/.build-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-T0=$SECONDS
-step() { log "[$((SECONDS - T0))s] $*"; }
 
 cat >"$WORK/guest-setup.sh" <<'GUEST'
 #!/bin/sh
@@ -157,17 +148,7 @@ GUEST
 chmod +x "$WORK/guest-setup.sh"
 
 step "mmdebstrap $SUITE with a kernel, systemd, sshd, docker.io (a few minutes the first time)"
-if ! mmdebstrap --variant=minbase --include="$PACKAGES" \
-  --aptopt='Acquire::Languages "none"' \
-  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --customize-hook="$WORK/guest-setup.sh \"\$1\"" \
-  "$SUITE" "$WORK/root" \
-  "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
-  "deb $SECURITY $SUITE-security main" >"$WORK/mmdebstrap.log" 2>&1; then
-  tail -n 30 "$WORK/mmdebstrap.log" >&2
-  die "mmdebstrap failed"
-fi
+debian_root "$PACKAGES" "$WORK/guest-setup.sh" "$WORK/root"
 
 step "kernel and initramfs"
 mkdir -p "$WORK/out"
