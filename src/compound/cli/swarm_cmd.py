@@ -1,4 +1,4 @@
-"""compound swarm init | join | ls | ps | logs | history | rollback | down,
+"""compound swarm init | join | leave | ls | ps | logs | history | rollback | down,
 and ``compound up --swarm`` (:func:`swarm_up`)."""
 
 from __future__ import annotations
@@ -70,6 +70,27 @@ def join(
     app_ctx = app_context(ctx)
     node = swarm.join(host, manager_role=manager, progress=_say(app_ctx))
     app_ctx.out.print(f"{host}: joined as node {node[:12]}", markup=False)
+
+
+@swarm_app.command("leave")
+def leave(
+    ctx: typer.Context,
+    host: str,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Leave even if local volumes pin services there, or the host is gone; "
+            "for the manager: dissolve the Swarm.",
+        ),
+    ] = False,
+) -> None:
+    """Take a host out of the Swarm: drain it, then it leaves (the manager last)."""
+    from compound.hosts import swarm
+
+    app_ctx = app_context(ctx)
+    swarm.leave(host, force=force, progress=_say(app_ctx))
+    app_ctx.out.print(f"{host}: left the Swarm", markup=False)
 
 
 @swarm_app.command("ls")

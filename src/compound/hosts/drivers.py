@@ -22,7 +22,7 @@ from compound.engine.errors import APIError, NotFound
 from compound.errors import NotSupportedError
 from compound.runtimes.hostops import locked
 
-from . import contexts, facts, records, ssh
+from . import contexts, facts, records, ssh, swarm
 from .engine import client
 from .errors import HostError
 from .records import Driver, HostRecord
@@ -371,7 +371,7 @@ def running_containers(record: HostRecord) -> list[str]:
 
 def remove(record: HostRecord, *, force: bool = False) -> None:
     """Forget the host (and destroy a nested or qemu machine); refuses while
-    it runs containers unless ``force``."""
+    it runs containers or is a Swarm node unless ``force``."""
     if not force and state(record) == "running":
         busy = running_containers(record)
         if busy:
@@ -381,6 +381,15 @@ def remove(record: HostRecord, *, force: bool = False) -> None:
                 f"still runs {len(busy)} container(s): {shown}",
                 hint="stop them first, or pass --force",
             )
+    role = swarm.role_of(record.name)
+    if role and not force:
+        raise HostError(
+            record.name,
+            f"is a {role} of the Swarm",
+            hint=f"take it out first: `compound swarm leave {record.name}`, or pass --force",
+        )
+    if role:
+        swarm.drop_host(record.name)
     ssh.stop_master(record)
     if record.driver in ("nested", "qemu"):
         _destroy_machine(record)

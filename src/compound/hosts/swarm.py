@@ -232,3 +232,129 @@ def nodes() -> list[dict[str, Any]]:
 def member_hosts() -> list[HostRecord]:
     rec = load()
     return [records.load(n) for n in rec.nodes]
+
+
+def pinned_services(mc: Client, host: str) -> list[str]:
+    """The services a local volume pins to ``host`` (their placement names it)."""
+    pin = f"node.labels.{LABEL_PREFIX}host == {host}"
+    out = []
+    for svc in mc.services.list():
+        placement = svc.attrs["Spec"].get("TaskTemplate", {}).get("Placement") or {}
+        if pin in (placement.get("Constraints") or []):
+            out.append(str(svc.attrs["Spec"]["Name"]))
+    return sorted(out)
+
+
+def leave(
+    name: str, *, force: bool = False, timeout: float = 180, progress: Progress = _quiet
+) -> None:
+    """Take a host out of the Swarm without surprises: its tasks are drained
+    to the other nodes first, then it leaves and its node is removed. The
+    manager leaves last (``force``: the Swarm is dissolved)."""
+    rec = load()
+    if name not in rec.nodes:
+        raise SwarmError(
+            f"host {name!r} is not a node of the Swarm",
+            hint="`compound swarm ls` shows the nodes",
+        )
+    if name == rec.manager:
+        _dissolve(rec, force=force, progress=progress)
+        return
+    mc = client(records.load(rec.manager))
+    node_id = rec.nodes[name]
+    pinned = pinned_services(mc, name)
+    if pinned and not force:
+        raise SwarmError(
+            f"host {name!r} keeps the local volumes of {', '.join(pinned)}: without it "
+            "they stop (their data stays on the host)",
+            hint="move their data to a shared volume driver, or pass --force",
+        )
+    try:
+        node = mc.nodes.get(node_id)
+        spec = dict(node.attrs["Spec"])
+        spec["Availability"] = "drain"
+        progress(f"{name}: draining (its tasks start on the other nodes)")
+        node.update(spec)
+        _wait_drained(mc, name, node_id, timeout=timeout, progress=progress)
+    except APIError as exc:
+        raise HostError(name, f"cannot drain its node: {exc.explanation or exc}") from exc
+    progress(f"{name}: swarm leave")
+    try:
+        client(records.load(name)).swarm.leave()
+    except (HostError, APIError) as exc:
+        if not force:
+            raise HostError(
+                name,
+                f"drained, but could not leave the Swarm: {exc}",
+                hint="pass --force to remove its node anyway (e.g. the host is gone)",
+            ) from exc
+        progress(f"{name}: unreachable, removing its node anyway")
+    mc.nodes.get(node_id).remove(force=True)
+    del rec.nodes[name]
+    save(rec)
+
+
+def _wait_drained(
+    mc: Client, name: str, node_id: str, *, timeout: float, progress: Progress
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [
+            t
+            for t in mc.api.tasks(filters={"node": node_id})  # type: ignore[no-untyped-call]
+            if t["Status"]["State"] in ("running", "starting", "preparing", "assigned")
+        ]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise HostError(
+                name,
+                f"{len(left)} task(s) still run there after {timeout:.0f} s of draining",
+                hint="`compound swarm ps` shows them; pass --force to leave anyway",
+            )
+        time.sleep(0.5)
+
+
+def _dissolve(rec: SwarmRecord, *, force: bool, progress: Progress) -> None:
+    others = [n for n in rec.nodes if n != rec.manager]
+    if others and not force:
+        raise SwarmError(
+            f"host {rec.manager!r} is the Swarm's manager and {len(others)} other node(s) "
+            f"depend on it ({', '.join(sorted(others))})",
+            hint="take them out first with `compound swarm leave HOST`, or pass --force "
+            "to dissolve the Swarm (every service on it stops)",
+        )
+    for other in others:
+        progress(f"{other}: swarm leave")
+        try:
+            client(records.load(other)).swarm.leave(force=True)
+        except (HostError, APIError) as exc:
+            progress(f"{other}: could not leave ({exc}); it keeps its own Swarm state")
+    progress(f"{rec.manager}: swarm leave (the Swarm is dissolved)")
+    try:
+        client(records.load(rec.manager)).swarm.leave(force=True)
+    except APIError as exc:
+        raise HostError(rec.manager, f"cannot leave the Swarm: {exc.explanation or exc}") from exc
+    forget()
+
+
+def role_of(host: str) -> str | None:
+    """``manager``, ``worker``, or None when ``host`` is no node of the Swarm."""
+    try:
+        rec = load()
+    except SwarmError:
+        return None
+    if host not in rec.nodes:
+        return None
+    return "manager" if host == rec.manager else "worker"
+
+
+def drop_host(host: str) -> None:
+    """Forget ``host`` as a node (its record is going); without its manager
+    the record describes no reachable Swarm, so it goes too."""
+    rec = load()
+    if host == rec.manager:
+        forget()
+        return
+    rec.nodes.pop(host, None)
+    save(rec)
