@@ -11,14 +11,25 @@ exit) of the installed entry points, medians and minima over the rounds.
 
   compound --version | --help | config (one-service file) | ps (same file)
   compound config, uncached           COMPOUND_NO_CONFIG_CACHE=1: the whole load each time
+  compound ps, uncached               the same for `ps` (its project from no cache)
+  compound up --swarm, to the manager bench/compose/twenty.yaml, uncached, with no Swarm
+                                      formed: everything `up --swarm` does before its
+                                      first question to the manager (start, imports, load)
   docker-compose config (same file)   the peer, in the same rounds
 
 `compound config` answers a repeated question from its cache
 (cli/config_cache.py: nothing it read has changed), so its row is the
 cached answer and the uncached row is the first `config` after an edit.
+`ps` takes its project from the project cache (cli/project_cache.py) when
+the files did not change; its uncached row is the first `ps` after an edit.
 
-It also records `python -X importtime` of `compound ps` and of an uncached
-`compound config`: the heaviest imports left, so a regression names its cause.
+compound's sources are byte-compiled first (as an installed package is):
+with PYTHONDONTWRITEBYTECODE set, an edited checkout would otherwise compile
+every changed module in every process, and the figures would measure that.
+
+It also records `python -X importtime` of `compound ps`, of an uncached
+`compound config` and of `up --swarm` to the manager: the heaviest imports
+left, so a regression names its cause.
 
 Results: bench/results/cli_start-<date>T<time>_<host>.{json,md}. Target:
 every compound command <= 0.25 s (median).
@@ -41,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+TWENTY = ROOT / "bench" / "compose" / "twenty.yaml"
 TARGET_S = 0.25
 ONE_SERVICE = """\
 services:
@@ -68,7 +80,19 @@ def _time_once(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
     return wall, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
-def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]]:
+def compile_sources(root: Path = ROOT / "src") -> None:
+    """Byte-compile compound's sources where they are stale (what installing
+    does), so no timed run pays for compiling them."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(root)],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def _importtime(
+    cmd: list[str], cwd: Path, top: int = 12, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The slowest imports (cumulative) of one run of ``cmd``'s module (never
     from config's cache: this is what a load costs)."""
     python = ROOT / ".venv" / "bin" / "python"
@@ -86,7 +110,7 @@ def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "COMPOUND_NO_CONFIG_CACHE": "1"},
+        env={**os.environ, "COMPOUND_NO_CONFIG_CACHE": "1", **(env or {})},
     )
     rows = []
     for line in r.stderr.splitlines():
@@ -106,7 +130,9 @@ def _importtime(cmd: list[str], cwd: Path, top: int = 12) -> list[dict[str, Any]
             }
         )
     top_level = [r for r in rows if r["depth"] == 0]
-    return sorted(top_level, key=lambda r: -r["cumulative_us"])[:top]
+    total = {"module": "(all imports)", "depth": 0, "self_us": 0}
+    total["cumulative_us"] = sum(r["cumulative_us"] for r in top_level)
+    return [total, *sorted(top_level, key=lambda r: -r["cumulative_us"])[:top]]
 
 
 def main() -> int:
@@ -119,10 +145,15 @@ def main() -> int:
     )
     args = ap.parse_args()
 
+    compile_sources()
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="compose-clistart-"))
     (work / "compose.yaml").write_text(ONE_SERVICE)
+    no_swarm = work / "hosts"  # no Swarm formed: `up --swarm` stops at its first manager call
     compound = _compound()
+    uncached = ["env", "COMPOUND_NO_CONFIG_CACHE=1"]
+    swarm_up = ["-f", str(TWENTY), "-p", "compose-clistart", "--progress", "quiet", "up"]
+    swarm_up += ["--swarm", "--json"]
     cases: dict[str, list[str]] = {
         "compound --version": [*compound, "--version"],
         "compound --help": [*compound, "--help"],
@@ -136,10 +167,27 @@ def main() -> int:
             "config",
         ],
         "compound ps": [*compound, "-p", "compose-clistart", "ps"],
+        "compound ps, uncached": [*uncached, *compound, "-p", "compose-clistart", "ps"],
+        "compound up --swarm, to the manager": [
+            *uncached,
+            f"COMPOUND_HOSTS_DIR={no_swarm}",
+            *compound,
+            *swarm_up,
+        ],
     }
     if args.baseline:
         cases["baseline --version"] = [args.baseline, "--version"]
         cases["baseline config"] = [args.baseline, "-p", "compose-clistart", "config"]
+        cases["baseline config, uncached"] = [*uncached, args.baseline, "-p", "compose-clistart"]
+        cases["baseline config, uncached"].append("config")
+        cases["baseline ps"] = [args.baseline, "-p", "compose-clistart", "ps"]
+        cases["baseline ps, uncached"] = [*uncached, args.baseline, "-p", "compose-clistart", "ps"]
+        cases["baseline up --swarm, to the manager"] = [
+            *uncached,
+            f"COMPOUND_HOSTS_DIR={no_swarm}",
+            args.baseline,
+            *swarm_up,
+        ]
     peer = shutil.which("docker-compose")
     if peer:
         cases["docker-compose config"] = [peer, "-p", "compose-clistart", "config"]
@@ -179,6 +227,9 @@ def main() -> int:
         "results": results,
         "importtime_ps": _importtime(cases["compound ps"], work),
         "importtime_config": _importtime(cases["compound config, uncached"][2:], work),
+        "importtime_swarm_up": _importtime(
+            [*compound, *swarm_up], work, env={"COMPOUND_HOSTS_DIR": str(no_swarm)}
+        ),
         "docker_compose": peer,
     }
     report["loadavg_after"] = os.getloadavg()
@@ -212,7 +263,11 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| `{name}` | {r['median_s']:.3f} s | {r['min_s']:.3f} s | {r['max_s']:.3f} s "
             f"| {r['cpu_median_s']:.3f} s | {r['exit_codes']} | {met} |"
         )
-    for key, title in (("importtime_ps", "ps"), ("importtime_config", "config (uncached)")):
+    for key, title in (
+        ("importtime_ps", "ps"),
+        ("importtime_config", "config (uncached)"),
+        ("importtime_swarm_up", "up --swarm, to the manager"),
+    ):
         lines += ["", f"Slowest top-level imports of `compound {title}` (cumulative):", ""]
         lines += [f"- {r['module']}: {r['cumulative_us'] / 1000:.1f} ms" for r in report[key]]
     return "\n".join(lines) + "\n"

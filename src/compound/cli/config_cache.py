@@ -46,12 +46,16 @@ _VALUED = {
 _ABSENT = "-"
 
 
-def cache_dir() -> str:
+def cache_root() -> str:
     root = os.environ.get("COMPOUND_CACHE_DIR")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         root = os.path.join(xdg, "compound")
-    return os.path.join(root, "config")
+    return root
+
+
+def cache_dir() -> str:
+    return os.path.join(cache_root(), "config")
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -79,15 +83,21 @@ def key_for(argv: Sequence[str]) -> str | None:
         command_of(argv) != "config" or "-" in argv or "--help" in argv or "-h" in argv
     ):
         return None
-    if os.environ.get("COMPOUND_NO_CONFIG_CACHE"):
+    if disabled():
         return None
     # help is wrapped to the terminal's width
     width = _terminal_width() if top_help else 0
     blob = json.dumps(
-        [__version__, _code_stamp(), list(argv), os.getcwd(), sorted(os.environ.items()), width],
+        [__version__, code_stamp(), list(argv), os.getcwd(), sorted(os.environ.items()), width],
         separators=(",", ":"),
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def disabled() -> bool:
+    """COMPOUND_NO_CONFIG_CACHE=1: every load runs in full (this cache and the
+    project cache, cli/project_cache.py)."""
+    return bool(os.environ.get("COMPOUND_NO_CONFIG_CACHE"))
 
 
 def _terminal_width() -> int:
@@ -97,9 +107,19 @@ def _terminal_width() -> int:
         return 0
 
 
-def _code_stamp() -> list[float]:
+def code_stamp() -> list[float]:
     """The newest mtime and the number of compound's own source files: an
-    edited checkout (an editable install) must not answer with old output."""
+    edited checkout (an editable install) must not answer with old output.
+    Read once a process (the config and project caches both ask)."""
+    if not _STAMP:
+        _STAMP.extend(_walk_code())
+    return list(_STAMP)
+
+
+_STAMP: list[float] = []
+
+
+def _walk_code() -> list[float]:
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     newest, count = 0.0, 0
     for dirpath, dirnames, filenames in os.walk(package):
@@ -111,7 +131,7 @@ def _code_stamp() -> list[float]:
     return [newest, count]
 
 
-def _digest(path: str) -> str:
+def digest(path: str) -> str:
     try:
         with open(path, "rb") as fh:
             return hashlib.sha256(fh.read()).hexdigest()
@@ -131,7 +151,7 @@ def replay(key: str) -> bool:
     reads = entry.get("reads")
     if not isinstance(reads, dict) or not isinstance(entry.get("stdout"), str):
         return False
-    if any(_digest(path) != digest for path, digest in reads.items()):
+    if any(digest(path) != kept for path, kept in reads.items()):
         return False
     sys.stdout.write(entry["stdout"])
     sys.stdout.flush()
@@ -142,7 +162,7 @@ def store(key: str, reads: Iterable[str], stdout: str) -> None:
     """Keep an answer; written whole or not at all (temp file + rename)."""
     import tempfile  # only a miss pays for it
 
-    entry = {"reads": {p: _digest(p) for p in sorted(reads)}, "stdout": stdout}
+    entry = {"reads": {p: digest(p) for p in sorted(reads)}, "stdout": stdout}
     directory = cache_dir()
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -150,7 +170,7 @@ def store(key: str, reads: Iterable[str], stdout: str) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(entry, fh)
         os.replace(tmp, os.path.join(directory, key + ".json"))
-        _prune(directory)
+        prune(directory)
     except OSError:
         return  # a cache that cannot be written costs the next run its speed, nothing else
 
@@ -158,12 +178,13 @@ def store(key: str, reads: Iterable[str], stdout: str) -> None:
 KEEP = 64  # answers kept (each environment and command line is its own)
 
 
-def _prune(directory: str) -> None:
-    entries = [e for e in os.scandir(directory) if e.name.endswith(".json")]
-    if len(entries) <= KEEP:
+def prune(directory: str, keep: int = KEEP, suffix: str = ".json") -> None:
+    """Keep the ``keep`` newest entries of a cache directory."""
+    entries = [e for e in os.scandir(directory) if e.name.endswith(suffix)]
+    if len(entries) <= keep:
         return
     entries.sort(key=lambda e: e.stat().st_mtime)
-    for old in entries[: len(entries) - KEEP]:
+    for old in entries[: len(entries) - keep]:
         with contextlib.suppress(OSError):
             os.unlink(old.path)
 

@@ -57,11 +57,12 @@ class AppContext:
         return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
     def load(self, target_services: Sequence[str] = (), *, quiet: bool = False) -> LoadResult:
-        from compound.spec import LoadOptions, load_project
+        from compound.cli import project_cache
+        from compound.spec import LoadOptions
 
         key = tuple(target_services)
         if key not in self._loaded:
-            result = load_project(
+            result = project_cache.load(
                 LoadOptions(
                     files=tuple(self.opts.files),
                     project_name=self.opts.project_name,

@@ -8,13 +8,12 @@ import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.spinner import Spinner
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    # imported where a live display is drawn: `print_json` (every --json) needs none
+    from rich.console import Console, Group
+    from rich.live import Live
 
 PREFIX_COLOURS = (
     "cyan",
@@ -67,6 +66,8 @@ class LiveProgress:
         self._t0 = time.monotonic()
 
     def __enter__(self) -> LiveProgress:
+        from rich.live import Live
+
         if self.mode == "tty":
             self._live = Live(
                 self._render(), console=self.console, refresh_per_second=10, transient=False
@@ -120,6 +121,11 @@ class LiveProgress:
             )
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table.grid(padding=(0, 1))
         for item, line in self._lines.items():
             if line.failed:

@@ -9,6 +9,24 @@ project_engine.py  the engine the verbs need (a protocol); docker_engine.py: the
 
 from __future__ import annotations
 
-from .session import Session, UpOutcome
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .up import UpOutcome
 
 __all__ = ["Session", "UpOutcome"]
+
+# resolved on first use (PEP 562): `from compound.reconcile import hooks` or
+# `... import views` must not import every verb first
+_HOMES = {"Session": ".session", "UpOutcome": ".up"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from compound import lb
 from compound.engine import Client, resources
-from compound.engine import images as engine_images
 from compound.errors import EngineError
-from compound.lb.frontend import BalancedFrontend
-from compound.reconcile.rolling import Frontend
-from compound.runtimes import images, instances
-from compound.runtimes.base import Instance
-from compound.spec.model import Network, Project, Service, Volume
+from compound.runtimes import instances
+
+if TYPE_CHECKING:
+    from compound.reconcile.rolling import Frontend
+    from compound.runtimes.base import Instance
+    from compound.spec.model import Network, Project, Service, Volume
+
+# The load balancer, images and the rolling update are imported by the methods
+# `up` and `down` call: `ps` and `logs` list instances and need none of them.
 
 
 class DockerProjectEngine:
@@ -31,12 +34,16 @@ class DockerProjectEngine:
 
     def image_id(self, ref: str) -> str | None:
         # a bad reference is not the plan's to report: prepare() says it clearly
+        from compound.runtimes import images
+
         try:
             return images.local_image_id(self.client, ref)
         except EngineError:
             return None
 
     def exposed_ports(self, image_id: str) -> frozenset[str]:
+        from compound.engine import images as engine_images
+
         try:
             config = engine_images.config(self.client, image_id)
         except EngineError:
@@ -59,9 +66,13 @@ class DockerProjectEngine:
         return {i.service for i in instances.list_load_balancers(self.client, self.project_name)}
 
     def remove_load_balancer(self, service: str) -> None:
+        from compound import lb
+
         lb.remove(self.client, self.project_name, service)
 
     def remove_load_balancers(self, services: Iterable[str] | None) -> list[str]:
+        from compound import lb
+
         return lb.remove_load_balancers(self.client, self.project_name, services)
 
     def frontend(
@@ -72,4 +83,6 @@ class DockerProjectEngine:
         inspect: Callable[[Instance], Instance],
         serving: Callable[[], Sequence[Instance]],
     ) -> Frontend:
+        from compound.lb.frontend import BalancedFrontend
+
         return BalancedFrontend(self.client, project, service, inspect=inspect, serving=serving)

@@ -7,11 +7,12 @@ tests against an in-memory engine (tests/unit/fakes.py) without monkeypatching.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from compound.reconcile.rolling import Frontend
-from compound.runtimes.base import Instance
-from compound.spec.model import Network, Project, Service, Volume
+if TYPE_CHECKING:  # the readers (`ps`, `logs`) use this protocol without the rolling update
+    from compound.reconcile.rolling import Frontend
+    from compound.runtimes.base import Instance
+    from compound.spec.model import Network, Project, Service, Volume
 
 
 class ProjectEngine(Protocol):

@@ -13,39 +13,31 @@ from __future__ import annotations
 import dataclasses
 import platform
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compound.engine import Client
 from compound.errors import NotSupportedError, UsageError
-from compound.hostfacts import host_facts
-from compound.placement import capacity_warnings, host_from_facts
-from compound.planner.diff import (
-    Plan,
-    ServicePlan,
-    UpOptions,
-    make_plan,
-    selected_providers,
-    selected_services,
-)
-from compound.planner.runtime import RuntimeDecision, decide_runtimes
-from compound.reconcile import down as down_verb
-from compound.reconcile import rollback as rollback_verb
-from compound.reconcile import up as up_verb
 from compound.reconcile import wait as wait_verb
 from compound.reconcile.docker_engine import DockerProjectEngine
-from compound.reconcile.drift import DriftReport, InstanceDrift, config_drift, read_file_drift
-from compound.reconcile.frontends import Frontends
-from compound.reconcile.progress import NullProgress, Progress
-from compound.reconcile.project_engine import ProjectEngine
-from compound.reconcile.rolling import Desired, Frontend
-from compound.reconcile.snapshot import driver_for, read_snapshot
-from compound.reconcile.up import UpOutcome
-from compound.runtimes.base import Driver, Instance
+from compound.reconcile.snapshot import driver_for
 from compound.runtimes.registry import RuntimeDrivers
-from compound.spec.model import Project
-from compound.state.store import Store
 
-__all__ = ["Session", "UpOutcome", "redacted_model"]
+if TYPE_CHECKING:
+    # `ps`, `logs` and the other readers need none of the planner, the verbs
+    # or the advisor: each is imported by the method that uses it
+    from compound.engine import Client
+    from compound.planner.diff import Plan, ServicePlan, UpOptions
+    from compound.planner.runtime import RuntimeDecision
+    from compound.reconcile.drift import DriftReport, InstanceDrift
+    from compound.reconcile.frontends import Frontends
+    from compound.reconcile.progress import Progress
+    from compound.reconcile.project_engine import ProjectEngine
+    from compound.reconcile.rolling import Desired, Frontend
+    from compound.reconcile.up import UpOutcome
+    from compound.runtimes.base import Driver, Instance
+    from compound.spec.model import Project
+    from compound.state.store import Store
+
+__all__ = ["Session", "redacted_model"]
 
 
 class Session:
@@ -64,13 +56,24 @@ class Session:
             dict(drivers) if drivers is not None else RuntimeDrivers(client)
         )
         self.engine: ProjectEngine = engine or DockerProjectEngine(client, project.name)
-        self._frontends = Frontends(
-            project, self.engine, lambda i: self.driver_for(i).inspect(i.id)
-        )
+        self._frontends_made: Frontends | None = None
+
+    @property
+    def _frontends(self) -> Frontends:
+        # made on first use: only `up` and `rollback` route traffic
+        if self._frontends_made is None:
+            from compound.reconcile.frontends import Frontends
+
+            self._frontends_made = Frontends(
+                self.project, self.engine, lambda i: self.driver_for(i).inspect(i.id)
+            )
+        return self._frontends_made
 
     @property
     def store(self) -> Store:
         if self._store is None:
+            from compound.state.store import Store
+
             self._store = Store()
         return self._store
 
@@ -107,6 +110,9 @@ class Session:
     def decide(self, services: Iterable[str]) -> dict[str, RuntimeDecision]:
         """The planner's runtime decision for each service (planner/runtime.py),
         checked against the drivers this session has."""
+        from compound.hostfacts import host_facts
+        from compound.planner.runtime import decide_runtimes
+
         decided = decide_runtimes(self.project, services, host_facts())
         unsupported = {n: d.runtime for n, d in decided.items() if d.runtime not in self.drivers}
         if unsupported:
@@ -118,6 +124,10 @@ class Session:
         return decided
 
     def plan_up(self, opts: UpOptions) -> Plan:
+        from compound.planner.diff import selected_services
+        from compound.reconcile import up as up_verb
+        from compound.reconcile.snapshot import read_snapshot
+
         self.check_services(opts.services)
         order = selected_services(self.project, opts)
         decisions = self.decide(order)
@@ -131,6 +141,9 @@ class Session:
 
     def capacity_warnings(self) -> list[str]:
         """Reservations this single host cannot hold, said before starting."""
+        from compound.hostfacts import host_facts
+        from compound.placement import capacity_warnings, host_from_facts
+
         facts = host_facts()
         if not facts.cpus or not facts.memory:
             return []
@@ -152,6 +165,11 @@ class Session:
         command: str = "up",
         dependency_timeout: float = 300.0,
     ) -> UpOutcome:
+        from compound.planner.diff import selected_providers
+        from compound.reconcile import up as up_verb
+        from compound.reconcile.progress import NullProgress
+        from compound.reconcile.up import UpOutcome
+
         progress = progress or NullProgress()
         self.store.mark_abandoned(self.project.name)
         providers = selected_providers(self.project, opts)
@@ -190,12 +208,17 @@ class Session:
     # --- revisions: what was deployed, and going back to it -------------------------
 
     def rollback_target(self, service: str, config_hash: str) -> Desired | None:
+        from compound.reconcile import rollback as rollback_verb
+
         return rollback_verb.rollback_target(self.store, self.project.name, service, config_hash)
 
     def rollback(
         self, services: Sequence[str] = (), *, progress: Progress | None = None
     ) -> dict[str, int]:
         """See :func:`compound.reconcile.rollback.rollback`."""
+        from compound.reconcile import rollback as rollback_verb
+        from compound.reconcile.progress import NullProgress
+
         self.store.mark_abandoned(self.project.name)
         self.check_services(services)
         return rollback_verb.rollback(
@@ -229,6 +252,9 @@ class Session:
 
     def ensure_resources_for(self, services: Sequence[str]) -> None:
         """Networks and volumes the services need (for `run` outside an `up`)."""
+        from compound.planner.diff import UpOptions, make_plan
+        from compound.reconcile.progress import NullProgress
+
         nets, vols = self.engine.resources()
         plan = make_plan(
             self.project,
@@ -242,6 +268,8 @@ class Session:
         self._ensure_resources(plan, NullProgress())
 
     def _ensure_resources(self, plan: Plan, progress: Progress) -> None:
+        from compound.reconcile import up as up_verb
+
         up_verb.ensure_resources(self.engine, self.project, plan, progress)
 
     def wait_running(self, services: Sequence[str], timeout: float, progress: Progress) -> None:
@@ -260,10 +288,15 @@ class Session:
     # --- drift (`compound diff`, `up --recreate-drifted`) -----------------------------
 
     def file_drift(self, services: Iterable[str] = ()) -> list[InstanceDrift]:
+        from compound.reconcile.drift import read_file_drift
+
         return read_file_drift(self.project, self.instances(services), self.driver_for)
 
     def drift(self, services: Sequence[str] = ()) -> DriftReport:
         """File drift and config drift (the planner's recreate steps)."""
+        from compound.planner.diff import UpOptions
+        from compound.reconcile.drift import DriftReport, config_drift
+
         self.check_services(services)
         plan = self.plan_up(UpOptions(services=tuple(services), no_deps=True))
         return DriftReport(self.project.name, tuple(self.file_drift(services)), config_drift(plan))
@@ -278,6 +311,9 @@ class Session:
         timeout: float | None = None,
         progress: Progress | None = None,
     ) -> dict[str, list[str]]:
+        from compound.reconcile import down as down_verb
+        from compound.reconcile.progress import NullProgress
+
         progress = progress or NullProgress()
         removed = down_verb.down(
             self.project,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compound import __version__
-from compound.advisor import Advice, HostFacts
 from compound.engine import Client, engine_version
 from compound.errors import CompoundError
-from compound.reconcile.session import Session
-from compound.runtimes.base import Driver, Instance
-from compound.spec.model import Project
+
+if TYPE_CHECKING:  # `ps` shows no advice: the advisor is not imported for it
+    from compound.advisor import Advice, HostFacts
+    from compound.reconcile.session import Session
+    from compound.runtimes.base import Driver, Instance
+    from compound.spec.model import Project
 
 
 def instance_row(

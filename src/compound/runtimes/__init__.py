@@ -11,8 +11,12 @@ vm/          VMs: a QEMU guest inside a launcher container
 
 from __future__ import annotations
 
-from .base import Capabilities, Driver, Fingerprint, HostCheck, Instance, LogLine, Processes
-from .kind import Runtime
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import Capabilities, Driver, Fingerprint, HostCheck, Instance, LogLine, Processes
+    from .kind import Runtime
 
 __all__ = [
     "Capabilities",
@@ -24,3 +28,16 @@ __all__ = [
     "Processes",
     "Runtime",
 ]
+
+# resolved on first use (PEP 562): `runtimes.hostops` (atomic writes, used by
+# hosts/ on the Swarm path) must not import the driver interface and the model
+_HOMES = {name: ".base" for name in __all__ if name != "Runtime"} | {"Runtime": ".kind"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

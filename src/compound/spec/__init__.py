@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .compose_dict import to_compose_dict
-    from .loader import LoadOptions, LoadResult, load_project
+    from .loader import load_project
+    from .options import LoadOptions, LoadResult
 
 __all__ = ["LoadOptions", "LoadResult", "load_project", "to_compose_dict"]
 
 _HOMES = {
-    "LoadOptions": ".loader",
-    "LoadResult": ".loader",
+    "LoadOptions": ".options",
+    "LoadResult": ".options",
     "load_project": ".loader",
     "to_compose_dict": ".compose_dict",
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 
 from compound.errors import Location, SpecError
@@ -25,12 +25,24 @@ _reads: ContextVar[set[str] | None] = ContextVar("compound_spec_reads", default=
 
 @contextlib.contextmanager
 def recording_reads() -> Iterator[set[str]]:
+    """Every path read or looked for inside the block. Recordings nest: an
+    outer one (config's output cache) also gets what an inner one (the
+    project cache) saw."""
+    outer = _reads.get()
     seen: set[str] = set()
     token = _reads.set(seen)
     try:
         yield seen
     finally:
         _reads.reset(token)
+        if outer is not None:
+            outer.update(seen)
+
+
+def note_reads(paths: Iterable[str]) -> None:
+    """Record paths a cached answer depends on as if they had been read."""
+    for path in paths:
+        _note(path)
 
 
 def _note(path: str) -> None:

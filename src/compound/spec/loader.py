@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,30 +40,13 @@ from .model import Project, Service
 from .naming import INVALID_NAME_HINT, is_valid_project_name, normalize_project_name
 from .nodes import Locator, Mark, Node, Problems, location_of, marks_of, to_plain
 from .normalize import normalize_service
+from .options import LoadOptions, LoadResult
 from .profiles import active_profiles, select_services
 from .validate import validate_document
 from .yamlload import parse_yaml, read_yaml_file
 
 _RESOURCE_KEYS = ("services", "networks", "volumes", "secrets", "configs")
 _KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    files: Sequence[str] = ()  # -f, in merge order; empty → discover
-    project_name: str | None = None  # -p
-    project_directory: str | None = None  # --project-directory; default: dir of first file
-    env_files: Sequence[str] = ()  # --env-file (replaces .env), repeatable
-    profiles: Sequence[str] = ()  # --profile; else COMPOSE_PROFILES
-    target_services: Sequence[str] = ()  # services named on the command line
-    environ: Mapping[str, str] | None = None  # default os.environ
-    cwd: str | None = None  # default os.getcwd()
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    project: Project
-    warnings: tuple[str, ...]
 
 
 @dataclass

@@ -41,7 +41,9 @@ _NEW_BUILD_KEYS: dict[str, Any] = {
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # validators are built on first use: a project from the cache (cli/project_cache.py)
+    # needs none, and a load builds only those of the parts its files use
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 # --- service parts ---------------------------------------------------------

@@ -13,11 +13,12 @@ CODE = "from compound.cli.entry import run; run()"
 
 def _config(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, str, bool]:
     """stdout, stderr, and whether the answer came from the cache (the
-    module that loads a project was never imported)."""
+    command line was never parsed: a project from the project cache,
+    cli/project_cache.py, still runs the command)."""
     probe = (
         "import sys, atexit\n"
         "atexit.register(lambda: sys.stderr.write("
-        "'LOADED\\n' if 'compound.spec.loader' in sys.modules else 'CACHED\\n'))\n" + CODE
+        "'LOADED\\n' if 'compound.cli.main' in sys.modules else 'CACHED\\n'))\n" + CODE
     )
     r = subprocess.run(
         [sys.executable, "-c", probe, *args],

@@ -1,8 +1,9 @@
 """A fast start is a matter of what is imported: `--version` and `--help`
-import no engine client, no pydantic, no jsonschema, no YAML, no rich, and
-`config` of a valid file no engine client and no jsonschema. Checked in a
-fresh interpreter (sys.modules), never by timing. bench/cli_start.py has the
-figures."""
+import no engine client, no pydantic, no jsonschema, no YAML, no rich;
+`config` of a valid file no engine client and no jsonschema; `ps` none of the
+planner, the verbs, the advisor or the load balancer; `up --swarm` none of
+the single-host reconciler. Checked in a fresh interpreter (sys.modules),
+never by timing. bench/cli_start.py has the figures."""
 
 from __future__ import annotations
 
@@ -71,3 +72,80 @@ def test_an_invalid_file_is_still_explained(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert "compose.yaml:4" in r.stderr and "'prots'" in r.stderr, r.stderr
+
+
+def _fresh_modules(code: str, cwd: Path) -> set[str]:
+    r = subprocess.run(
+        [sys.executable, "-c", code + "\nimport json, sys; print(json.dumps(sorted(sys.modules)))"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
+    return set(json.loads(r.stdout.splitlines()[-1]))
+
+
+# what `up`, `down`, `rollback`, `diff` and `advise` need, and `ps` does not
+SINGLE_HOST_WRITERS = (
+    "compound.planner",
+    "compound.advisor",
+    "compound.placement",
+    "compound.hostfacts",
+    "compound.lb",
+    "compound.reconcile.up",
+    "compound.reconcile.down",
+    "compound.reconcile.rollback",
+    "compound.reconcile.rolling",
+    "compound.reconcile.apply",
+    "compound.reconcile.drift",
+    "compound.reconcile.frontends",
+    "compound.runtimes.images",
+)
+
+
+def test_ps_imports_no_planner_verbs_advisor_or_load_balancer(tmp_path: Path) -> None:
+    # the modules `compound ps` runs (a module-level check: no engine needed)
+    modules = _fresh_modules(
+        "import compound.cli.inspect_cmds, compound.reconcile.session, compound.reconcile.views",
+        tmp_path,
+    )
+    assert "compound.reconcile.session" in modules
+    assert _loaded(modules, SINGLE_HOST_WRITERS) == []
+
+
+def test_atomic_writes_do_not_import_the_driver_interface(tmp_path: Path) -> None:
+    # hosts/ writes its records with runtimes.hostops on the Swarm path
+    modules = _fresh_modules("import compound.runtimes.hostops", tmp_path)
+    assert _loaded(modules, ("compound.runtimes.base", "pydantic", "docker")) == []
+
+
+def test_up_swarm_imports_no_single_host_machinery(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: nginx\n")
+    probe = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: print(json.dumps(sorted(sys.modules))))\n"
+        "from compound.cli.entry import run; run()"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe, "-p", "probe", "up", "--swarm"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    # no Swarm formed: it stops at its first question to the manager, after
+    # everything it imports and loads before that
+    assert r.returncode == 1 and "no Swarm formed yet" in r.stderr, r.stderr
+    modules = set(json.loads(r.stdout.splitlines()[-1]))
+    assert "compound.hosts.deploy" in modules
+    heavy = (
+        "compound.reconcile",
+        "compound.planner",
+        "compound.lb",
+        "compound.runtimes.vm",
+        "compound.runtimes.container",
+        "jsonschema",
+    )
+    assert _loaded(modules, heavy) == []
