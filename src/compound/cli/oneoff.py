@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
-def _env(values: list[str] | None) -> dict[str, str]:
+def parse_env(values: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values or []:
         key, sep, val = v.partition("=")
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
             and sys.stdout.isatty()
         )
         code = driver.exec(
-            inst, command, user=user, workdir=workdir, env=_env(env), tty=tty, interactive=tty
+            inst, command, user=user, workdir=workdir, env=parse_env(env), tty=tty, interactive=tty
         )
         raise typer.Exit(code)
 
@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
             and sys.stdin.isatty()
             and sys.stdout.isatty()
         )
-        env_over = {**svc.environment, **_env(env)}
+        env_over = {**svc.environment, **parse_env(env)}
         update: dict[str, object] = {
             "environment": env_over,
             "container_name": name,

@@ -53,7 +53,7 @@ from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.runtimes.imagemounts import with_image_volumes
 from compound.spec.model import Project, Service, VolumeMount
 
-from . import cloudseed, legacy
+from . import cloudseed, guestexec, legacy
 from ._util import default_cache_dir
 from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
@@ -1018,11 +1018,7 @@ class VMDriver(Driver):
         interactive: bool = False,
     ) -> int:
         if tty or interactive:
-            raise NotSupportedError(
-                f"service {instance.service!r}: interactive or tty exec into a VM is not "
-                "supported yet",
-                hint="run the command without -it",
-            )
+            raise guestexec.no_terminal(instance.service)
         code, out, err = self.exec_capture(instance, command, user=user, workdir=workdir, env=env)
         stdout = self._stdout or sys.stdout.buffer
         stderr = self._stderr or sys.stderr.buffer
@@ -1053,27 +1049,16 @@ class VMDriver(Driver):
                 "runs it with the service's own capabilities",
                 hint="drop privileged:, or add the capabilities it needs to the service (cap_add)",
             )
-        if legacy.is_legacy(dict(instance.labels)):
-            return legacy.exec_in_guest(
-                self._run_dir(instance),
-                instance.service,
-                instance.labels.get(legacy.LABEL_VM_AGENT) == "yes",
-                list(command),
-                env,
-                user,
-                workdir,
-                timeout,
-            )
-        args = [
-            user or "",
-            workdir or "",
-            *(f"{k}={v}" for k, v in (env or {}).items()),
-            "--",
-            *command,
-        ]
-        with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
-            res = agent.exec("/sbin/compound-exec", args, timeout=timeout)
-        return res.exit_code, res.stdout, res.stderr
+        return guestexec.run_in_guest(
+            GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10),
+            instance.labels,
+            instance.service,
+            command,
+            user=user,
+            workdir=workdir,
+            env=env,
+            timeout=timeout,
+        )
 
     def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
         """Unpack the tar into the service's root in the guest (``/newroot``)
