@@ -23,6 +23,7 @@ from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
 
 from . import records, swarm
+from .disk_overlays import with_disk_overlays
 from .engine import cli_host, client
 from .errors import HostError, SwarmError
 from .inventory import host_of
@@ -205,6 +206,7 @@ def build_stack(
 ) -> tuple[Stack, Any]:
     """The stack file and the planner's packing; ``ipvs``: whether the
     Swarm's kernel has it (default: as measured on the manager)."""
+    project = with_disk_overlays(project)
     # on the Swarm a VM may run under TCG: where the node says compound.vm ==
     # yes (KVM, or /dev/net/tun for TCG), the constraint its service gets
     inventory = [
@@ -261,10 +263,10 @@ def _vms_as_launchers(
         )
         disks.result()
     services = stack.data["services"]
-    for name, (req, tag) in built.items():
+    for name, (config, tag) in built.items():
         progress(f"{name}: pushing its containerDisk to the Swarm's registry ({where})")
         ref = registry.push(manager, tag, where, docker_cli)
-        services[name] = vm_services.launcher_service(services[name], req.config, ref)
+        services[name] = vm_services.launcher_service(services[name], config, ref)
     # a VM's image is inside its containerDisk: the nodes need only the containers'
     stack.images = {str(svc["image"]) for n, svc in services.items() if n not in built}
 
