@@ -27,6 +27,7 @@ from compound.cli.main import main
 from compound.hosts import drivers, records, swarm
 from compound.hosts.nested_image import cache_dir
 from tests.integration.apps import App
+from tests.integration.fastdisk import ensure_fast_disk
 
 # Host names are Docker contexts and SSH aliases, which every clone of the
 # repository on this machine shares: each clone gets its own (a hash of its
@@ -345,6 +346,89 @@ def test_up_swarm_runs_a_vm_service_a_container_reaches_by_name(
         again = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-hybrid.yaml").read_text())
         assert again["services"]["vmweb"]["image"] == vm["image"]
         assert _docker(T2, "ps", "-q", "--filter", f"id={launcher[0]}").strip()
+    finally:
+        app.ok("swarm", "down")
+
+
+def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A legacy disk service (tests/integration/fastdisk.py: its own
+    bootloader and kernel, DHCP, qemu-guest-agent, a web server; booted in
+    seconds) from its containerDisk, with persistent: true."""
+    disk = ensure_fast_disk()
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-disk",
+        f"""
+        services:
+          legacy:
+            x-compound:
+              runtime: vm
+              vm: {{disk: {disk}, persistent: true, memory: 128M}}
+            stop_grace_period: 2s
+          client:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            deploy:
+              placement: {{constraints: ["node.labels.compound.host == swarm-t3"]}}
+        """,
+    )
+    service = "swarm-disk_legacy"
+    try:
+        out = app.ok("up", "--swarm")
+        # the overlay is a local volume: the service is pinned to its node, and told so
+        assert "pinned to host" in out and "local volume 'legacy-disk-overlay'" in out
+        stack = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-disk.yaml").read_text())
+        vm = stack["services"]["legacy"]
+        assert "/compound-vmdisk@sha256:" in vm["image"]
+        assert {"type": "volume", "source": "legacy-disk-overlay",
+                "target": "/var/lib/compound/persist"} in vm["volumes"]  # fmt: skip
+        assert stack["volumes"]["legacy-disk-overlay"]["name"] == "swarm-disk_legacy-disk-overlay"
+        host = next(
+            r["host"]
+            for r in json.loads(app.ok("swarm", "ps", "--json"))
+            if r["service"] == "legacy"
+        )
+        # the disk booted through its own bootloader and kernel, took the task's
+        # address by DHCP, and a container reaches its web server by name
+        assert _fetch_from_client("swarm-disk", "legacy", "/greeting", timeout=120) == "from-disk"
+        launcher = _docker(
+            host, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
+        ).split()
+        effective = _docker(host, "exec", launcher[0], "cat", "/compound/run/state/effective")
+        leased = re.search(r"^dhcp (\S+)$", effective, re.M)
+        assert leased, effective
+        # exec through its guest agent: a legacy guest runs it as root in /,
+        # with workdir and environment said through its shell
+        script = "ip -4 -o addr show dev eth0; echo to-stderr >&2; exit 4"
+        code, raw_out, raw_err = _run_apart(app, "swarm", "exec", "legacy", "sh", "-c", script)
+        assert code == 4 and f" {leased.group(1)}/" in raw_out.decode()
+        assert raw_err.decode() == "to-stderr\n"
+        out = app.ok(
+            "swarm", "exec", "-w", "/www", "-e", "X=y z", "legacy", "sh", "-c", "echo $X $PWD"
+        )
+        assert out.strip() == "y z /www"
+        # its console is the service's log
+        assert "FASTDISK-READY" in app.ok("swarm", "logs", "legacy", "--tail", "50")
+        # what the guest wrote outlives the task: a new task on the same node
+        # boots from the same overlay
+        token = os.urandom(8).hex()
+        app.ok("swarm", "exec", "legacy", "sh", "-c", f"echo {token} > /token && sync")
+        _docker(T1, "service", "update", "--force", "--detach", service)
+        deadline = time.monotonic() + 120
+        while True:
+            code, out = app.run("swarm", "exec", "legacy", "cat", "/token")
+            now = _docker(
+                host, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
+            ).split()
+            if code == 0 and now and now != launcher:
+                break
+            assert time.monotonic() < deadline, f"no new task answered: {out[-500:]}"
+            time.sleep(2)
+        assert out.strip() == token
     finally:
         app.ok("swarm", "down")
 
