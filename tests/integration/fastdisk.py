@@ -13,7 +13,9 @@ qemu-guest-agent with its libraries), without mounting anything:
   switch_roots into it;
 - partition 2, ext4 (``mkfs.ext4 -d``): the root, an os-release, and
   /sbin/init: takes the address the launcher serves by DHCP (busybox
-  udhcpc), starts qemu-guest-agent and an HTTP server on :8080 serving
+  udhcpc), reads a NoCloud seed (/usr/bin/cloud-init: the part of
+  cloud-init this disk needs, in shell, with the kernel's FAT modules from
+  its .deb), starts qemu-guest-agent and an HTTP server on :8080 serving
   /www, and says FASTDISK-READY on the console.
 
 Cached by recipe hash under ``<cache>/legacy/fastdisk-<hash>.qcow2``,
@@ -30,8 +32,10 @@ import tempfile
 from pathlib import Path
 
 from compound.runtimes.hostops import cache_root, locked
+from compound.runtimes.vm import debs
+from compound.runtimes.vm._util import default_cache_dir
 from compound.runtimes.vm.initramfs import ensure_initramfs
-from compound.runtimes.vm.kernel import ensure_kernel
+from compound.runtimes.vm.kernel import KernelArtifacts, ensure_kernel
 
 RECIPE = 1
 MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
@@ -53,7 +57,7 @@ exec switch_root /newroot /sbin/init
 
 INIT = """#!/bin/busybox sh
 # the disk's own init: network by DHCP, the guest agent, a web server
-export PATH=/bin:/sbin
+export PATH=/bin:/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs run /run
@@ -63,6 +67,7 @@ modprobe -a virtio_net virtio_console
 ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 30 -T 1 -s /etc/udhcpc.script || echo "fastdisk: no DHCP lease"
+cloud-init
 agent=
 for p in /sys/class/virtio-ports/*; do
     [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && agent=/dev/${p##*/}
@@ -96,6 +101,21 @@ bound | renew)
 esac
 """
 
+# NoCloud as cloud-init reads it: the volume labelled cidata, its meta-data
+# (the hostname); the seed is kept in /var/lib/cloud/seed, as cloud-init does
+CLOUD_INIT = """#!/bin/busybox sh
+for m in fat vfat nls_cp437 nls_ascii nls_utf8; do insmod "/lib/fat/$m.ko" 2> /dev/null; done
+dev=$(busybox findfs LABEL=cidata 2> /dev/null)
+[ -n "$dev" ] || { echo "cloud-init: no NoCloud seed"; exit 0; }
+mkdir -p /run/seed /var/lib/cloud/seed
+mount -t vfat -o ro "$dev" /run/seed || exit 1
+cp /run/seed/* /var/lib/cloud/seed/
+umount /run/seed
+name=$(sed -n 's/^local-hostname: *//p' /var/lib/cloud/seed/meta-data)
+[ -n "$name" ] && hostname "$name" && echo "$name" > /etc/hostname
+echo "cloud-init: NoCloud seed on $dev, hostname $name"
+"""
+
 SYSLINUX_CFG = """DEFAULT fast
 PROMPT 0
 TIMEOUT 0
@@ -121,7 +141,7 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
 def ensure_fast_disk() -> Path:
     kernel = ensure_kernel()
     initramfs = ensure_initramfs(kernel)
-    inputs = (RECIPE, EARLY_INIT, INIT, UDHCPC_SCRIPT, SYSLINUX_CFG, OS_RELEASE)
+    inputs = (RECIPE, EARLY_INIT, INIT, UDHCPC_SCRIPT, CLOUD_INIT, SYSLINUX_CFG, OS_RELEASE)
     recipe = "\0".join([*map(str, inputs), str(kernel.vmlinuz), initramfs.key])
     key = hashlib.sha256(recipe.encode()).hexdigest()[:16]
     out = cache_root() / "legacy" / f"fastdisk-{key}.qcow2"
@@ -132,11 +152,33 @@ def ensure_fast_disk() -> Path:
         if out.exists():
             return out
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".fastdisk-") as tmp:
-            _build(Path(tmp), kernel.vmlinuz, initramfs.path, out)
+            _build(Path(tmp), kernel, initramfs.path, out)
     return out
 
 
-def _build(work: Path, vmlinuz: Path, initramfs: Path, out: Path) -> None:
+def _fat_modules(kernel: KernelArtifacts, dest: Path) -> None:
+    """The kernel's FAT and codepage modules (compound's initramfs has no
+    FAT), from its .deb in compound's cache."""
+    version = kernel.version.partition("(")[2].rstrip(")")
+    deb = debs.download(
+        f"linux-image-{kernel.release}", default_cache_dir() / "kernel" / "debs", version
+    )
+    work = dest.parent / "deb"
+    work.mkdir()
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb.path)], stdout=subprocess.PIPE)
+    subprocess.run(
+        ["tar", "-x", "-C", str(work), "--wildcards", "*/fs/fat/*.ko", "*/fs/nls/nls_*.ko"],
+        stdin=tar.stdout,
+        check=True,
+    )
+    assert tar.wait() == 0
+    dest.mkdir(parents=True)
+    for ko in work.rglob("*.ko"):
+        shutil.copy(ko, dest / ko.name)
+
+
+def _build(work: Path, kernel: KernelArtifacts, initramfs: Path, out: Path) -> None:
+    vmlinuz = kernel.vmlinuz
     # the root: compound's initramfs tree (busybox, modules, qemu-ga and its libraries)
     root = work / "root"
     root.mkdir()
@@ -149,7 +191,9 @@ def _build(work: Path, vmlinuz: Path, initramfs: Path, out: Path) -> None:
     _write(root / "etc" / "passwd", "root:x:0:0:root:/root:/bin/sh\n")
     _write(root / "etc" / "group", "root:x:0:\n")
     _write(root / "www" / "greeting", "from-disk\n")
-    (root / "usr" / "sbin").mkdir(parents=True)
+    _write(root / "usr" / "bin" / "cloud-init", CLOUD_INIT, 0o755)
+    _fat_modules(kernel, root / "lib" / "fat")
+    (root / "usr" / "sbin").mkdir()
     os.symlink("../../sbin/qemu-ga", root / "usr" / "sbin" / "qemu-ga")  # where disks have it
     # the initrd: busybox, the modules and the early init
     early = work / "early"

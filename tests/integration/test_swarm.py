@@ -26,6 +26,7 @@ import yaml
 from compound.cli.main import main
 from compound.hosts import drivers, records, swarm
 from compound.hosts.nested_image import cache_dir
+from compound.runtimes.vm import cloudseed
 from tests.integration.apps import App
 from tests.integration.fastdisk import ensure_fast_disk
 
@@ -400,7 +401,15 @@ def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
         ).split()
         effective = _docker(host, "exec", launcher[0], "cat", "/compound/run/state/effective")
         leased = re.search(r"^dhcp (\S+)$", effective, re.M)
-        assert leased, effective
+        mac = re.search(r"^net eth0 tap0 (\S+) ", effective, re.M)
+        assert leased and mac, effective
+        # the disk has cloud-init: its NoCloud seed travelled in the containerDisk,
+        # the launcher on the node gave it the NIC's MAC, the guest read it
+        assert app.ok("swarm", "exec", "legacy", "hostname").strip() == "legacy"
+        seed = app.ok("swarm", "exec", "legacy", "cat", "/var/lib/cloud/seed/network-config")
+        assert f'macaddress: "{mac.group(1)}"' in seed
+        user_data = app.ok("swarm", "exec", "legacy", "cat", "/var/lib/cloud/seed/user-data")
+        assert cloudseed.project_key("swarm-disk")[1] in user_data
         # exec through its guest agent: a legacy guest runs it as root in /,
         # with workdir and environment said through its shell
         script = "ip -4 -o addr show dev eth0; echo to-stderr >&2; exit 4"
@@ -431,6 +440,9 @@ def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
         assert out.strip() == token
     finally:
         app.ok("swarm", "down")
+        key = cloudseed.project_key("swarm-disk")[0]  # compound keeps a project's key past down
+        key.unlink()
+        key.with_name(key.name + ".pub").unlink()
 
 
 def test_node_loss_moves_services_and_reports_pinned_volumes(
