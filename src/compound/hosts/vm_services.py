@@ -163,6 +163,13 @@ def build_images(
             progress(f"{svc}: {msg}")
 
         if service.x_compound.vm.disk:
+            hc = service.healthcheck
+            if hc and not hc.disable and hc.test and tuple(hc.test[:1]) != ("NONE",):
+                progress(
+                    f"WARN service {name}: its healthcheck is not run on the Swarm (a disk "
+                    "service's check goes through its guest agent, which only `compound up` "
+                    "on one host polls); its task counts as running once QEMU runs"
+                )
             progress(f"{name}: preparing the VM (its disk as a containerDisk image)")
             driver.prepare(project, service, say)
             # the launcher finds the disk converted to qcow2 (containerdisk.py)

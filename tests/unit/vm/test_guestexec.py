@@ -119,3 +119,11 @@ def test_a_busy_agent_on_the_node_says_so() -> None:
         GuestAgent(link=link, timeout=10).connect()
     assert "busy with another command" in err.value.render()
     assert "try again" in err.value.render()
+
+
+def test_a_relay_that_cannot_start_is_reported_at_once() -> None:
+    link = CommandLink(["/nonexistent/docker", "exec"], "node-1:vmweb.1")
+    t0 = time.monotonic()
+    with pytest.raises(VMError, match=r"cannot run /nonexistent/docker"):
+        GuestAgent(link=link, timeout=10).connect()
+    assert time.monotonic() - t0 < 2

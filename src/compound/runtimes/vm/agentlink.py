@@ -102,7 +102,7 @@ class CommandLink:
         self.busy_exit = busy_exit
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
-        self._last: str | None = None
+        self._failed: str | None = None  # the command could not even start
 
     def acquire(self, deadline: float) -> None:
         pass  # the command locks, next to the socket
@@ -119,7 +119,8 @@ class CommandLink:
                 stderr=self._stderr,
                 close_fds=True,
             )
-        except OSError:
+        except OSError as exc:
+            self._failed = f"cannot run {self.argv[0]}: {exc.strerror or exc}"
             ours.close()
             raise
         finally:
@@ -144,6 +145,8 @@ class CommandLink:
         self.disconnect()
 
     def fatal(self) -> str | None:
+        if self._failed:
+            return self._failed
         proc = self._proc
         if proc is None or proc.poll() is None:
             return None

@@ -113,7 +113,6 @@ class Payload:
 
     files: tuple[tuple[PurePosixPath, Path], ...]  # read-only, from this machine
     run_files: tuple[tuple[str, str], ...]  # the run dir's first content (relative path, text)
-    recipe: dict[str, object]  # what identifies it all (ids, not gigabytes of bytes)
 
 
 def image_payload(spec: LauncherSpec, cache_dir: Path) -> Payload:
@@ -125,11 +124,6 @@ def image_payload(spec: LauncherSpec, cache_dir: Path) -> Payload:
             (IN_BASE_QCOW2, base_qcow2(spec.base.path, cache_dir)),
         ),
         run_files=(("config.base", spec.guest.render()), ("launcher.conf", launcher_conf(spec))),
-        recipe={
-            "kernel": str(spec.kernel.vmlinux),
-            "initramfs": str(spec.initramfs.path),
-            "base": spec.base.image_id,
-        },
     )
 
 
@@ -143,7 +137,6 @@ def disk_payload(
     return Payload(
         files=((IN_DISK, as_qcow2(disk, key, cache_dir, fmt)),),
         run_files=tuple(sorted(run_files.items())),
-        recipe={"disk": disk_id},
     )
 
 
