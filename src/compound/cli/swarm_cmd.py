@@ -175,7 +175,9 @@ def exec_(
         )
         _write_apart(out, err)
         raise typer.Exit(code)
-    argv = ["docker", "--context", target.host.context, "exec"]
+    from compound.hosts.engine import cli_host
+
+    argv = ["docker", "--host", cli_host(target.host), "exec"]
     argv += ["-i"] * interactive + ["-t"] * tty
     if user:
         argv += ["-u", user]
