@@ -368,6 +368,7 @@ def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
             x-compound:
               runtime: vm
               vm: {{disk: {disk}, persistent: true, memory: 128M}}
+            healthcheck: {{test: ["CMD", "true"]}}
             stop_grace_period: 2s
           client:
             image: local/busybox:latest
@@ -382,6 +383,8 @@ def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
         out = app.ok("up", "--swarm")
         # the overlay is a local volume: the service is pinned to its node, and told so
         assert "pinned to host" in out and "local volume 'legacy-disk-overlay'" in out
+        # its healthcheck runs through the agent only on one host: said, not dropped silently
+        assert "service legacy: its healthcheck is not run on the Swarm" in out
         stack = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-disk.yaml").read_text())
         vm = stack["services"]["legacy"]
         assert "/compound-vmdisk@sha256:" in vm["image"]
