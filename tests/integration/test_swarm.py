@@ -8,6 +8,9 @@ the node-loss test comes last.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 import re
@@ -20,19 +23,30 @@ import docker
 import pytest
 import yaml
 
+from compound.cli.main import main
 from compound.hosts import drivers, records, swarm
 from compound.hosts.nested_image import cache_dir
+from compound.runtimes.vm import cloudseed
 from tests.integration.apps import App
+from tests.integration.fastdisk import ensure_fast_disk
 
-HOSTS = ("swarm-t1", "swarm-t2", "swarm-t3")
-PREFIX = "swarm-test-host-"
+# Host names are Docker contexts and SSH aliases, which every clone of the
+# repository on this machine shares: each clone gets its own (a hash of its
+# path, or $COMPOUND_TEST_SWARM_TAG), so two runs at once cannot collide.
+# The test bodies say swarm-t1..3; _app puts this run's names in.
+TAG = (
+    os.environ.get("COMPOUND_TEST_SWARM_TAG")
+    or "swarm" + hashlib.sha256(str(Path(__file__).resolve().parents[2]).encode()).hexdigest()[:4]
+)
+T1, T2, T3 = HOSTS = (f"{TAG}-t1", f"{TAG}-t2", f"{TAG}-t3")
+PREFIX = f"{TAG}-test-host-"
 
 
 @pytest.fixture(scope="module")
 def cluster(engine: docker.DockerClient, busybox_image: str) -> Iterator[list[str]]:
     with pytest.MonkeyPatch.context() as mp:
-        # a fixed directory: ~/.ssh/config includes its ssh_config once, not once per run
-        mp.setenv("COMPOUND_HOSTS_DIR", str(cache_dir() / "test-hosts"))
+        # fixed per clone: ~/.ssh/config includes its ssh_config once, not once per run
+        mp.setenv("COMPOUND_HOSTS_DIR", str(cache_dir() / f"test-hosts-{TAG}"))
         mp.setenv("COMPOUND_NESTED_PREFIX", PREFIX)
         _teardown()
         try:
@@ -53,10 +67,26 @@ def _teardown() -> None:
     drivers.remove_network_if_unused()
 
 
+def _names(text: str) -> str:
+    """``text`` with the canonical host names swarm-t1..3 as this run's."""
+    for canonical, mine in zip(("swarm-t1", "swarm-t2", "swarm-t3"), HOSTS, strict=True):
+        text = text.replace(canonical, mine)
+    return text
+
+
 def _app(engine: docker.DockerClient, tmp_path: Path, name: str, body: str) -> App:
     app = App(name, tmp_path / name, engine)
-    app.write(body)
+    app.write(_names(body))
     return app
+
+
+def _run_apart(app: App, *args: str) -> tuple[int, bytes, bytes]:
+    """Like App.run, with stdout and stderr kept apart (as bytes)."""
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = [io.TextIOWrapper(b, encoding="utf-8", write_through=True) for b in (out, err)]
+    with contextlib.redirect_stdout(streams[0]), contextlib.redirect_stderr(streams[1]):
+        code = main(["--progress", "plain", "-f", str(app.file), "-p", app.name, *args])
+    return code, out.getvalue(), err.getvalue()
 
 
 def _docker(context: str, *args: str) -> str:
@@ -90,8 +120,8 @@ def test_host_ls_shows_facts_measured_on_each_host(
         # the host's Docker context works with the plain docker CLI
         assert _docker(r["name"], "info", "--format", "{{.Name}}").strip() == r["name"]
     text = app.ok("host", "ls")
-    assert "PRIVATE KEY" not in text and "swarm-t2" in text
-    assert app.ok("host", "env", "swarm-t1").splitlines()[0] == "export DOCKER_CONTEXT=swarm-t1"
+    assert "PRIVATE KEY" not in text and T2 in text
+    assert app.ok("host", "env", T1).splitlines()[0] == f"export DOCKER_CONTEXT={T1}"
 
 
 def test_plan_takes_its_inventory_from_the_hosts(
@@ -130,7 +160,7 @@ def test_bad_credentials_and_unreachable_hosts_name_the_host(
     cluster: list[str], engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     app = _app(engine, tmp_path, "swarm-bad", "services: {}\n")
-    address = records.load("swarm-t1").address
+    address = records.load(T1).address
     assert address
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
@@ -178,10 +208,10 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
         assert "failure_action: rollback" in stack and "monitor: 1s" in stack
         rows = json.loads(app.ok("swarm", "ps", "--json"))
         api_hosts = {r["host"] for r in rows if r["service"] == "api"}
-        assert api_hosts and "swarm-t3" not in api_hosts
+        assert api_hosts and T3 not in api_hosts
         # a container on swarm-t3 reaches the api on another node by name
         assert _fetch_from_client() == "v=1"
-        app.write(body % "2")
+        app.write(_names(body % "2"))
         app.ok("up", "--swarm")
         assert _fetch_from_client() == "v=2"
         hist = json.loads(app.ok("swarm", "history"))
@@ -189,8 +219,12 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
         out = app.ok("swarm", "rollback", "api")
         assert "rolled back: api" in out
         assert _fetch_from_client() == "v=1"
-        # exec reaches a task wherever it runs
+        # exec reaches a task wherever it runs, with docker exec's options
         assert app.ok("swarm", "exec", "api", "cat", "/www").strip() == "v=1"
+        out = app.ok(
+            "swarm", "exec", "-w", "/tmp", "-e", "X=y z", "api", "sh", "-c", "echo $X $PWD"
+        )
+        assert out.strip() == "y z /tmp"
         logs = app.ok("swarm", "logs", "client", "--tail", "5")
         assert "Traceback" not in logs
     finally:
@@ -200,19 +234,19 @@ def test_up_swarm_spans_nodes_updates_and_rolls_back(
 def _fetch_from_client(
     project: str = "swarm-app", server: str = "api:8080", path: str = "/www", timeout: float = 30
 ) -> str:
-    """GET ``path`` from ``server`` by name, in the client task on swarm-t3; the last line."""
+    """GET ``path`` from ``server`` by name, in the client task on T3; the last line."""
     if ":" not in server:
         server += ":8080"
     ids = _docker(
-        "swarm-t3", "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={project}_client"
+        T3, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={project}_client"
     ).split()
-    assert ids, "client task is not on swarm-t3"
+    assert ids, f"client task is not on {T3}"
     deadline = time.monotonic() + timeout
     out = ""
     while time.monotonic() < deadline:
         proc = subprocess.run(
             # busybox's static wget crashes resolving names here; nc speaks HTTP/1.0 fine
-            ["docker", "--context", "swarm-t3", "exec", ids[0], "sh", "-c",
+            ["docker", "--context", T3, "exec", ids[0], "sh", "-c",
              f'printf "GET {path} HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {server.replace(":", " ")}'],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
@@ -230,15 +264,13 @@ def test_rm_refuses_a_host_that_runs_services(
     cluster: list[str], engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     app = _app(engine, tmp_path, "swarm-rm", "services: {}\n")
-    _docker(
-        "swarm-t2", "run", "-d", "--name", "swarm-busy", "local/busybox:latest", "sleep", "1000"
-    )
+    _docker(T2, "run", "-d", "--name", "swarm-busy", "local/busybox:latest", "sleep", "1000")
     try:
-        code, out = app.run("host", "rm", "swarm-t2")
-        assert code == 1 and "host 'swarm-t2'" in out and "still runs" in out and "--force" in out
-        assert records.exists("swarm-t2")
+        code, out = app.run("host", "rm", T2)
+        assert code == 1 and f"host '{T2}'" in out and "still runs" in out and "--force" in out
+        assert records.exists(T2)
     finally:
-        _docker("swarm-t2", "rm", "-f", "swarm-busy")
+        _docker(T2, "rm", "-f", "swarm-busy")
 
 
 def test_up_swarm_runs_a_vm_service_a_container_reaches_by_name(
@@ -269,36 +301,151 @@ def test_up_swarm_runs_a_vm_service_a_container_reaches_by_name(
         app.ok("up", "--swarm")
         stack = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-hybrid.yaml").read_text())
         vm = stack["services"]["vmweb"]
-        manager = records.load("swarm-t1").address
+        manager = records.load(T1).address
         # the containerDisk, from the Swarm's own registry on the manager, by digest
         assert re.fullmatch(rf"{manager}:5000/compound-vmdisk@sha256:[0-9a-f]{{64}}", vm["image"])
         assert vm["cap_drop"] == ["ALL"] and "MKNOD" in vm["cap_add"]
         assert "node.labels.compound.vm == yes" in vm["deploy"]["placement"]["constraints"]
         rows = json.loads(app.ok("swarm", "ps", "--json"))
         assert {(r["service"], r["host"], r["state"]) for r in rows} == {
-            ("vmweb", "swarm-t2", "running"),
-            ("client", "swarm-t3", "running"),
+            ("vmweb", T2, "running"),
+            ("client", T3, "running"),
         }
         # the container on swarm-t3 reaches the VM on swarm-t2 by name, and
         # what answers is the guest: its kernel, not this machine's
         assert _fetch_from_client("swarm-hybrid", "vmweb", "/www", timeout=60) == "from-vm"
         guest_kernel = _fetch_from_client("swarm-hybrid", "vmweb", "/proc/sys/kernel/osrelease")
         assert guest_kernel and guest_kernel != os.uname().release
+        # exec runs in the guest (not the launcher), in the service's root, as
+        # single-host exec: the exit code passed through, stdout and stderr apart
+        script = "cat /proc/sys/kernel/osrelease /www; echo to-stderr >&2; exit 3"
+        code, raw_out, raw_err = _run_apart(app, "swarm", "exec", "vmweb", "sh", "-c", script)
+        assert (code, raw_out.decode().split(), raw_err.decode()) == (
+            3,
+            [guest_kernel, "from-vm"],
+            "to-stderr\n",
+        )
+        # ... with the user, working dir and environment asked for
+        out = app.ok(
+            "swarm", "exec", "-u", "nobody", "-w", "/tmp", "-e", "GREETING=hi there",
+            "vmweb", "sh", "-c", 'echo "$(id -un) $PWD $GREETING"',
+        )  # fmt: skip
+        assert out.strip() == "nobody /tmp hi there"
+        # the guest agent has no terminal to give: said, not faked
+        code, out = app.run("swarm", "exec", "-it", "vmweb", "sh")
+        assert code != 0 and "interactive or tty exec into a VM" in out and "without -it" in out
+        assert "Traceback" not in out
         # the guest took the launcher's overlay address on a tap (not the
         # user-networking fallback): /dev/net/tun was made in the task
         launcher = _docker(
-            "swarm-t2", "ps", "-q", "--filter",
-            "label=com.docker.swarm.service.name=swarm-hybrid_vmweb",
+            T2, "ps", "-q", "--filter", "label=com.docker.swarm.service.name=swarm-hybrid_vmweb",
         ).split()  # fmt: skip
-        effective = _docker("swarm-t2", "exec", launcher[0], "cat", "/compound/run/state/effective")
+        effective = _docker(T2, "exec", launcher[0], "cat", "/compound/run/state/effective")
         assert "net eth0 tap0" in effective and "net user" not in effective
         # the same file again: the same digest, the VM is left running as it was
         app.ok("up", "--swarm")
         again = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-hybrid.yaml").read_text())
         assert again["services"]["vmweb"]["image"] == vm["image"]
-        assert _docker("swarm-t2", "ps", "-q", "--filter", f"id={launcher[0]}").strip()
+        assert _docker(T2, "ps", "-q", "--filter", f"id={launcher[0]}").strip()
     finally:
         app.ok("swarm", "down")
+
+
+def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A legacy disk service (tests/integration/fastdisk.py: its own
+    bootloader and kernel, DHCP, qemu-guest-agent, a web server; booted in
+    seconds) from its containerDisk, with persistent: true."""
+    disk = ensure_fast_disk()
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-disk",
+        f"""
+        services:
+          legacy:
+            x-compound:
+              runtime: vm
+              vm: {{disk: {disk}, persistent: true, memory: 128M}}
+            healthcheck: {{test: ["CMD", "true"]}}
+            stop_grace_period: 2s
+          client:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            deploy:
+              placement: {{constraints: ["node.labels.compound.host == swarm-t3"]}}
+        """,
+    )
+    service = "swarm-disk_legacy"
+    try:
+        out = app.ok("up", "--swarm")
+        # the overlay is a local volume: the service is pinned to its node, and told so
+        assert "pinned to host" in out and "local volume 'legacy-disk-overlay'" in out
+        # its healthcheck runs through the agent only on one host: said, not dropped silently
+        assert "service legacy: its healthcheck is not run on the Swarm" in out
+        stack = yaml.safe_load((records.hosts_dir() / "stacks" / "swarm-disk.yaml").read_text())
+        vm = stack["services"]["legacy"]
+        assert "/compound-vmdisk@sha256:" in vm["image"]
+        assert {"type": "volume", "source": "legacy-disk-overlay",
+                "target": "/var/lib/compound/persist"} in vm["volumes"]  # fmt: skip
+        assert stack["volumes"]["legacy-disk-overlay"]["name"] == "swarm-disk_legacy-disk-overlay"
+        host = next(
+            r["host"]
+            for r in json.loads(app.ok("swarm", "ps", "--json"))
+            if r["service"] == "legacy"
+        )
+        # the disk booted through its own bootloader and kernel, took the task's
+        # address by DHCP, and a container reaches its web server by name
+        assert _fetch_from_client("swarm-disk", "legacy", "/greeting", timeout=120) == "from-disk"
+        launcher = _docker(
+            host, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
+        ).split()
+        effective = _docker(host, "exec", launcher[0], "cat", "/compound/run/state/effective")
+        leased = re.search(r"^dhcp (\S+)$", effective, re.M)
+        mac = re.search(r"^net eth0 tap0 (\S+) ", effective, re.M)
+        assert leased and mac, effective
+        # the disk has cloud-init: its NoCloud seed travelled in the containerDisk,
+        # the launcher on the node gave it the NIC's MAC, the guest read it
+        assert app.ok("swarm", "exec", "legacy", "hostname").strip() == "legacy"
+        seed = app.ok("swarm", "exec", "legacy", "cat", "/var/lib/cloud/seed/network-config")
+        assert f'macaddress: "{mac.group(1)}"' in seed
+        user_data = app.ok("swarm", "exec", "legacy", "cat", "/var/lib/cloud/seed/user-data")
+        assert cloudseed.project_key("swarm-disk")[1] in user_data
+        # exec through its guest agent: a legacy guest runs it as root in /,
+        # with workdir and environment said through its shell
+        script = "ip -4 -o addr show dev eth0; echo to-stderr >&2; exit 4"
+        code, raw_out, raw_err = _run_apart(app, "swarm", "exec", "legacy", "sh", "-c", script)
+        assert code == 4 and f" {leased.group(1)}/" in raw_out.decode()
+        assert raw_err.decode() == "to-stderr\n"
+        out = app.ok(
+            "swarm", "exec", "-w", "/www", "-e", "X=y z", "legacy", "sh", "-c", "echo $X $PWD"
+        )
+        assert out.strip() == "y z /www"
+        # its console is the service's log
+        assert "FASTDISK-READY" in app.ok("swarm", "logs", "legacy", "--tail", "50")
+        # what the guest wrote outlives the task: a new task on the same node
+        # boots from the same overlay
+        token = os.urandom(8).hex()
+        app.ok("swarm", "exec", "legacy", "sh", "-c", f"echo {token} > /token && sync")
+        _docker(T1, "service", "update", "--force", "--detach", service)
+        deadline = time.monotonic() + 120
+        while True:
+            code, out = app.run("swarm", "exec", "legacy", "cat", "/token")
+            now = _docker(
+                host, "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={service}"
+            ).split()
+            if code == 0 and now and now != launcher:
+                break
+            assert time.monotonic() < deadline, f"no new task answered: {out[-500:]}"
+            time.sleep(2)
+        assert out.strip() == token
+    finally:
+        app.ok("swarm", "down")
+        key = cloudseed.project_key("swarm-disk")[0]  # compound keeps a project's key past down
+        key.unlink()
+        key.with_name(key.name + ".pub").unlink()
 
 
 def test_node_loss_moves_services_and_reports_pinned_volumes(
@@ -329,7 +476,7 @@ def test_node_loss_moves_services_and_reports_pinned_volumes(
     try:
         rows = json.loads(app.ok("swarm", "ps", "--json"))
         assert {r["host"] for r in rows if r["service"] == "web"} == set(cluster)
-        app.ok("host", "stop", "swarm-t3")
+        app.ok("host", "stop", T3)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             rows = json.loads(app.ok("swarm", "ps", "--json"))
@@ -338,9 +485,9 @@ def test_node_loss_moves_services_and_reports_pinned_volumes(
             if len(web) == 3 and db and "volume unavailable" in db[0]["note"]:
                 break
             time.sleep(1)
-        assert {r["host"] for r in web} <= {"swarm-t1", "swarm-t2"} and len(web) == 3
-        assert "pinned to host swarm-t3" in db[0]["note"]
+        assert {r["host"] for r in web} <= {T1, T2} and len(web) == 3
+        assert f"pinned to host {T3}" in db[0]["note"]
         assert db[0]["state"] != "running"
     finally:
-        app.run("host", "start", "swarm-t3")
+        app.run("host", "start", T3)
         app.run("swarm", "down")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 ARGS = {"allow_extra_args": True, "ignore_unknown_options": True, "allow_interspersed_args": False}
 
 
-def _env(values: list[str] | None) -> dict[str, str]:
+def parse_env(values: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for v in values or []:
         key, sep, val = v.partition("=")
@@ -43,11 +43,19 @@ def register(app: typer.Typer) -> None:
         if app_ctx.on_swarm([service]):
             from compound.cli import swarm_cmd
 
-            if user or workdir or env:
-                raise UsageError(
-                    "exec on the Swarm runs as the service's own user, in its working dir"
-                )
-            return swarm_cmd.exec_(ctx, service, command, index)
+            terminal = not no_tty and sys.stdin.isatty() and sys.stdout.isatty()
+            return swarm_cmd.exec_in_task(
+                app_ctx,
+                service,
+                command,
+                index,
+                user=user,
+                workdir=workdir,
+                variables=parse_env(env),
+                interactive=terminal,
+                tty=terminal,
+                terminal_if_any=True,
+            )
         session = app_ctx.session([service])
         session.check_services([service])
         running = [i for i in session.instances([service]) if i.running]
@@ -66,7 +74,7 @@ def register(app: typer.Typer) -> None:
             and sys.stdout.isatty()
         )
         code = driver.exec(
-            inst, command, user=user, workdir=workdir, env=_env(env), tty=tty, interactive=tty
+            inst, command, user=user, workdir=workdir, env=parse_env(env), tty=tty, interactive=tty
         )
         raise typer.Exit(code)
 
@@ -106,7 +114,7 @@ def register(app: typer.Typer) -> None:
             and sys.stdin.isatty()
             and sys.stdout.isatty()
         )
-        env_over = {**svc.environment, **_env(env)}
+        env_over = {**svc.environment, **parse_env(env)}
         update: dict[str, object] = {
             "environment": env_over,
             "container_name": name,

@@ -167,22 +167,91 @@ def exec_(
     index: Annotated[
         int | None, typer.Option("--index", help="Task slot (default: the first).")
     ] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u")] = None,
+    workdir: Annotated[str | None, typer.Option("--workdir", "-w")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Keep stdin open (containers only).")
+    ] = False,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="A terminal (containers only).")] = False,
 ) -> None:
-    """Run a command in a running task of a service, on whichever node it is."""
+    """Run a command in a running task of a service, on whichever node it is;
+    in a VM service, in its guest. Exits with the command's code."""
+    from compound.cli.oneoff import parse_env
+
+    exec_in_task(
+        app_context(ctx),
+        service,
+        command,
+        index,
+        user=user,
+        workdir=workdir,
+        variables=parse_env(env),
+        interactive=interactive,
+        tty=tty,
+    )
+
+
+def exec_in_task(
+    app_ctx: AppContext,
+    service: str,
+    command: list[str],
+    index: int | None,
+    *,
+    user: str | None,
+    workdir: str | None,
+    variables: dict[str, str],
+    interactive: bool,
+    tty: bool,
+    terminal_if_any: bool = False,
+) -> None:
+    """``swarm exec``, and ``compound exec`` of a project on the Swarm, which
+    (``terminal_if_any``) gives a container a terminal when it has one and a
+    VM none, as on one host."""
     import subprocess
 
     from compound.hosts import deploy
 
-    app_ctx = app_context(ctx)
-    host, container = deploy.exec_target(_project(app_ctx), service, index)
-    argv = ["docker", "--context", host.context, "exec", container, *command]
-    if sys.stdout.isatty():
+    target = deploy.exec_target(_project(app_ctx), service, index)
+    if target.vm:
+        from compound.hosts import vm_exec
+        from compound.runtimes.vm.guestexec import no_terminal
+
+        if terminal_if_any:
+            interactive = tty = False
+        if interactive or tty:
+            raise no_terminal(service)
+        code, out, err = vm_exec.exec_in_guest(
+            target, service, command, user=user, workdir=workdir, env=variables
+        )
+        _write_apart(out, err)
+        raise typer.Exit(code)
+    from compound.hosts.engine import cli_host
+
+    argv = ["docker", "--host", cli_host(target.host), "exec"]
+    argv += ["-i"] * interactive + ["-t"] * tty
+    if user:
+        argv += ["-u", user]
+    if workdir:
+        argv += ["-w", workdir]
+    for k, v in variables.items():
+        argv += ["-e", f"{k}={v}"]
+    argv += [target.container, *command]
+    if tty or interactive:
+        # the user's terminal and stdin are the command's
         raise typer.Exit(subprocess.run(argv, check=False).returncode)
-    # not a terminal (a pipe, a test): pass the output through our own streams
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    sys.stdout.write(proc.stdout)
-    sys.stderr.write(proc.stderr)
+    # through our own streams (a pipe, a test): stdout and stderr apart, bytes as they are
+    proc = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, check=False)
+    _write_apart(proc.stdout, proc.stderr)
     raise typer.Exit(proc.returncode)
+
+
+def _write_apart(out: bytes, err: bytes) -> None:
+    """A command's output on our stdout and stderr, bytes as they came."""
+    for stream, data in ((sys.stdout, out), (sys.stderr, err)):
+        stream.flush()
+        stream.buffer.write(data)
+        stream.buffer.flush()
 
 
 @swarm_app.command("history")

@@ -23,7 +23,8 @@ from compound.runtimes.hostops import atomic_write
 from compound.spec.model import Project
 
 from . import records, swarm
-from .engine import client, forwarded_socket
+from .disk_overlays import with_disk_overlays
+from .engine import cli_host, client
 from .errors import HostError, SwarmError
 from .inventory import host_of
 from .records import HostRecord
@@ -62,12 +63,9 @@ def stacks_dir() -> Any:
 
 
 def docker_cli(manager: HostRecord, args: list[str], *, timeout: float = 600) -> str:
-    """The docker CLI against the host's engine, through the socket its SSH
-    control master forwards (what ``--context`` would do, without starting
-    an ssh and a remote ``docker system dial-stdio`` per command)."""
-    host = manager.docker_host if manager.address is None else f"unix://{forwarded_socket(manager)}"
+    """The docker CLI against the host's engine (engine.cli_host)."""
     proc = subprocess.run(
-        ["docker", "--host", host, *args],
+        ["docker", "--host", cli_host(manager), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -208,6 +206,7 @@ def build_stack(
 ) -> tuple[Stack, Any]:
     """The stack file and the planner's packing; ``ipvs``: whether the
     Swarm's kernel has it (default: as measured on the manager)."""
+    project = with_disk_overlays(project)
     # on the Swarm a VM may run under TCG: where the node says compound.vm ==
     # yes (KVM, or /dev/net/tun for TCG), the constraint its service gets
     inventory = [
@@ -264,10 +263,10 @@ def _vms_as_launchers(
         )
         disks.result()
     services = stack.data["services"]
-    for name, (req, tag) in built.items():
+    for name, (config, tag) in built.items():
         progress(f"{name}: pushing its containerDisk to the Swarm's registry ({where})")
         ref = registry.push(manager, tag, where, docker_cli)
-        services[name] = vm_services.launcher_service(services[name], req.config, ref)
+        services[name] = vm_services.launcher_service(services[name], config, ref)
     # a VM's image is inside its containerDisk: the nodes need only the containers'
     stack.images = {str(svc["image"]) for n, svc in services.items() if n not in built}
 
@@ -581,8 +580,22 @@ def logs(project: str, service: str, *, tail: int | str = 100) -> str:
     )
 
 
-def exec_target(project: str, service: str, slot: int | None = None) -> tuple[HostRecord, str]:
-    """The host and container of a running task of ``service`` (the first, or ``slot``)."""
+@dataclass(frozen=True)
+class ExecTarget:
+    """A running task of a service: where it runs and what its container is."""
+
+    host: HostRecord
+    container: str
+    task: str  # service.slot
+    labels: dict[str, str]  # the container's (io.compound.runtime=vm for a VM's launcher)
+
+    @property
+    def vm(self) -> bool:
+        return self.labels.get("io.compound.runtime") == "vm"
+
+
+def exec_target(project: str, service: str, slot: int | None = None) -> ExecTarget:
+    """A running task of ``service`` (the first, or ``slot``)."""
     rec, mc = swarm.manager_client()
     by_id = {v: k for k, v in rec.nodes.items()}
     try:
@@ -602,12 +615,16 @@ def exec_target(project: str, service: str, slot: int | None = None) -> tuple[Ho
     if not tasks:
         raise SwarmError(f"service {service} has no running task" + (f" {slot}" if slot else ""))
     task = tasks[0]
+    name = f"{service}.{task.get('Slot')}"
     host = by_id.get(task["NodeID"])
     if host is None:
-        raise SwarmError(
-            f"task {service}.{task.get('Slot')} runs on a node compound has no record of"
-        )
-    return records.load(host), task["Status"]["ContainerStatus"]["ContainerID"]
+        raise SwarmError(f"task {name} runs on a node compound has no record of")
+    return ExecTarget(
+        host=records.load(host),
+        container=task["Status"]["ContainerStatus"]["ContainerID"],
+        task=name,
+        labels=dict(task["Spec"]["ContainerSpec"].get("Labels") or {}),
+    )
 
 
 def down(project: str, *, timeout: float = 120) -> None:

@@ -56,6 +56,15 @@ def forwarded_socket(record: HostRecord) -> Path:
     return sock
 
 
+def cli_host(record: HostRecord) -> str:
+    """``docker --host`` for the host's engine: through the socket its SSH
+    control master forwards (what ``--context`` would do, without starting
+    an ssh and a remote ``docker system dial-stdio`` per command)."""
+    if record.address is None:
+        return record.docker_host
+    return f"unix://{forwarded_socket(record)}"
+
+
 def client(record: HostRecord, timeout: int = 120) -> Client:
     try:
         if record.address is None:

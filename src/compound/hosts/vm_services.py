@@ -15,6 +15,13 @@ healthcheck), rewritten into a stack-file service:
   on these machines);
 - the guest's own settings (environment, user, sysctls, tmpfs...) are in
   its configuration, so the launcher's service drops them.
+
+A VM disk service (``x-compound.vm.disk``, legacy.py) is the same: its
+request comes from ``VMDriver.disk_launcher_request``, its containerDisk
+carries the disk itself (a read-only base; each task's overlay in its run
+dir), the run dir's files include the cloud-init seed. ``persistent: true``
+puts the overlay on a named local volume instead (disk_overlays.py), which
+pins the service to the node that holds it.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 from compound.errors import NotSupportedError
-from compound.runtimes.vm.containerdisk import ensure_container_disk
-from compound.runtimes.vm.driver import LABEL_VM_RUN_DIR, LauncherRequest, VMDriver
+from compound.runtimes.vm.containerdisk import ensure_container_disk, ensure_disk_container_disk
+from compound.runtimes.vm.driver import LABEL_VM_RUN_DIR, VMDriver
 from compound.runtimes.vm.launcher import IN_RUN, IN_VOLUMES, TMPFS
+from compound.runtimes.vm.legacy import IN_PERSIST
 from compound.spec.model import Project
 
 Progress = Callable[[str], None]
@@ -93,6 +101,9 @@ def launcher_service(entry: dict[str, Any], config: dict[str, Any], image: str) 
     # the run dir: per task, seeded with the image's config (copy-up)
     volumes.append({"type": "volume", "target": str(IN_RUN)})
     shared = [m for m in entry.get("volumes") or [] if m.get("type") != "tmpfs"]
+    # a persistent disk's overlay volume is the launcher's own (disk_overlays.py)
+    volumes += [m for m in shared if m.get("target") == str(IN_PERSIST)]
+    shared = [m for m in shared if m.get("target") != str(IN_PERSIST)]
     for i, m in enumerate(shared):
         volumes.append({**m, "target": f"{IN_VOLUMES}/{i}"})
     out["volumes"] = volumes
@@ -134,31 +145,51 @@ def build_images(
     names: list[str],
     *,
     progress: Progress,
-) -> dict[str, tuple[LauncherRequest, str]]:
-    """Per VM service: its launcher request and its containerDisk image (built
-    on this machine, cached by recipe hash)."""
+) -> dict[str, tuple[dict[str, Any], str]]:
+    """Per VM service: its launcher's Engine create request and its
+    containerDisk image (built on this machine, cached by recipe hash)."""
     driver = VMDriver()
     out = {}
     for name in names:
         service = project.services[name]
-        if service.x_compound.vm.disk:
-            raise NotSupportedError(
-                f"service {name!r} boots a VM disk (vm.disk); on Swarm only image VMs run so far",
-                hint="run it with `compound up` on one host",
-            )
         if service.x_compound.vm.accel == "kvm":
             raise NotSupportedError(
                 f"service {name!r} asks for accel: kvm, but Swarm services cannot be given "
                 "/dev/kvm (Docker 20.10): VMs on the Swarm run under TCG",
                 hint="use accel: auto, or run it with `compound up` on a host with KVM",
             )
-        progress(f"{name}: preparing the VM (kernel, initramfs, base disk, containerDisk image)")
 
         def say(svc: str, msg: str) -> None:
             progress(f"{svc}: {msg}")
 
+        if service.x_compound.vm.disk:
+            hc = service.healthcheck
+            if hc and not hc.disable and hc.test and tuple(hc.test[:1]) != ("NONE",):
+                progress(
+                    f"WARN service {name}: its healthcheck is not run on the Swarm (a disk "
+                    "service's check goes through its guest agent, which only `compound up` "
+                    "on one host polls); its task counts as running once QEMU runs"
+                )
+            progress(f"{name}: preparing the VM (its disk as a containerDisk image)")
+            driver.prepare(project, service, say)
+            # the launcher finds the disk converted to qcow2 (containerdisk.py)
+            dreq = driver.disk_launcher_request(
+                project, service, 1, "swarm", accel="tcg", disk_format="qcow2"
+            )
+            disk = ensure_disk_container_disk(
+                driver.client,
+                str(dreq.config["Image"]),
+                dreq.plan.disk,
+                dreq.plan.facts.format,
+                dreq.image_id,
+                dreq.run_files,
+                driver.cache_dir,
+            )
+            out[name] = (dreq.config, disk.tag)
+            continue
+        progress(f"{name}: preparing the VM (kernel, initramfs, base disk, containerDisk image)")
         driver.prepare(project, service, say)
         req = driver.launcher_request(project, service, 1, "swarm", accel="tcg")
         disk = ensure_container_disk(driver.client, req.spec, driver.cache_dir)
-        out[name] = (req, disk.tag)
+        out[name] = (req.config, disk.tag)
     return out

@@ -59,8 +59,6 @@ def test_options_the_swarm_cannot_honour_are_refused(
     assert code == 2 and "service logs -f" in out
     code, out = _run(capsys, "-f", project, "down", "-v")
     assert code == 2 and "volumes live on the nodes" in out
-    code, out = _run(capsys, "-f", project, "exec", "--user", "nobody", "web", "id")
-    assert code == 2 and "service's own user" in out
 
 
 def test_compound_target_overrides_the_file(

@@ -250,3 +250,83 @@ def test_a_vm_asking_for_kvm_is_refused_on_the_swarm(tmp_path: Path) -> None:
     )
     with pytest.raises(NotSupportedError, match=r"fast.*accel: kvm.*TCG"):
         build_images(project, ["fast"], progress=lambda _m: None)
+
+
+DISK_LAUNCHER_CONFIG = {
+    "Cmd": ["qemu-system-x86_64", "-machine", "pc"],
+    "HostConfig": {
+        "CapDrop": ["ALL"],
+        "CapAdd": ["SETUID", "SETGID", "NET_ADMIN", "NET_BIND_SERVICE", "NET_RAW"],
+        "Memory": 768 << 20,
+        "NanoCpus": 2_000_000_000,
+    },
+    "Labels": {
+        "io.compound.vm.accel": "tcg",
+        "io.compound.vm.disk": "/srv/erp.qcow2",
+        "io.compound.vm.guest-agent": "yes",
+        "io.compound.vm.persist-volume": "shop_erp-disk-overlay",
+        "io.compound.vm.run-dir": "/root/.cache/compound/vm/run/shop-erp-1.0123abcd",
+    },
+}
+
+
+def test_a_persistent_disk_service_keeps_its_overlay_on_a_pinned_local_volume(
+    tmp_path: Path,
+) -> None:
+    """Its overlay volume is declared like the project's own, mounted where
+    the launcher keeps the overlay, and pins the service with the warning
+    every local volume gets; a disk without persistent: true gets none."""
+    from compound.hosts.deploy import build_stack
+    from compound.hosts.disk_overlays import with_disk_overlays
+    from compound.hosts.vm_services import launcher_service
+
+    (tmp_path / "erp.qcow2").write_bytes(b"x")
+    project = _project(
+        tmp_path,
+        """
+        services:
+          erp:
+            x-compound: {runtime: vm, vm: {disk: ./erp.qcow2, persistent: true}}
+          scratch:
+            x-compound: {runtime: vm, vm: {disk: ./erp.qcow2}}
+        """,
+    )
+    with_overlay = with_disk_overlays(project)
+    vol = with_overlay.volumes["erp-disk-overlay"]
+    assert vol.name == "shop_erp-disk-overlay"
+    assert vol.labels == {"io.compound.vm.disk-overlay-of": "erp"}
+    assert with_overlay.services["scratch"].volumes == ()
+    assert project.volumes == {}  # the project itself is left as it was
+    # where the volume lives decides: a fresh one goes where the planner puts erp
+    stack = translate(
+        with_overlay, {}, volume_hosts={"erp-disk-overlay": "h2"}
+    )  # what build_stack passes once _volume_hosts chose
+    erp = stack.data["services"]["erp"]
+    assert erp["volumes"] == [
+        {"type": "volume", "source": "erp-disk-overlay", "target": "/var/lib/compound/persist"}
+    ]
+    assert "node.labels.compound.host == h2" in erp["deploy"]["placement"]["constraints"]
+    assert stack.pinned == {"erp": "h2"}
+    assert any(
+        "service erp: pinned to host h2 because local volume 'erp-disk-overlay'" in w
+        for w in stack.warnings
+    )
+    assert stack.data["volumes"]["erp-disk-overlay"]["name"] == "shop_erp-disk-overlay"
+    # the launcher mounts it where launcher.sh keeps the overlay, not as a guest share
+    out = launcher_service(erp, DISK_LAUNCHER_CONFIG, "10.0.0.1:5000/compound-vmdisk@sha256:b")
+    targets = {v["target"]: v for v in out["volumes"]}
+    assert targets["/var/lib/compound/persist"]["source"] == "erp-disk-overlay"
+    assert not any(t.startswith("/compound/volumes") for t in targets)
+    assert targets["/compound/run"] == {"type": "volume", "target": "/compound/run"}
+    # what exec needs to know about the guest travels with the task's labels
+    assert out["labels"]["io.compound.vm.guest-agent"] == "yes"
+    assert "io.compound.vm.disk" in out["labels"]
+    assert "MKNOD" in out["cap_add"] and "NET_RAW" in out["cap_add"]
+    # and build_stack does it all from the file: the disk services are VMs there too
+    built, _ = build_stack(project, [_host("h1")], ipvs=False)
+    assert "erp-disk-overlay" in built.data["volumes"]
+    assert built.pinned == {"erp": "h1"}
+    assert (
+        "node.labels.compound.vm == yes"
+        in (built.data["services"]["scratch"]["deploy"]["placement"]["constraints"])
+    )

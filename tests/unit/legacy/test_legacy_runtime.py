@@ -9,13 +9,14 @@ import pytest
 
 from compound.errors import NotSupportedError, ServiceError
 from compound.runtimes.vm.diskread import DiskFacts
+from compound.runtimes.vm.guestexec import LABEL_VM_AGENT, LABEL_VM_DISK, run_in_guest
 from compound.runtimes.vm.legacy import (
     LegacyPlan,
-    exec_in_guest,
     launcher_conf_extra,
     qemu_argv,
     wait_ready,
 )
+from compound.runtimes.vm.qemu import GuestAgent
 
 
 def _plan(firmware: str = "bios", agent: bool = True) -> LegacyPlan:
@@ -75,7 +76,12 @@ def test_a_launcher_that_exits_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_exec_without_the_guest_agent_says_why(tmp_path: Path) -> None:
     with pytest.raises(NotSupportedError) as err:
-        exec_in_guest(tmp_path, "erp", False, ["true"], None, None, None, 5)
+        run_in_guest(
+            GuestAgent(tmp_path / "qga.sock"),
+            {LABEL_VM_DISK: "/srv/erp.qcow2", LABEL_VM_AGENT: "no"},
+            "erp",
+            ["true"],
+        )
     text = err.value.render()
     assert "without qemu-guest-agent" in text and "TCP/HTTP check" in text
 

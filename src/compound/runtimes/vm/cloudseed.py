@@ -104,14 +104,22 @@ def network_config(match: str = "@MATCH@", address: str = "@ADDRESS@") -> str:
     )
 
 
+def seed_files(project: str, instance_id: str, hostname: str) -> dict[str, str]:
+    """meta-data, user-data and network-config.in (the launcher turns the
+    last into network-config), by name."""
+    _, public = project_key(project)
+    return {
+        "meta-data": meta_data(instance_id, hostname),
+        "user-data": user_data(hostname, public),
+        "network-config.in": network_config(),
+    }
+
+
 def write_seed(run_dir: Path, project: str, instance_id: str, hostname: str) -> Path:
-    """meta-data, user-data and network-config.in in ``run_dir/seed`` (the
-    launcher turns the last into network-config); the seed directory."""
+    """The seed's files in ``run_dir/seed``; the seed directory."""
     seed = run_dir / SEED_DIR
     seed.mkdir(mode=0o700, exist_ok=True)
-    _, public = project_key(project)
-    (seed / "meta-data").write_text(meta_data(instance_id, hostname))
-    (seed / "user-data").write_text(user_data(hostname, public))
-    (seed / "network-config.in").write_text(network_config())
+    for name, text in seed_files(project, instance_id, hostname).items():
+        (seed / name).write_text(text)
     (seed / "network-config").unlink(missing_ok=True)
     return seed

@@ -2,15 +2,24 @@
 the VM's launcher, as KubeVirt's containerDisk carries a VM's disk.
 
 It is the launcher image plus, for one service, what the single-host driver
-bind-mounts from this machine: the guest kernel, the initramfs, the base
-disk, and the run dir's ``config.base`` and ``launcher.conf``. The base
-disk travels as qcow2 (only the clusters the image's files use: 3 MB
-for busybox where the raw ext4 is 600 MB apparent), and the instance's
-overlay is made over it at start. The tag is the hash of all of it, so an
-unchanged service finds its image with one inspect.
+bind-mounts from this machine, and the files its run dir starts with:
 
-The guest configuration holds the service's environment: the image is
-meant for the Swarm's own registry (hosts/registry.py), not a public one.
+- an image VM: the guest kernel, the initramfs, the base disk, and the run
+  dir's ``config.base`` and ``launcher.conf``. The base disk travels as
+  qcow2 (only the clusters the image's files use: 3 MB for busybox where
+  the raw ext4 is 600 MB apparent), and the instance's overlay is made over
+  it at start.
+- a disk service (legacy.py): the disk itself, as qcow2 (a raw or vmdk
+  disk converted once; a qcow2 one flattened, its backing chain included),
+  at /compound/disk, and the run dir's ``config.base``, ``launcher.conf``
+  and the cloud-init seed. launcher.sh makes the overlay over it as on a
+  single host: in the task's run dir, or on the service's overlay volume
+  when it is persistent.
+
+The tag is the hash of all of it, so an unchanged service finds its image
+with one inspect. The guest configuration holds the service's environment:
+the image is meant for the Swarm's own registry (hosts/registry.py), not a
+public one.
 """
 
 from __future__ import annotations
@@ -19,8 +28,11 @@ import io
 import os
 import subprocess
 import tarfile
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import docker
 import docker.errors
@@ -30,6 +42,7 @@ from compound.runtimes.hostops import digest, locked
 
 from .launcher import IN_INITRAMFS, IN_KERNEL, IN_RUN, QEMU_UID, LauncherSpec, launcher_conf
 from .launcher_image import SCRIPT_PATH
+from .legacy import IN_DISK
 
 REPOSITORY = "local/compound-vmdisk"
 LABEL_RECIPE = "io.compound.recipe"
@@ -40,7 +53,8 @@ ENTRY_PATH = "/usr/local/bin/compound-swarm-entry"
 #    Docker's default device cgroup allows c 10:200 in every container, so
 #    with CAP_MKNOD the launcher makes the node itself; without it the
 #    launcher falls back to QEMU's user networking and says so.
-#  - the overlay over the qcow2 base (launcher.sh makes one over a raw disk).
+#  - an image VM's overlay over the qcow2 base (launcher.sh makes one over a
+#    raw disk; a disk service's, over /compound/disk, it makes itself).
 ENTRY_SCRIPT = f"""#!/bin/sh
 set -u
 if [ ! -c /dev/net/tun ]; then
@@ -48,7 +62,7 @@ if [ ! -c /dev/net/tun ]; then
         || echo "compound-swarm-entry: cannot make /dev/net/tun" >&2
 fi
 mkdir -p {IN_RUN}/state
-if [ ! -f {IN_RUN}/state/root.qcow2 ]; then
+if [ -f {IN_BASE_QCOW2} ] && [ ! -f {IN_RUN}/state/root.qcow2 ]; then
     qemu-img create -q -f qcow2 -b {IN_BASE_QCOW2} -F qcow2 {IN_RUN}/state/root.qcow2.tmp \\
         && mv {IN_RUN}/state/root.qcow2.tmp {IN_RUN}/state/root.qcow2 || exit 125
 fi
@@ -63,9 +77,15 @@ class ContainerDisk:
 
 
 def base_qcow2(raw: Path, cache_dir: Path) -> Path:
-    """The raw base disk as qcow2 (cached by the disk's name,
-    which is its image's id; written aside and renamed into place)."""
-    out = cache_dir / "containerdisk" / f"{raw.stem}.qcow2"
+    """The raw base disk as qcow2 (cached by the disk's name, which is its
+    image's id)."""
+    return as_qcow2(raw, raw.stem, cache_dir, "raw")
+
+
+def as_qcow2(src: Path, key: str, cache_dir: Path, fmt: str | None = None) -> Path:
+    """``src`` converted to a standalone qcow2, cached as ``<key>.qcow2``
+    (written aside and renamed into place)."""
+    out = cache_dir / "containerdisk" / f"{key}.qcow2"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -73,29 +93,66 @@ def base_qcow2(raw: Path, cache_dir: Path) -> Path:
         if out.exists():
             return out
         tmp = out.with_suffix(".tmp")
+        source = [*(["-f", fmt] if fmt else []), str(src)]
         proc = subprocess.run(
-            ["qemu-img", "convert", "-O", "qcow2", str(raw), str(tmp)],
+            ["qemu-img", "convert", *source, "-O", "qcow2", str(tmp)],
             capture_output=True,
             text=True,
             check=False,
         )
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
-            raise VMError(f"cannot convert the base disk {raw.name} to qcow2: {proc.stderr}")
+            raise VMError(f"cannot convert the disk {src.name} to qcow2: {proc.stderr}")
         os.replace(tmp, out)
     return out
 
 
-def _payload(spec: LauncherSpec, base: Path) -> bytes:
-    """The files the launcher reads, with the owners and modes the driver
-    gives them on a host: the run dir root's, setgid to QEMU's group."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+@dataclass(frozen=True)
+class Payload:
+    """What a containerDisk adds to the launcher image."""
+
+    files: tuple[tuple[PurePosixPath, Path], ...]  # read-only, from this machine
+    run_files: tuple[tuple[str, str], ...]  # the run dir's first content (relative path, text)
+
+
+def image_payload(spec: LauncherSpec, cache_dir: Path) -> Payload:
+    """An image VM's: kernel, initramfs, base disk (qcow2), guest config."""
+    return Payload(
+        files=(
+            (IN_KERNEL / spec.kernel.vmlinux.name, spec.kernel.vmlinux),
+            (IN_INITRAMFS, spec.initramfs.path),
+            (IN_BASE_QCOW2, base_qcow2(spec.base.path, cache_dir)),
+        ),
+        run_files=(("config.base", spec.guest.render()), ("launcher.conf", launcher_conf(spec))),
+    )
+
+
+def disk_payload(
+    disk: Path, fmt: str, disk_id: str, run_files: Mapping[str, str], cache_dir: Path
+) -> Payload:
+    """A disk service's: the disk as qcow2 at /compound/disk (launcher.conf
+    must say qcow2), the run dir's files. ``disk_id`` names the disk's
+    content (legacy.disk_id)."""
+    key = disk_id.replace(":", "-")
+    return Payload(
+        files=((IN_DISK, as_qcow2(disk, key, cache_dir, fmt)),),
+        run_files=tuple(sorted(run_files.items())),
+    )
+
+
+def _tar(payload: Payload, out: IO[bytes]) -> None:
+    """The payload's files as a tar written to ``out``, with the owners and
+    modes the driver gives them on a host: the run dir root's, setgid to
+    QEMU's group, its files root's alone (the guest config holds the
+    environment). A file, not memory: a disk may be gigabytes."""
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        made: set[PurePosixPath] = set()
 
         def add_dir(path: PurePosixPath, mode: int, gid: int = 0) -> None:
             info = tarfile.TarInfo(str(path).lstrip("/"))
             info.type, info.mode, info.gid = tarfile.DIRTYPE, mode, gid
             tar.addfile(info)
+            made.add(path)
 
         def add_bytes(path: PurePosixPath, data: bytes, mode: int) -> None:
             info = tarfile.TarInfo(str(path).lstrip("/"))
@@ -103,6 +160,8 @@ def _payload(spec: LauncherSpec, base: Path) -> bytes:
             tar.addfile(info, io.BytesIO(data))
 
         def add_file(path: PurePosixPath, src: Path) -> None:
+            if path.parent not in made and path.parent != PurePosixPath("/"):
+                add_dir(path.parent, 0o755)
             info = tar.gettarinfo(str(src), str(path).lstrip("/"))
             info.uid = info.gid = 0
             info.uname = info.gname = ""
@@ -111,18 +170,19 @@ def _payload(spec: LauncherSpec, base: Path) -> bytes:
                 tar.addfile(info, f)
 
         add_dir(PurePosixPath("/compound"), 0o755)
-        add_dir(IN_KERNEL, 0o755)
-        add_file(IN_KERNEL / spec.kernel.vmlinux.name, spec.kernel.vmlinux)
-        add_file(IN_INITRAMFS, spec.initramfs.path)
-        add_file(IN_BASE_QCOW2, base)
+        for path, src in payload.files:
+            add_file(path, src)
         add_dir(IN_RUN, 0o2770, QEMU_UID)
-        add_bytes(IN_RUN / "config.base", spec.guest.render().encode(), 0o600)
-        add_bytes(IN_RUN / "launcher.conf", launcher_conf(spec).encode(), 0o600)
+        for rel, text in payload.run_files:
+            path = IN_RUN / rel
+            if path.parent not in made:
+                add_dir(path.parent, 0o700)
+            add_bytes(path, text.encode(), 0o600)
         add_bytes(PurePosixPath(ENTRY_PATH), ENTRY_SCRIPT.encode(), 0o755)
-    return buf.getvalue()
 
 
 def recipe(spec: LauncherSpec) -> dict[str, object]:
+    """An image VM's containerDisk recipe (without building anything)."""
     return {
         "launcher": spec.image,
         "kernel": str(spec.kernel.vmlinux),
@@ -137,9 +197,44 @@ def recipe(spec: LauncherSpec) -> dict[str, object]:
 def ensure_container_disk(
     client: docker.DockerClient, spec: LauncherSpec, cache_dir: Path
 ) -> ContainerDisk:
-    """The containerDisk image of ``spec``, built now if missing: a
-    container of the launcher image gets the files, and is committed."""
-    key = digest(recipe(spec))
+    """An image VM's containerDisk (see :func:`build`)."""
+    return build(client, spec.image, lambda: image_payload(spec, cache_dir), recipe(spec))
+
+
+def ensure_disk_container_disk(
+    client: docker.DockerClient,
+    launcher_image: str,
+    disk: Path,
+    fmt: str,
+    disk_id: str,
+    run_files: Mapping[str, str],
+    cache_dir: Path,
+) -> ContainerDisk:
+    """A disk service's containerDisk (see :func:`build`)."""
+    key: dict[str, object] = {
+        "launcher": launcher_image,
+        "disk": disk_id,
+        "run": dict(sorted(run_files.items())),
+        "entry": ENTRY_SCRIPT,
+    }
+    return build(
+        client,
+        launcher_image,
+        lambda: disk_payload(disk, fmt, disk_id, run_files, cache_dir),
+        key,
+    )
+
+
+def build(
+    client: docker.DockerClient,
+    launcher_image: str,
+    payload: Callable[[], Payload],
+    key_recipe: dict[str, object],
+) -> ContainerDisk:
+    """The containerDisk whose recipe is ``key_recipe``, built now if missing
+    (``payload`` is only made then): a container of the launcher image gets
+    the files, and is committed."""
+    key = digest(key_recipe)
     tag = f"{REPOSITORY}:{key[:12]}"
     try:
         img = client.images.get(tag)
@@ -147,13 +242,16 @@ def ensure_container_disk(
             return ContainerDisk(tag, str(img.id))
     except docker.errors.ImageNotFound:
         pass
-    base = base_qcow2(spec.base.path, cache_dir)
+    made = payload()
     try:
-        box = client.containers.create(spec.image, entrypoint=[ENTRY_PATH])
+        box = client.containers.create(launcher_image, entrypoint=[ENTRY_PATH])
     except docker.errors.DockerException as exc:
         raise VMError(f"cannot start building the containerDisk {tag}: {exc}") from exc
     try:
-        box.put_archive("/", _payload(spec, base))
+        with tempfile.TemporaryFile() as data:
+            _tar(made, data)
+            data.seek(0)
+            box.put_archive("/", data)
         repo, _, version = tag.partition(":")
         box.commit(
             repository=repo,

@@ -53,7 +53,7 @@ from compound.runtimes.hostcheck import CheckDef, CheckEnv, run_checks
 from compound.runtimes.imagemounts import with_image_volumes
 from compound.spec.model import Project, Service, VolumeMount
 
-from . import cloudseed, legacy
+from . import cloudseed, guestexec, legacy
 from ._util import default_cache_dir
 from .accel import probe_accel
 from .basedisk import BaseDisk, ensure_base_disk
@@ -137,6 +137,19 @@ class LauncherRequest:
     config: dict[str, Any]  # that request rewritten for the launcher (Engine API)
     spec: LauncherSpec
     run_dir: Path
+    image_id: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DiskLauncherRequest:
+    """The launcher of one disk service instance, as a request not yet made."""
+
+    args: CreateArgs
+    config: dict[str, Any]  # the launcher's Engine create request
+    plan: legacy.LegacyPlan
+    run_dir: Path
+    run_files: dict[str, str]  # what the run dir starts with (relative path -> text)
     image_id: str
     details: dict[str, Any]
 
@@ -438,40 +451,82 @@ class VMDriver(Driver):
     ) -> Instance:
         """The launcher of a legacy disk service (legacy.py): the disk
         bind-mounted read-only, its own QEMU command, DHCP from launcher.sh."""
+        req = self.disk_launcher_request(
+            project, service, number, config_hash, oneoff=oneoff, name=name
+        )
+        req.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for rel, text in req.run_files.items():
+            path = req.run_dir / rel
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            path.write_text(text)
+        if req.plan.persist_volume:
+            ensure_volume(self.client, project, legacy.overlay_volume(project.name, service.name))
+        return self._create_launcher(
+            project,
+            service,
+            number,
+            config_hash,
+            req.args,
+            req.config,
+            req.run_dir,
+            image_id=req.image_id,
+            oneoff=oneoff,
+            details=req.details,
+        )
+
+    def disk_launcher_request(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        *,
+        oneoff: bool = False,
+        name: str | None = None,
+        accel: Accel | None = None,
+        disk_format: str | None = None,
+    ) -> DiskLauncherRequest:
+        """Everything the launcher of a disk service's instance is made from,
+        without creating or writing anything: ``_create_disk`` makes it a
+        container here, the Swarm target a service whose image carries the
+        disk (hosts/vm_services.py). ``accel`` overrides the accelerator
+        probed here; ``disk_format`` is the format of the disk as the
+        launcher will find it at /compound/disk, if not the original's."""
         _, _, probed, launcher = self._shared()
         vm = service.x_compound.vm
         lp = legacy.plan(project.name, service.name, vm.disk or "", vm.persistent, vm.firmware)
         image_id = legacy.disk_id(lp.disk)
-        accel = self._accel_for(service, probed)
+        accel = accel or self._accel_for(service, probed)
         args, run_dir = self._request(
             project, service, number, config_hash, image_id, oneoff=oneoff, name=name
         )
-        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (run_dir / "config.base").write_text("# a legacy disk: configured by DHCP\n")
+        run_files = {"config.base": "# a legacy disk: configured by DHCP\n"}
         if lp.facts.cloud_init:
             # the NoCloud seed (cloudseed.py): hostname, SSH key; the
             # launcher adds network-config once it knows the guest's MAC
-            cloudseed.write_seed(
-                run_dir,
-                project.name,
-                f"compound-{project.name}-{service.name}-{number}",
-                legacy.guest_hostname(service.name, number, service.hostname),
+            run_files.update(
+                {
+                    f"{cloudseed.SEED_DIR}/{k}": v
+                    for k, v in cloudseed.seed_files(
+                        project.name,
+                        f"compound-{project.name}-{service.name}-{number}",
+                        legacy.guest_hostname(service.name, number, service.hostname),
+                    ).items()
+                }
             )
+        as_found = replace(lp, facts=replace(lp.facts, format=disk_format)) if disk_format else lp
         conf = {
             "COMPOUND_NET": vm.net,
             "COMPOUND_SLIRP_NETDEV": "user,id=net0",
-            **legacy.launcher_conf_extra(lp),
+            **legacy.launcher_conf_extra(as_found),
         }
-        (run_dir / "launcher.conf").write_text(
-            "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
-        )
+        run_files["launcher.conf"] = "".join(f"{k}={shlex.quote(v)}\n" for k, v in conf.items())
         memory_mib, container_limit = _memory(service, legacy.DEFAULT_LEGACY_MEMORY_MIB)
         argv = legacy.qemu_argv(args.name, accel, memory_mib, _vcpus(service), lp)
         host_in = args.config.get("HostConfig") or {}
         host: dict[str, Any] = {k: v for k, v in host_in.items() if k in _KEEP_HOST}
         host["Binds"] = [f"{lp.disk}:{legacy.IN_DISK}:ro", f"{run_dir}:{IN_RUN}"]
         if lp.persist_volume:
-            ensure_volume(self.client, project, legacy.overlay_volume(project.name, service.name))
             host["Mounts"] = [
                 {"Type": "volume", "Source": lp.persist_volume, "Target": str(legacy.IN_PERSIST)}
             ]
@@ -512,16 +567,13 @@ class VMDriver(Driver):
             }
         )
         config["Labels"] = labels
-        return self._create_launcher(
-            project,
-            service,
-            number,
-            config_hash,
-            args,
-            config,
-            run_dir,
+        return DiskLauncherRequest(
+            args=args,
+            config=config,
+            plan=lp,
+            run_dir=run_dir,
+            run_files=run_files,
             image_id=image_id,
-            oneoff=oneoff,
             details={
                 "accel": accel,
                 "kernel": labels[LABEL_VM_KERNEL],
@@ -1018,11 +1070,7 @@ class VMDriver(Driver):
         interactive: bool = False,
     ) -> int:
         if tty or interactive:
-            raise NotSupportedError(
-                f"service {instance.service!r}: interactive or tty exec into a VM is not "
-                "supported yet",
-                hint="run the command without -it",
-            )
+            raise guestexec.no_terminal(instance.service)
         code, out, err = self.exec_capture(instance, command, user=user, workdir=workdir, env=env)
         stdout = self._stdout or sys.stdout.buffer
         stderr = self._stderr or sys.stderr.buffer
@@ -1053,27 +1101,16 @@ class VMDriver(Driver):
                 "runs it with the service's own capabilities",
                 hint="drop privileged:, or add the capabilities it needs to the service (cap_add)",
             )
-        if legacy.is_legacy(dict(instance.labels)):
-            return legacy.exec_in_guest(
-                self._run_dir(instance),
-                instance.service,
-                instance.labels.get(legacy.LABEL_VM_AGENT) == "yes",
-                list(command),
-                env,
-                user,
-                workdir,
-                timeout,
-            )
-        args = [
-            user or "",
-            workdir or "",
-            *(f"{k}={v}" for k, v in (env or {}).items()),
-            "--",
-            *command,
-        ]
-        with GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10) as agent:
-            res = agent.exec("/sbin/compound-exec", args, timeout=timeout)
-        return res.exit_code, res.stdout, res.stderr
+        return guestexec.run_in_guest(
+            GuestAgent(self._run_dir(instance) / "qga.sock", timeout=10),
+            instance.labels,
+            instance.service,
+            command,
+            user=user,
+            workdir=workdir,
+            env=env,
+            timeout=timeout,
+        )
 
     def copy_in(self, instance: Instance, archive: bytes, dest: str) -> None:
         """Unpack the tar into the service's root in the guest (``/newroot``)

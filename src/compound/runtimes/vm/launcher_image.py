@@ -28,7 +28,17 @@ REPOSITORY = "local/compound-launcher"
 # Docker's 127.0.0.11, which only the launcher's namespace reaches.
 # busybox for udhcpd (a legacy disk's guest takes its address by DHCP) and
 # ovmf (UEFI firmware for legacy disks with an EFI system partition).
-PACKAGES = ("qemu-system-x86", "qemu-utils", "iproute2", "dnsmasq-base", "busybox", "ovmf")
+# socat: on a Swarm node compound reaches the guest agent's socket in the
+# task through `docker exec -i <launcher> socat - UNIX-CONNECT:...`.
+PACKAGES = (
+    "qemu-system-x86",
+    "qemu-utils",
+    "iproute2",
+    "dnsmasq-base",
+    "busybox",
+    "ovmf",
+    "socat",
+)
 SCRIPT_PATH = "/usr/local/bin/compound-launcher"
 
 

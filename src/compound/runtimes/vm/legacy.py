@@ -15,7 +15,8 @@ time (diskread.py: OS, firmware, whether qemu-guest-agent is installed):
   (``console=ttyS0`` on its kernel command line);
 - stop is an ACPI power-down over QMP, the grace period, then a kill;
 - exec and CMD healthchecks go through qemu-guest-agent when it is installed,
-  else NotSupportedError (a TCP/HTTP check from another service still works).
+  else NotSupportedError (a TCP/HTTP check from another service still works);
+  guestexec.py runs them.
 """
 
 from __future__ import annotations
@@ -28,19 +29,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from compound.errors import NotSupportedError, ServiceError, VMError
+from compound.errors import VMError
 from compound.spec.model import Volume
 
 from .cloudseed import LABEL as SEED_LABEL
 from .cloudseed import SEED_DIR
 from .diskread import DiskFacts, disk_facts
+from .guestexec import LABEL_VM_AGENT as LABEL_VM_AGENT
+from .guestexec import LABEL_VM_DISK as LABEL_VM_DISK
 from .launcher import IN_STATE
 from .qemu import Accel, GuestAgent, qmp
 
-LABEL_VM_DISK = "io.compound.vm.disk"
 LABEL_VM_OS = "io.compound.vm.os"
 LABEL_VM_FIRMWARE = "io.compound.vm.firmware"
-LABEL_VM_AGENT = "io.compound.vm.guest-agent"
 LABEL_VM_CLOUD_INIT = "io.compound.vm.cloud-init"
 LABEL_VM_PERSIST = "io.compound.vm.persist-volume"
 # on the volume holding a persistent disk service's overlay: the service
@@ -258,44 +259,3 @@ def power_down(run_dir: Path, agent: bool) -> bool:
             except VMError:
                 ga.call("guest-exec", {"path": "/sbin/poweroff", "arg": []})
     return True
-
-
-def exec_in_guest(
-    run_dir: Path,
-    service: str,
-    agent_installed: bool,
-    command: list[str],
-    env: dict[str, str] | None,
-    user: str | None,
-    workdir: str | None,
-    timeout: float,
-) -> tuple[int, bytes, bytes]:
-    if not agent_installed:
-        raise NotSupportedError(
-            f"service {service!r} is a legacy VM disk without qemu-guest-agent: compound"
-            " cannot run commands in it",
-            hint="install qemu-guest-agent in the guest, or use a TCP/HTTP check from another"
-            " service",
-        )
-    argv = list(command)
-    if user or workdir or env:
-        # the agent runs commands as root in /: say the rest through a shell
-        import shlex
-
-        script = " ".join(shlex.quote(a) for a in argv)
-        if env:
-            script = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + script
-        if workdir:
-            script = f"cd {shlex.quote(workdir)} && {script}"
-        if user:
-            argv = ["/bin/su", "-s", "/bin/sh", user, "-c", script]
-        else:
-            argv = ["/bin/sh", "-c", script]
-    try:
-        with GuestAgent(run_dir / "qga.sock", timeout=10) as ga:
-            res = ga.exec(argv[0], argv[1:], timeout=timeout)
-    except VMError:
-        raise
-    except OSError as exc:
-        raise ServiceError(service, f"the guest agent does not answer: {exc}") from exc
-    return res.exit_code, res.stdout, res.stderr

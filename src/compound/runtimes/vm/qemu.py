@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from typing import Any, Literal
 from compound.errors import VMError
 
 from ._util import run
+from .agentlink import AgentLink, UnixSocketLink, close_quietly
 
 Accel = Literal["kvm", "tcg"]
 Machine = Literal["microvm", "q35"]
@@ -299,8 +299,6 @@ def create_overlay(base: Path, overlay: Path, timeout: float = 60.0) -> None:
 
 def prepare_runtime_dir(spec: QemuSpec) -> None:
     """Create the runtime dir and the ctl FIFOs QEMU's pipe chardev opens."""
-    import os
-
     spec.runtime_dir.mkdir(parents=True, exist_ok=True)
     for suffix in (".in", ".out"):
         p = Path(f"{spec.ctl_pipe}{suffix}")
@@ -376,14 +374,24 @@ class ExecResult:
 class GuestAgent:
     """A minimal synchronous qemu-guest-agent client. QGA speaks QMP-style
     JSON without a greeting; ``guest-sync-delimited`` resynchronises the
-    stream after a reconnect (the 0xFF sentinel ends any half-read reply)."""
+    stream after a reconnect (the 0xFF sentinel ends any half-read reply).
 
-    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+    It reaches the agent's socket at ``path`` on this machine, or through
+    ``link`` (agentlink.py: e.g. a command relaying to a socket on another
+    node); the protocol is the same either way."""
+
+    def __init__(
+        self, path: Path | None = None, timeout: float = 10.0, *, link: AgentLink | None = None
+    ) -> None:
+        if link is None:
+            if path is None:
+                raise ValueError("GuestAgent needs a socket path or a link")
+            link = UnixSocketLink(path)
+        self._link = link
         self.path = path
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._buf = b""
-        self._lock_fd: int | None = None
 
     def __enter__(self) -> GuestAgent:
         self.connect()
@@ -397,12 +405,11 @@ class GuestAgent:
         (the agent starts a little after the kernel)."""
         deadline = time.monotonic() + (wait if wait is not None else self.timeout)
         self._lock_agent(deadline)
+        attempt = self._link.attempt_seconds
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(min(2.0, self.timeout))
-                s.connect(str(self.path))
+                s = self._link.open(min(attempt, self.timeout))
                 self._sock, self._buf = s, b""
                 token = int(time.time() * 1000) % 2**31
                 s.sendall(
@@ -412,16 +419,23 @@ class GuestAgent:
                     ).encode()
                 )
                 while True:
-                    reply = self._read(deadline=min(deadline, time.monotonic() + 2.0))
+                    reply = self._read(deadline=min(deadline, time.monotonic() + attempt))
                     if reply.get("return") == token:
                         return
             except (OSError, VMError, ValueError) as exc:
                 last = exc
+                why = self._link.fatal()  # before the socket goes: that ends the command
                 self._close_socket()
+                if why:
+                    self.close()
+                    raise VMError(
+                        f"guest agent at {self._link.where}: {why}",
+                        hint="try again when it has finished" if "busy" in why else None,
+                    ) from exc
                 time.sleep(0.2)
         self.close()
         raise VMError(
-            f"guest agent at {self.path} did not answer: {last!r}",
+            f"guest agent at {self._link.where} did not answer: {last!r}",
             hint="the guest may still be booting, or qemu-ga failed to start",
         )
 
@@ -429,33 +443,17 @@ class GuestAgent:
         """One client at a time per guest, across processes: QEMU serves one
         connection on the agent's socket and leaves the next one unanswered
         (two `compound exec` at once failed with EAGAIN)."""
-        if self._lock_fd is not None:
-            return
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._lock_fd = fd
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise VMError(
-                        f"guest agent at {self.path} is busy with another command",
-                        hint="try again when it has finished",
-                    ) from None
-                time.sleep(0.05)
+        self._link.acquire(deadline)
 
     def _close_socket(self) -> None:
         if self._sock is not None:
-            self._sock.close()
+            close_quietly(self._sock)
             self._sock = None
+            self._link.disconnect()
 
     def close(self) -> None:
         self._close_socket()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # drops the flock
-            self._lock_fd = None
+        self._link.release()
 
     def _read(self, deadline: float) -> dict[str, Any]:
         assert self._sock is not None
