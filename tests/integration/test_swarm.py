@@ -448,6 +448,56 @@ def test_up_swarm_boots_a_vm_disk_whose_persistent_overlay_outlives_its_task(
         key.with_name(key.name + ".pub").unlink()
 
 
+def test_a_project_that_targets_the_swarm_needs_no_swarm_flag(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-target",
+        """
+        x-compound: {target: swarm}
+        services:
+          web:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+        """,
+    )
+    try:
+        app.ok("up")
+        rows = json.loads(app.ok("ps", "--json"))
+        assert [r["service"] for r in rows] == ["web"] and rows[0]["host"] in cluster
+        assert app.ok("exec", "-e", "X=on-the-swarm", "web", "sh", "-c", "echo $X").strip() == (
+            "on-the-swarm"
+        )
+        code, out = app.run("stop")
+        assert code == 2 and "`compound stop` acts on this host's engine" in out
+        # nothing ran on this machine's engine
+        assert not engine.containers.list(
+            all=True, filters={"label": "io.compound.project=swarm-target"}
+        )
+    finally:
+        app.ok("down")
+    assert "swarm-target_web" not in _docker(T1, "service", "ls")
+
+
+def test_an_image_no_node_has_fails_before_anything_is_deployed(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-noimg",
+        "services:\n  web: {image: 'local/nowhere:1', command: [sleep, '1000']}\n",
+    )
+    code, out = app.run("up", "--swarm")
+    assert code == 1, out
+    assert "image local/nowhere:1: neither this machine nor host" in out
+    assert "build or pull local/nowhere:1 here first" in out and "Traceback" not in out
+    assert "swarm-noimg" not in _docker(T1, "service", "ls")
+
+
 def test_node_loss_moves_services_and_reports_pinned_volumes(
     cluster: list[str], engine: docker.DockerClient, tmp_path: Path
 ) -> None:
@@ -490,4 +540,42 @@ def test_node_loss_moves_services_and_reports_pinned_volumes(
         assert db[0]["state"] != "running"
     finally:
         app.run("host", "start", T3)
+        app.run("swarm", "down")
+
+
+def test_leave_drains_a_node_and_the_manager_goes_last(
+    cluster: list[str], engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """Last: it takes swarm-t2 out of the cluster for good."""
+    app = _app(
+        engine,
+        tmp_path,
+        "swarm-leave",
+        """
+        services:
+          web:
+            image: local/busybox:latest
+            command: ["sleep", "100000"]
+            stop_grace_period: 1s
+            deploy:
+              replicas: 3
+              placement: {constraints: ["node.labels.compound.host != swarm-t3"]}
+        """,
+    )
+    app.ok("up", "--swarm")
+    try:
+        rows = json.loads(app.ok("swarm", "ps", "--json"))
+        assert T2 in {r["host"] for r in rows}
+        code, out = app.run("host", "rm", T3)  # runs nothing, but is a node
+        assert code == 1 and "is a worker of the Swarm" in out and f"swarm leave {T3}" in out
+        code, out = app.run("swarm", "leave", T1)
+        assert code == 1 and "is the Swarm's manager" in out and T2 in out
+        app.ok("swarm", "leave", T2)
+        assert T2 not in {n["host"] for n in json.loads(app.ok("swarm", "ls", "--json"))}
+        # its tasks were started on the node left before it went: all three run on swarm-t1
+        rows = json.loads(app.ok("swarm", "ps", "--json"))
+        running = [r for r in rows if r["service"] == "web" and r["state"] == "running"]
+        assert len(running) == 3 and {r["host"] for r in running} == {T1}
+        assert _docker(T2, "info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    finally:
         app.run("swarm", "down")
