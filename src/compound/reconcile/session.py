@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,17 +58,24 @@ class Session:
         )
         self.engine: ProjectEngine = engine or DockerProjectEngine(client, project.name)
         self._frontends_made: Frontends | None = None
+        self._frontends_lock = threading.Lock()
+        self._frontends_project = project  # the project it was made with, as before
 
     @property
     def _frontends(self) -> Frontends:
-        # made on first use: only `up` and `rollback` route traffic
-        if self._frontends_made is None:
-            from compound.reconcile.frontends import Frontends
+        # made on first use (only `up` and `rollback` route traffic), once: up's
+        # service threads ask for it side by side, and each service's frontend
+        # must be the one object that tracks it
+        with self._frontends_lock:
+            if self._frontends_made is None:
+                from compound.reconcile.frontends import Frontends
 
-            self._frontends_made = Frontends(
-                self.project, self.engine, lambda i: self.driver_for(i).inspect(i.id)
-            )
-        return self._frontends_made
+                self._frontends_made = Frontends(
+                    self._frontends_project,
+                    self.engine,
+                    lambda i: self.driver_for(i).inspect(i.id),
+                )
+            return self._frontends_made
 
     @property
     def store(self) -> Store:
