@@ -10,11 +10,13 @@ next ``up`` (which re-reads the engine) can finish the job.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -119,14 +121,18 @@ class Applier:
         ordered = sorted(self.plan.services, key=lambda sp: self._priority.get(sp.service, (0, 0)))
         futures = [pool.submit(self._run_service, sp) for sp in ordered]
         try:
-            for fut in futures:
-                while not fut.done():
-                    time.sleep(0.05)  # short sleeps keep Ctrl-C responsive
+            with _ctrl_c_as_flag() as interrupted:
+                for fut in futures:
+                    while not fut.done() and not interrupted.is_set():
+                        time.sleep(0.05)  # short sleeps keep Ctrl-C responsive
+            if interrupted.is_set():
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             self._cancel.set()
             self.result.interrupted = True
             self.progress.note("interrupted: finishing calls in flight, starting nothing new")
         finally:
+            # a second Ctrl-C here interrupts the wait (the default handler is back)
             pool.shutdown(wait=True, cancel_futures=True)
         return self.result
 
@@ -575,3 +581,20 @@ class Applier:
             driver.stop(inst, None)
             driver.remove(inst, volumes=True)
             self.progress.update(inst.service, "Removed", f"orphan {inst.name}", done=True)
+
+
+@contextlib.contextmanager
+def _ctrl_c_as_flag() -> Iterator[threading.Event]:
+    """While the main thread polls the services' futures, Ctrl-C sets a flag
+    instead of raising: a KeyboardInterrupt raised just after ``fut.done()``
+    took the future's lock left it held, and the worker finishing that future
+    and ``pool.shutdown(wait=True)`` then waited for each other for ever."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag  # signals reach only the main thread; nothing to catch here
+        return
+    previous = signal.signal(signal.SIGINT, lambda _sig, _frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
