@@ -215,14 +215,20 @@ def exec_in_task(
     target = deploy.exec_target(_project(app_ctx), service, index)
     if target.vm:
         from compound.hosts import vm_exec
-        from compound.runtimes.vm.guestexec import no_terminal
+        from compound.runtimes.vm.guestexec import no_terminal, run_in_guest
 
         if terminal_if_any:
             interactive = tty = False
         if interactive or tty:
             raise no_terminal(service)
-        code, out, err = vm_exec.exec_in_guest(
-            target, service, command, user=user, workdir=workdir, env=variables
+        code, out, err = run_in_guest(
+            vm_exec.guest_agent(target),
+            target.labels,
+            service,
+            command,
+            user=user,
+            workdir=workdir,
+            env=variables,
         )
         _write_apart(out, err)
         raise typer.Exit(code)

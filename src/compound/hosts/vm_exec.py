@@ -18,10 +18,7 @@ the launcher's SETUID/SETGID), flock stays root's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from compound.runtimes.vm.agentlink import CommandLink
-from compound.runtimes.vm.guestexec import run_in_guest
 from compound.runtimes.vm.launcher import IN_RUN
 from compound.runtimes.vm.qemu import GuestAgent
 
@@ -54,26 +51,3 @@ def guest_agent(target: ExecTarget, timeout: float = 10.0) -> GuestAgent:
         busy_exit=BUSY_EXIT,
     )
     return GuestAgent(link=link, timeout=timeout)
-
-
-def exec_in_guest(
-    target: ExecTarget,
-    service: str,
-    command: Sequence[str],
-    *,
-    user: str | None = None,
-    workdir: str | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600.0,
-) -> tuple[int, bytes, bytes]:
-    """(exit code, stdout, stderr) of ``command`` in the guest of ``target``."""
-    return run_in_guest(
-        guest_agent(target),
-        target.labels,
-        service,
-        command,
-        user=user,
-        workdir=workdir,
-        env=env,
-        timeout=timeout,
-    )

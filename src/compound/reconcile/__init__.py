@@ -9,8 +9,9 @@ project_engine.py  the engine the verbs need (a protocol); docker_engine.py: the
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from compound.lazy import exports
 
 if TYPE_CHECKING:
     from .session import Session
@@ -23,10 +24,4 @@ __all__ = ["Session", "UpOutcome"]
 _HOMES = {"Session": ".session", "UpOutcome": ".up"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _HOMES)

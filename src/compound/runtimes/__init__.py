@@ -11,8 +11,9 @@ vm/          VMs: a QEMU guest inside a launcher container
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from compound.lazy import exports
 
 if TYPE_CHECKING:
     from .base import Capabilities, Driver, Fingerprint, HostCheck, Instance, LogLine, Processes
@@ -34,10 +35,4 @@ __all__ = [
 _HOMES = {name: ".base" for name in __all__ if name != "Runtime"} | {"Runtime": ".kind"}
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _HOMES)

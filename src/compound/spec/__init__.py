@@ -12,8 +12,9 @@ first use (PEP 562): importing one light submodule (``spec.hints``,
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from compound.lazy import exports
 
 if TYPE_CHECKING:
     from .compose_dict import to_compose_dict
@@ -30,10 +31,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = exports(__name__, _HOMES)

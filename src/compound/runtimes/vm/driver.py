@@ -319,6 +319,19 @@ class VMDriver(Driver):
             project, service, number, config_hash, oneoff=oneoff, image_id=image_id, name=name
         )
         write_run_dir(req.spec)
+        return self._launch(project, service, number, config_hash, req, oneoff=oneoff)
+
+    def _launch(
+        self,
+        project: Project,
+        service: Service,
+        number: int,
+        config_hash: str,
+        req: LauncherRequest | DiskLauncherRequest,
+        *,
+        oneoff: bool,
+    ) -> Instance:
+        """The launcher container of an image VM's or a disk's request."""
         return self._create_launcher(
             project,
             service,
@@ -461,18 +474,7 @@ class VMDriver(Driver):
             path.write_text(text)
         if req.plan.persist_volume:
             ensure_volume(self.client, project, legacy.overlay_volume(project.name, service.name))
-        return self._create_launcher(
-            project,
-            service,
-            number,
-            config_hash,
-            req.args,
-            req.config,
-            req.run_dir,
-            image_id=req.image_id,
-            oneoff=oneoff,
-            details=req.details,
-        )
+        return self._launch(project, service, number, config_hash, req, oneoff=oneoff)
 
     def disk_launcher_request(
         self,
